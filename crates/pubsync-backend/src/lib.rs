@@ -1,0 +1,1 @@
+//! pubsync-backend (being written).

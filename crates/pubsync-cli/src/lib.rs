@@ -1,0 +1,1 @@
+//! The pubsync application: the modules it links and its configuration.

@@ -1,0 +1,1 @@
+//! pubsync-client (being written).

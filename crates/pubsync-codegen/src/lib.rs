@@ -1,0 +1,1 @@
+//! pubsync-codegen (being written).

@@ -1,0 +1,504 @@
+//! Database plumbing shared by the backend, the database queue and the database storage:
+//! connection URLs, pooled connections for each supported database, and the dialect facts
+//! that generated SQL depends on.
+//!
+//! Code that must run on every database is written once inside [`with_connection!`], which
+//! expands it for each connection type (diesel's backends are distinct types; a generic
+//! function over them runs into higher-ranked trait bounds, dependency notes pitfall 6).
+//!
+//! This crate reads no environment variables: callers pass a [`DatabaseUrl`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::RunQueryDsl as _;
+use diesel::connection::SimpleConnection as _;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection};
+use diesel::sqlite::SqliteConnection;
+
+pub use diesel;
+
+/// What went wrong with the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatabaseError {
+    /// The URL cannot be used.
+    #[error("invalid database url {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (password removed).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database could not be reached or opened.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL (password removed).
+        url: String,
+        /// The pool's error.
+        #[source]
+        source: r2d2::Error,
+    },
+    /// A statement failed.
+    #[error("{operation} failed: {source}")]
+    Query {
+        /// What was attempted.
+        operation: String,
+        /// diesel's error.
+        #[source]
+        source: diesel::result::Error,
+    },
+}
+
+impl DatabaseError {
+    /// Wraps a diesel error with what was attempted.
+    pub fn query(operation: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> Self {
+        let operation = operation.into();
+        move |source| Self::Query { operation, source }
+    }
+
+    /// Whether trying again later may succeed (unreachable server, locked database).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Query { source, .. } => is_transient_diesel_error(source),
+            Self::InvalidUrl { .. } => false,
+        }
+    }
+}
+
+fn is_transient_diesel_error(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database is locked")
+                || message.contains("deadlock")
+                || message.contains("Lock wait")
+        }
+        _ => false,
+    }
+}
+
+/// The databases pubsync runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+}
+
+impl Dialect {
+    /// The folder name of this dialect's migrations and generated SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    /// `name` quoted as an identifier.
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Self::Mysql => format!("`{}`", name.replace('`', "``")),
+            Self::Sqlite | Self::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
+        }
+    }
+
+    /// The bind placeholder for the `index`-th (1-based) parameter.
+    pub fn placeholder(self, index: usize) -> String {
+        match self {
+            Self::Postgres => format!("${index}"),
+            Self::Sqlite | Self::Mysql => "?".to_owned(),
+        }
+    }
+
+    /// `count` comma-separated placeholders starting at parameter `first`.
+    pub fn placeholders(self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|i| self.placeholder(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the database is: `sqlite://pubsync.db`, `postgres://…`, `mysql://…`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+    /// A MySQL/MariaDB URL.
+    Mysql(String),
+}
+
+impl DatabaseUrl {
+    /// The dialect of this database.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+            Self::Mysql(_) => Dialect::Mysql,
+        }
+    }
+
+    /// The URL with any password replaced by `***`, for messages and logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) | Self::Mysql(url) => redact(url),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = DatabaseError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &str| DatabaseError::InvalidUrl {
+            url: redact(url),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| invalid("expected scheme://…, e.g. sqlite://pubsync.db, postgres://host/db, mysql://host/db"))?;
+        match scheme {
+            "sqlite" => {
+                if rest.is_empty() {
+                    return Err(invalid(
+                        "sqlite:// needs a file path, e.g. sqlite://pubsync.db",
+                    ));
+                }
+                Ok(Self::Sqlite(PathBuf::from(rest)))
+            }
+            "postgres" | "postgresql" => Ok(Self::Postgres(url.to_owned())),
+            "mysql" | "mariadb" => Ok(Self::Mysql(url.replacen("mariadb://", "mysql://", 1))),
+            other => Err(invalid(&format!(
+                "unknown scheme {other:?}; use sqlite, postgres or mysql"
+            ))),
+        }
+    }
+}
+
+/// A pool of connections to one database.
+#[derive(Clone)]
+pub enum Pool {
+    /// SQLite connections.
+    Sqlite(r2d2::Pool<ConnectionManager<SqliteConnection>>),
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so two writers wait on the busy timeout instead of failing to upgrade a read lock.
+pub trait WriteTransaction {
+    /// Runs `f` in a write transaction, committing when it returns `Ok`.
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>;
+}
+
+impl WriteTransaction for SqliteConnection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        self.immediate_transaction(f)
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of `$database`, whichever database
+/// it is. `$body` is compiled once per supported database; it evaluates to a `Result` whose
+/// error converts from [`DatabaseError`].
+#[macro_export]
+macro_rules! with_connection {
+    ($database:expr, |$conn:ident| $body:expr) => {{
+        match $database.pool() {
+            $crate::Pool::Sqlite(pool) => match pool.get() {
+                Ok(mut pooled) => {
+                    let $conn: &mut $crate::diesel::sqlite::SqliteConnection = &mut *pooled;
+                    $body
+                }
+                Err(source) => Err($crate::DatabaseError::Connect {
+                    url: $database.url().redacted(),
+                    source,
+                }
+                .into()),
+            },
+        }
+    }};
+}
+
+/// Settings of a pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// How long to wait for a free connection (and, on SQLite, for a lock).
+    pub timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A database: its URL and a pool of connections to it. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: DatabaseUrl,
+    pool: Pool,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct SqliteSettings {
+    busy_timeout: Duration,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        let pragmas = format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            self.busy_timeout.as_millis()
+        );
+        conn.batch_execute(&pragmas)
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl Database {
+    /// Opens a pool to `url`, checking that a connection can be made.
+    pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self, DatabaseError> {
+        let pool = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+                let pool = r2d2::Pool::builder()
+                    .max_size(options.max_connections)
+                    .connection_timeout(options.timeout)
+                    .connection_customizer(Box::new(SqliteSettings {
+                        busy_timeout: options.timeout,
+                    }))
+                    .build(manager)
+                    .map_err(|source| DatabaseError::Connect {
+                        url: url.redacted(),
+                        source,
+                    })?;
+                Pool::Sqlite(pool)
+            }
+            DatabaseUrl::Postgres(_) | DatabaseUrl::Mysql(_) => {
+                return Err(DatabaseError::InvalidUrl {
+                    url: url.redacted(),
+                    reason: format!(
+                        "this build of pubsync does not include {} support",
+                        url.dialect()
+                    ),
+                });
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: url.clone(),
+                pool,
+            }),
+        })
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.inner.url
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.url.dialect()
+    }
+
+    /// The pool, for [`with_connection!`].
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Runs blocking database work `f` off the async runtime's threads.
+    pub async fn blocking<T, F>(&self, f: F) -> T
+    where
+        F: FnOnce(&Database) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let database = self.clone();
+        match tokio::task::spawn_blocking(move || f(&database)).await {
+            Ok(value) => value,
+            Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+        }
+    }
+
+    /// Executes `sql` (one or more statements, no parameters).
+    pub fn batch_execute(&self, sql: &str) -> Result<(), DatabaseError> {
+        with_connection!(self, |conn| conn
+            .batch_execute(sql)
+            .map_err(DatabaseError::query("batch execute")))
+    }
+
+    /// Whether `table` exists.
+    pub fn table_exists(&self, table: &str) -> Result<bool, DatabaseError> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = match self.dialect() {
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?"
+            }
+            Dialect::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+            }
+            Dialect::Mysql => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+            }
+        };
+        with_connection!(self, |conn| {
+            diesel::sql_query(sql)
+                .bind::<diesel::sql_types::Text, _>(table)
+                .get_result::<Count>(conn)
+                .map(|c| c.n > 0)
+                .map_err(DatabaseError::query(format!("look up table {table}")))
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time unit of queue and outbox columns.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls_of_every_database() {
+        assert_eq!(
+            "sqlite://pubsync.db".parse::<DatabaseUrl>().unwrap(),
+            DatabaseUrl::Sqlite("pubsync.db".into())
+        );
+        assert_eq!(
+            "sqlite:///tmp/x.db".parse::<DatabaseUrl>().unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            "postgres://u:p@h/db"
+                .parse::<DatabaseUrl>()
+                .unwrap()
+                .dialect(),
+            Dialect::Postgres
+        );
+        assert_eq!(
+            "mariadb://root@h/test".parse::<DatabaseUrl>().unwrap(),
+            DatabaseUrl::Mysql("mysql://root@h/test".into())
+        );
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong_without_the_password() {
+        let err = "redis://u:secret@h"
+            .parse::<DatabaseUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown scheme \"redis\""), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        let err = "pubsync.db".parse::<DatabaseUrl>().unwrap_err().to_string();
+        assert!(err.contains("expected scheme://"), "{err}");
+        assert!("sqlite://".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn sqlite_pool_opens_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(dir.path().join("t.db"));
+        let db = Database::connect(&url, &PoolOptions::default()).unwrap();
+        db.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        assert!(db.table_exists("t").unwrap());
+        assert!(!db.table_exists("u").unwrap());
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        let mode = with_connection!(db, |conn| diesel::sql_query("PRAGMA journal_mode")
+            .get_result::<Mode>(conn)
+            .map_err(DatabaseError::query("pragma")))
+        .unwrap();
+        assert_eq!(mode.journal_mode, "wal");
+    }
+
+    #[test]
+    fn dialects_quote_and_number_placeholders() {
+        assert_eq!(Dialect::Mysql.quote("key"), "`key`");
+        assert_eq!(Dialect::Sqlite.quote("key"), "\"key\"");
+        assert_eq!(Dialect::Postgres.placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(Dialect::Sqlite.placeholders(1, 2), "?, ?");
+    }
+}

@@ -1,0 +1,1 @@
+//! pubsync-hello (being written).

@@ -1,0 +1,1 @@
+//! pubsync-queue-database (being written).

@@ -1,0 +1,232 @@
+//! The entity event: what a captured change of a watched table becomes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// Which kind of change an entity event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityAction {
+    /// A row was inserted.
+    Create,
+    /// A watched column of a row changed.
+    Update,
+    /// A row was deleted.
+    Delete,
+}
+
+impl EntityAction {
+    /// The last part of the event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// `Entity.<table>.create|update|delete`.
+pub fn entity_event_name(table: &str, action: EntityAction) -> String {
+    format!("Entity.{table}.{}", action.as_str())
+}
+
+/// Splits `Entity.<table>.<action>` into its table and action.
+pub fn parse_entity_event_name(event_name: &str) -> Option<(&str, EntityAction)> {
+    let rest = event_name.strip_prefix("Entity.")?;
+    let (table, action) = rest.rsplit_once('.')?;
+    let action = match action {
+        "create" => EntityAction::Create,
+        "update" => EntityAction::Update,
+        "delete" => EntityAction::Delete,
+        _ => return None,
+    };
+    Some((table, action))
+}
+
+/// One entity event, the original's `EventEntityTransfer`.
+///
+/// Serialised with snake_case keys, as the original's event queue messages carry it; the
+/// outbox's camelCase spelling (`foreignKeys`, …) is read too. Maps also accept `[]`, which
+/// is how PHP encodes an empty array.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventEntityTransfer {
+    /// The event name, `Entity.<table>.<action>` for entity events.
+    #[serde(default)]
+    pub event: String,
+    /// The table the event is about.
+    #[serde(default)]
+    pub name: String,
+    /// The primary key of the row; absent for events triggered without an id.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// `"<table>.<fk_column>" → value` for every foreign key of the table.
+    #[serde(default, alias = "foreignKeys", deserialize_with = "map_or_php_array")]
+    pub foreign_keys: BTreeMap<String, Value>,
+    /// `"<table>.<column>"` of every column whose value really changed (creates: every column set).
+    #[serde(
+        default,
+        alias = "modifiedColumns",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub modified_columns: Vec<String>,
+    /// Values before the update, for columns configured with `keep-original`.
+    #[serde(
+        default,
+        alias = "originalValues",
+        deserialize_with = "map_or_php_array",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub original_values: BTreeMap<String, Value>,
+    /// Current values of columns configured with `keep-additional`, sent on delete too.
+    #[serde(
+        default,
+        alias = "additionalValues",
+        deserialize_with = "map_or_php_array",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub additional_values: BTreeMap<String, Value>,
+}
+
+impl EventEntityTransfer {
+    /// Folds a later event about the same entity into this one: values of the later event
+    /// win, modified columns and foreign keys are united, and the original values of the
+    /// earliest event are kept (they are the values before all the changes).
+    pub fn absorb(&mut self, later: EventEntityTransfer) {
+        for column in later.modified_columns {
+            if !self.modified_columns.contains(&column) {
+                self.modified_columns.push(column);
+            }
+        }
+        self.foreign_keys.extend(later.foreign_keys);
+        for (column, value) in later.original_values {
+            self.original_values.entry(column).or_insert(value);
+        }
+        self.additional_values.extend(later.additional_values);
+        self.event = later.event;
+    }
+}
+
+/// The distinct ids of `transfers`, in first-seen order (the original's `getEventTransferIds`).
+pub fn event_transfer_ids(transfers: &[EventEntityTransfer]) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    transfers
+        .iter()
+        .filter_map(|t| t.id)
+        .filter(|id| seen.insert(*id))
+        .collect()
+}
+
+/// The distinct non-null values of foreign key `column` (`"<table>.<fk_column>"`).
+pub fn event_transfer_foreign_keys(transfers: &[EventEntityTransfer], column: &str) -> Vec<Value> {
+    let mut values: Vec<Value> = Vec::new();
+    for value in transfers.iter().filter_map(|t| t.foreign_keys.get(column)) {
+        if !value.is_null() && !values.contains(value) {
+            values.push(value.clone());
+        }
+    }
+    values
+}
+
+fn map_or_php_array<'de, D>(deserializer: D) -> Result<BTreeMap<String, Value>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum MapOrArray {
+        Map(BTreeMap<String, Value>),
+        Array(Vec<Value>),
+    }
+    match Option::<MapOrArray>::deserialize(deserializer)? {
+        None => Ok(BTreeMap::new()),
+        Some(MapOrArray::Map(map)) => Ok(map),
+        Some(MapOrArray::Array(items)) if items.is_empty() => Ok(BTreeMap::new()),
+        Some(MapOrArray::Array(_)) => Err(serde::de::Error::custom(
+            "expected an object or an empty array",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_outbox_spelling_with_php_empty_arrays() {
+        let json = r#"{"name":"spy_url","id":488,"event":"Entity.spy_url.update",
+            "foreignKeys":{"spy_url.fk_resource_page":7,"spy_url.fk_locale":46},
+            "modifiedColumns":["spy_url.url"],"originalValues":[],"additionalValues":[]}"#;
+        let transfer: EventEntityTransfer = serde_json::from_str(json).unwrap();
+        assert_eq!(transfer.id, Some(488));
+        assert_eq!(transfer.foreign_keys["spy_url.fk_locale"], 46);
+        assert_eq!(transfer.modified_columns, ["spy_url.url"]);
+        assert!(transfer.original_values.is_empty());
+    }
+
+    #[test]
+    fn writes_the_queue_spelling() {
+        let transfer = EventEntityTransfer {
+            event: "Entity.t.create".into(),
+            name: "t".into(),
+            id: Some(1),
+            modified_columns: vec!["t.a".into()],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&transfer).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"event":"Entity.t.create","name":"t","id":1,"foreign_keys":{},"modified_columns":["t.a"]})
+        );
+    }
+
+    #[test]
+    fn absorbing_keeps_first_originals_and_unites_columns() {
+        let mut first: EventEntityTransfer = serde_json::from_value(serde_json::json!({
+            "event": "Entity.t.update", "name": "t", "id": 1,
+            "modified_columns": ["t.a"], "original_values": {"t.a": 1}
+        }))
+        .unwrap();
+        let later: EventEntityTransfer = serde_json::from_value(serde_json::json!({
+            "event": "Entity.t.update", "name": "t", "id": 1,
+            "modified_columns": ["t.b", "t.a"], "original_values": {"t.a": 2, "t.b": 5}
+        }))
+        .unwrap();
+        first.absorb(later);
+        assert_eq!(first.modified_columns, ["t.a", "t.b"]);
+        assert_eq!(first.original_values["t.a"], 1);
+        assert_eq!(first.original_values["t.b"], 5);
+    }
+
+    #[test]
+    fn event_names_round_trip() {
+        let name = entity_event_name("spy_hello_spryker_message", EntityAction::Delete);
+        assert_eq!(name, "Entity.spy_hello_spryker_message.delete");
+        assert_eq!(
+            parse_entity_event_name(&name),
+            Some(("spy_hello_spryker_message", EntityAction::Delete))
+        );
+        assert_eq!(parse_entity_event_name("Hello.message.publish"), None);
+    }
+
+    #[test]
+    fn ids_and_foreign_keys_are_distinct() {
+        let t = |id, fk: Value| EventEntityTransfer {
+            id: Some(id),
+            foreign_keys: [("t.fk".to_owned(), fk)].into(),
+            ..Default::default()
+        };
+        let transfers = [
+            t(2, 7.into()),
+            t(1, Value::Null),
+            t(2, 7.into()),
+            t(3, 8.into()),
+        ];
+        assert_eq!(event_transfer_ids(&transfers), [2, 1, 3]);
+        assert_eq!(
+            event_transfer_foreign_keys(&transfers, "t.fk"),
+            [Value::from(7), Value::from(8)]
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Wire formats: the bodies of event queue and sync queue messages.
+//!
+//! Readers accept unknown fields, so formats can grow additively.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::event::EventEntityTransfer;
+
+/// Why a message body could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The body is not the JSON this queue carries.
+    #[error("malformed {kind} message body: {source}")]
+    Malformed {
+        /// Which kind of message was expected (`event`, `sync`).
+        kind: &'static str,
+        /// What the JSON parser said, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The body is JSON but misses what a message of this kind needs.
+    #[error("invalid {kind} message body: {reason}")]
+    Invalid {
+        /// Which kind of message was expected.
+        kind: &'static str,
+        /// What is missing or wrong.
+        reason: String,
+    },
+}
+
+/// An event queue message: events for one listener and one event name.
+///
+/// pubsync sends a batch of events in one message (`transfers`), because a broker carries
+/// messages, not events, per second. The original's one-event format (`listenerClassName`,
+/// `transferData`) is read as well, and written in compatibility mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventQueueMessage {
+    /// The listener that handles these events, as registered.
+    #[serde(alias = "listenerClassName")]
+    pub listener_name: String,
+    /// The event all transfers are instances of.
+    pub event_name: String,
+    /// The events of a batch message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transfers: Vec<EventEntityTransfer>,
+    /// The one event of an original-format message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_data: Option<EventEntityTransfer>,
+    /// Kept from original-format messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_class_name: Option<String>,
+    /// How often handling these events has been retried.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry: u32,
+    /// Why the last attempt failed, while retries remain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_message: Option<String>,
+    /// Why the events were given up on, in the error queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+impl EventQueueMessage {
+    /// A batch message carrying `transfers`.
+    pub fn batch(
+        listener_name: &str,
+        event_name: &str,
+        transfers: Vec<EventEntityTransfer>,
+    ) -> Self {
+        Self {
+            listener_name: listener_name.to_owned(),
+            event_name: event_name.to_owned(),
+            transfers,
+            transfer_data: None,
+            transfer_class_name: None,
+            retry: 0,
+            retry_message: None,
+            error_message: None,
+        }
+    }
+
+    /// A message in the original's one-event format.
+    pub fn spryker_compatible(
+        listener_name: &str,
+        event_name: &str,
+        transfer: EventEntityTransfer,
+    ) -> Self {
+        Self {
+            transfer_data: Some(transfer),
+            transfer_class_name: Some(
+                "Generated\\Shared\\Transfer\\EventEntityTransfer".to_owned(),
+            ),
+            ..Self::batch(listener_name, event_name, Vec::new())
+        }
+    }
+
+    /// Reads a body of either format.
+    pub fn decode(body: &[u8]) -> Result<Self, MessageError> {
+        let message: Self =
+            serde_json::from_slice(body).map_err(|source| MessageError::Malformed {
+                kind: "event",
+                source,
+            })?;
+        if message.listener_name.is_empty() {
+            return Err(MessageError::Invalid {
+                kind: "event",
+                reason: "listener name is empty".into(),
+            });
+        }
+        if message.transfers.is_empty() && message.transfer_data.is_none() {
+            return Err(MessageError::Invalid {
+                kind: "event",
+                reason: "no transfers".into(),
+            });
+        }
+        Ok(message)
+    }
+
+    /// The body of this message.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an event message always serialises")
+    }
+
+    /// All events of the message, whichever format it came in.
+    pub fn into_transfers(self) -> Vec<EventEntityTransfer> {
+        let mut transfers = self.transfers;
+        transfers.extend(self.transfer_data);
+        transfers
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A sync queue message, reference section 5.4: `{"write":{…}}` or `{"delete":{…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMessage {
+    /// Store `value` under `key`.
+    Write(SyncPayload),
+    /// Remove `key`.
+    Delete(SyncPayload),
+}
+
+/// The body of a write or delete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncPayload {
+    /// The storage key (without `kv:`).
+    pub key: String,
+    /// The data, with `_timestamp` added; for a delete only `_timestamp`.
+    pub value: Map<String, Value>,
+    /// The resource the key belongs to.
+    pub resource: String,
+    /// The raw store, `""` for store-less tables; absent on mapping messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// The table's `params`, `[]` when it has none; absent on mapping messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+impl SyncMessage {
+    /// The payload, whichever the operation.
+    pub fn payload(&self) -> &SyncPayload {
+        match self {
+            Self::Write(payload) | Self::Delete(payload) => payload,
+        }
+    }
+
+    /// `_timestamp` of the value, the version a stale-write check compares.
+    pub fn timestamp(&self) -> Option<f64> {
+        self.payload()
+            .value
+            .get("_timestamp")
+            .and_then(Value::as_f64)
+    }
+
+    /// Reads a body.
+    pub fn decode(body: &[u8]) -> Result<Self, MessageError> {
+        serde_json::from_slice(body).map_err(|source| MessageError::Malformed {
+            kind: "sync",
+            source,
+        })
+    }
+
+    /// The body of this message.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a sync message always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_original_event_message_of_the_tutorial() {
+        let body = br#"{
+          "listenerClassName":"Spryker\\Zed\\HelloSpryker\\Communication\\Plugin\\Event\\Listener\\HelloSprykerMessageStorageListener",
+          "transferClassName":"Generated\\Shared\\Transfer\\EventEntityTransfer",
+          "transferData":{"event":"Entity.spy_hello_spryker_message.create","name":"spy_hello_spryker_message","id":1,
+            "foreign_keys":[],"modified_columns":["spy_hello_spryker_message.name","spy_hello_spryker_message.message"]},
+          "eventName":"Entity.spy_hello_spryker_message.create"}"#;
+        let message = EventQueueMessage::decode(body).unwrap();
+        assert!(
+            message
+                .listener_name
+                .ends_with("HelloSprykerMessageStorageListener")
+        );
+        let transfers = message.into_transfers();
+        assert_eq!(transfers.len(), 1);
+        assert_eq!(transfers[0].id, Some(1));
+        assert_eq!(transfers[0].modified_columns.len(), 2);
+    }
+
+    #[test]
+    fn batch_messages_round_trip() {
+        let transfer = EventEntityTransfer {
+            id: Some(5),
+            name: "t".into(),
+            ..Default::default()
+        };
+        let mut message =
+            EventQueueMessage::batch("hello", "Entity.t.update", vec![transfer.clone(); 3]);
+        message.retry = 2;
+        let decoded = EventQueueMessage::decode(&message.encode()).unwrap();
+        assert_eq!(decoded, message);
+    }
+
+    #[test]
+    fn malformed_and_empty_event_bodies_say_why() {
+        let err = EventQueueMessage::decode(b"{not json").unwrap_err();
+        assert!(
+            err.to_string().contains("malformed event message body"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let err =
+            EventQueueMessage::decode(br#"{"listenerName":"x","eventName":"e"}"#).unwrap_err();
+        assert_eq!(err.to_string(), "invalid event message body: no transfers");
+    }
+
+    #[test]
+    fn sync_messages_have_the_reference_shape() {
+        let write = SyncMessage::Write(SyncPayload {
+            key: "message:2".into(),
+            value: json!({"name":"John","_timestamp":1599741494.25})
+                .as_object()
+                .unwrap()
+                .clone(),
+            resource: "message".into(),
+            store: Some(String::new()),
+            params: Some(json!([])),
+        });
+        let body: Value = serde_json::from_slice(&write.encode()).unwrap();
+        assert_eq!(
+            body,
+            json!({"write":{"key":"message:2","value":{"name":"John","_timestamp":1599741494.25},
+                   "resource":"message","store":"","params":[]}})
+        );
+        assert_eq!(
+            SyncMessage::decode(&write.encode()).unwrap().timestamp(),
+            Some(1599741494.25)
+        );
+        let mapping =
+            br#"{"delete":{"key":"p:sku:1","value":{"id":1,"_timestamp":2.5},"resource":"p"}}"#;
+        let message = SyncMessage::decode(mapping).unwrap();
+        assert!(
+            matches!(message, SyncMessage::Delete(ref p) if p.store.is_none() && p.params.is_none())
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! pubsync-storage-database (being written).
