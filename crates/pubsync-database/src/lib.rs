@@ -70,6 +70,16 @@ impl DatabaseError {
     }
 }
 
+/// Errors of transaction control itself (`BEGIN`, `COMMIT`), which carry no operation name.
+impl From<diesel::result::Error> for DatabaseError {
+    fn from(source: diesel::result::Error) -> Self {
+        Self::Query {
+            operation: "transaction".to_owned(),
+            source,
+        }
+    }
+}
+
 fn is_transient_diesel_error(error: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match error {

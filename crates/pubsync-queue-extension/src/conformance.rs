@@ -15,6 +15,7 @@ pub async fn run_all<Q: Queue>(queue: &Q, prefix: &str) {
     errors_go_to_the_error_queue(queue, &format!("{prefix}.error_path")).await;
     retries_come_back_after_their_delay(queue, &format!("{prefix}.retry")).await;
     empty_queue_receives_nothing(queue, &format!("{prefix}.empty")).await;
+    a_waiting_receiver_gets_a_message_sent_meanwhile(queue, &format!("{prefix}.wait")).await;
 }
 
 fn bodies(n: usize, tag: &str) -> Vec<Vec<u8>> {
@@ -40,12 +41,20 @@ async fn drain<Q: Queue>(queue: &Q, name: &str) -> Vec<Vec<u8>> {
 /// Messages sent in batches arrive once each, in order, in chunks of at most `max`.
 pub async fn send_receive_in_order<Q: Queue>(queue: &Q, name: &str) {
     queue.declare(&[name.to_owned()]).await.expect("declare");
+    queue
+        .declare(&[name.to_owned()])
+        .await
+        .expect("declaring again is harmless");
     let sent = bodies(250, "m");
     queue.send(name, sent[..100].to_vec()).await.expect("send");
     queue.send(name, sent[100..].to_vec()).await.expect("send");
     assert_eq!(queue.depth(name).await.expect("depth").ready, 250);
     let first = queue.receive(name, 40, WAIT).await.expect("receive");
     assert_eq!(first.len(), 40, "a chunk holds at most `max` messages");
+    assert!(
+        first.iter().all(|d| d.queue == name && !d.redelivered),
+        "a first delivery names its queue and is not a redelivery"
+    );
     queue
         .settle(
             name,
@@ -203,4 +212,36 @@ pub async fn empty_queue_receives_nothing<Q: Queue>(queue: &Q, name: &str) {
         started.elapsed() < WAIT * 10,
         "receive returns soon after `wait` on an empty queue"
     );
+}
+
+/// `receive` waits for the first message: one sent while it waits is received before `wait` is
+/// over, soon after it was sent.
+pub async fn a_waiting_receiver_gets_a_message_sent_meanwhile<Q: Queue>(queue: &Q, name: &str) {
+    queue.declare(&[name.to_owned()]).await.expect("declare");
+    let wait = Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let (received, ()) = tokio::join!(queue.receive(name, 10, wait), async {
+        tokio::time::sleep(WAIT).await;
+        queue.send(name, bodies(1, "w")).await.expect("send");
+    });
+    let received = received.expect("receive");
+    assert_eq!(
+        received.iter().map(|d| d.body.clone()).collect::<Vec<_>>(),
+        bodies(1, "w"),
+        "the message sent while the receiver waited"
+    );
+    assert!(
+        started.elapsed() < wait / 2,
+        "receive returns once a message arrives, not at the end of `wait`"
+    );
+    queue
+        .settle(
+            name,
+            Settlement {
+                acknowledge: received.iter().map(|d| d.tag).collect(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("settle");
 }

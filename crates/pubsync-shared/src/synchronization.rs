@@ -35,6 +35,8 @@ pub struct SynchronizationDefinition {
     pub mappings: &'static [Mapping],
     /// The per-table override of the global synchronization switch.
     pub synchronization_enabled: Option<bool>,
+    /// Whether the table has the `timestampable` behaviour's `updated_at` column.
+    pub timestampable: bool,
 }
 
 impl SynchronizationDefinition {

@@ -1,1 +1,316 @@
-//! pubsync-storage-database (being written).
+//! Read-only storage over the storage tables: the key-value bypass (reference section 7.4).
+//!
+//! [`DatabaseStorage`] answers storage keys straight from the `*_storage` tables the publishers
+//! write, so a project can run without Redis. A key's resource picks the table
+//! ([`TableResolver`]); the key is then looked up with `WHERE "key" IN (…)`, which the storage
+//! table's unique index on `key` serves, one statement per table and chunk of keys. The
+//! original instead runs a `CASE` over every row for each key asked.
+//!
+//! What this crate deliberately does not do:
+//! - write: it implements [`StorageReader`] only; the tables belong to the publishers.
+//! - alias keys (the `alias_keys` column): next milestone, see [`sql::select_by_keys`].
+//! - scan: [`StorageReader::scan`] answers [`StorageError::Unsupported`].
+//! - caching values: every read goes to the database; only whether a table exists is cached.
+//!
+//! Blocking database work runs through [`Database::blocking`]. Only SQLite is compiled in
+//! today; the SQL is written through [`Dialect`](pubsync_database::Dialect) so PostgreSQL and
+//! MySQL/MariaDB need no new statements.
+#![deny(missing_docs)]
+
+pub mod sql;
+mod tables;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use pubsync_database::diesel::{self, RunQueryDsl as _};
+use pubsync_database::{Database, DatabaseError, with_connection};
+use pubsync_shared::key::resource_of;
+use pubsync_storage_extension::{ScanPage, StorageError, StorageReader};
+
+pub use tables::{DEFAULT_PREFIX, DEFAULT_SUFFIX, TableMappingError, TableName, TableResolver};
+
+/// How long a table found missing is taken as missing before it is looked up again, so a table
+/// created while the storage runs is found without a restart.
+const MISSING_TABLE_RECHECK: Duration = Duration::from_secs(5);
+
+/// Most missing tables remembered; resources come from requests, so the set must stay bounded.
+const MAX_MISSING_TABLES: usize = 1024;
+
+/// Storage read from the storage tables of a database. Cheap to clone.
+#[derive(Clone)]
+pub struct DatabaseStorage {
+    database: Database,
+    tables: Arc<TableResolver>,
+    table_cache: Arc<Mutex<TableCache>>,
+}
+
+impl std::fmt::Debug for DatabaseStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseStorage")
+            .field("database", &self.database)
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseStorage {
+    /// Storage that reads the tables `tables` resolves from `database`.
+    pub fn new(database: Database, tables: TableResolver) -> Self {
+        Self {
+            database,
+            tables: Arc::new(tables),
+            table_cache: Arc::new(Mutex::new(TableCache::default())),
+        }
+    }
+
+    /// The resource → table mapping in use.
+    pub fn tables(&self) -> &TableResolver {
+        &self.tables
+    }
+
+    /// The database read from.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Groups `keys` by table; fails on the first resource no table can hold.
+    fn plan(&self, keys: &[String]) -> Result<Vec<TableGroup>, StorageError> {
+        let mut groups: Vec<TableGroup> = Vec::new();
+        let mut group_of_table: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for key in keys {
+            if !seen.insert(key.as_str()) {
+                continue;
+            }
+            let resource = resource_of(key);
+            let Some(table) = self.tables.table_for(resource) else {
+                return Err(StorageError::UnknownResource {
+                    resource: resource.to_owned(),
+                    key: key.clone(),
+                    table: TableResolver::default_table(resource),
+                });
+            };
+            let index = *group_of_table.entry(table.clone()).or_insert_with(|| {
+                groups.push(TableGroup {
+                    table,
+                    resource: resource.to_owned(),
+                    keys: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            groups[index].keys.push(key.clone());
+        }
+        Ok(groups)
+    }
+}
+
+impl StorageReader for DatabaseStorage {
+    async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let mut values = self.get_multi(&[key.to_owned()]).await?;
+        Ok(values.pop().flatten())
+    }
+
+    async fn get_multi(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups = self.plan(keys)?;
+        let table_cache = Arc::clone(&self.table_cache);
+        let found = self
+            .database
+            .blocking(move |database| read_groups(database, &table_cache, &groups))
+            .await?;
+        // In the order asked; a repeated key gets its value each time.
+        Ok(keys
+            .iter()
+            .map(|key| found.get(key.as_str()).cloned())
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _pattern: &str,
+        _limit: usize,
+        _cursor: u64,
+    ) -> Result<ScanPage, StorageError> {
+        Err(StorageError::Unsupported {
+            operation: "scan",
+            backend: "database",
+        })
+    }
+}
+
+/// The distinct keys of one table, with the resource of the first for error messages.
+#[derive(Debug)]
+struct TableGroup {
+    table: String,
+    resource: String,
+    keys: Vec<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct StorageRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    data: Option<String>,
+}
+
+/// Reads every group's keys: key → data of the keys found.
+fn read_groups(
+    database: &Database,
+    table_cache: &Mutex<TableCache>,
+    groups: &[TableGroup],
+) -> Result<HashMap<String, String>, StorageError> {
+    for group in groups {
+        ensure_table_exists(database, table_cache, group)?;
+    }
+    let dialect = database.dialect();
+    with_connection!(database, |conn| {
+        // A closure, so that `?` leaves the statement loop and not this function.
+        let mut read = || -> Result<HashMap<String, String>, DatabaseError> {
+            let mut found = HashMap::new();
+            for group in groups {
+                for chunk in group.keys.chunks(sql::MAX_KEYS_PER_STATEMENT) {
+                    let statement = sql::select_by_keys(dialect, &group.table, chunk.len());
+                    let mut query = diesel::sql_query(statement).into_boxed();
+                    for key in chunk {
+                        query = query.bind::<diesel::sql_types::Text, _>(key.as_str());
+                    }
+                    let rows = query
+                        .load::<StorageRow>(conn)
+                        .map_err(DatabaseError::query(format!("read {}", group.table)))?;
+                    // Rows are matched to keys exactly: a MySQL collation that ignores case
+                    // or trailing spaces may return a row for a key other than the one asked.
+                    for row in rows {
+                        if let Some(data) = row.data {
+                            found.insert(row.key, data);
+                        }
+                    }
+                }
+            }
+            Ok(found)
+        };
+        read()
+    })
+    .map_err(storage_error(database, "get"))
+}
+
+fn ensure_table_exists(
+    database: &Database,
+    table_cache: &Mutex<TableCache>,
+    group: &TableGroup,
+) -> Result<(), StorageError> {
+    let unknown = || StorageError::UnknownResource {
+        resource: group.resource.clone(),
+        key: group.keys[0].clone(),
+        table: group.table.clone(),
+    };
+    let cached = table_cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .exists(&group.table);
+    let exists = match cached {
+        Some(exists) => exists,
+        None => {
+            let exists = database
+                .table_exists(&group.table)
+                .map_err(storage_error(database, "table look-up"))?;
+            table_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(&group.table, exists);
+            exists
+        }
+    };
+    if exists { Ok(()) } else { Err(unknown()) }
+}
+
+/// Turns a database error into the contract's: transient ones (unreachable, locked) are
+/// [`StorageError::Unavailable`] so callers may retry.
+fn storage_error(
+    database: &Database,
+    operation: &'static str,
+) -> impl FnOnce(DatabaseError) -> StorageError {
+    let backend = format!("database {}", database.url().redacted());
+    move |error| {
+        if error.is_transient() {
+            StorageError::Unavailable {
+                backend,
+                source: Box::new(error),
+            }
+        } else {
+            StorageError::Operation {
+                operation,
+                source: Box::new(error),
+            }
+        }
+    }
+}
+
+/// Whether tables exist: found tables for good, missing ones for [`MISSING_TABLE_RECHECK`].
+#[derive(Debug, Default)]
+struct TableCache {
+    existing: HashSet<String>,
+    missing: HashMap<String, Instant>,
+}
+
+impl TableCache {
+    fn exists(&self, table: &str) -> Option<bool> {
+        if self.existing.contains(table) {
+            return Some(true);
+        }
+        match self.missing.get(table) {
+            Some(checked) if checked.elapsed() < MISSING_TABLE_RECHECK => Some(false),
+            _ => None,
+        }
+    }
+
+    fn record(&mut self, table: &str, exists: bool) {
+        if exists {
+            self.missing.remove(table);
+            self.existing.insert(table.to_owned());
+        } else {
+            if self.missing.len() >= MAX_MISSING_TABLES {
+                self.missing
+                    .retain(|_, checked| checked.elapsed() < MISSING_TABLE_RECHECK);
+            }
+            if self.missing.len() < MAX_MISSING_TABLES {
+                self.missing.insert(table.to_owned(), Instant::now());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cache_remembers_found_tables_and_rechecks_missing_ones() {
+        let mut cache = TableCache::default();
+        assert_eq!(cache.exists("a"), None);
+        cache.record("a", true);
+        cache.record("b", false);
+        assert_eq!(cache.exists("a"), Some(true));
+        assert_eq!(cache.exists("b"), Some(false));
+        cache
+            .missing
+            .insert("b".to_owned(), Instant::now() - MISSING_TABLE_RECHECK);
+        assert_eq!(cache.exists("b"), None);
+        cache.record("b", true);
+        assert_eq!(cache.exists("b"), Some(true));
+        assert!(cache.missing.is_empty());
+    }
+
+    #[test]
+    fn missing_tables_stay_bounded() {
+        let mut cache = TableCache::default();
+        for i in 0..MAX_MISSING_TABLES + 10 {
+            cache.record(&format!("t{i}"), false);
+        }
+        assert_eq!(cache.missing.len(), MAX_MISSING_TABLES);
+    }
+}

@@ -1,0 +1,276 @@
+//! The event consumer: what happens to one chunk of event queue messages.
+//!
+//! 1. Each message is decoded; one that cannot be (malformed, unknown listener) goes to
+//!    `<queue>.error` with the reason.
+//! 2. Events for the same listener, event name and id are collapsed into one (their modified
+//!    columns united), so an entity changed ten times in a chunk is published once.
+//! 3. Each listener is called once per event name with all its events (`handle_bulk`). If that
+//!    fails, it is called again for each event alone, so one bad entity does not hold back the
+//!    others.
+//! 4. An event that fails alone is sent back to the queue with a growing delay while its retry
+//!    budget lasts, then to `<queue>.error` with the reason.
+//! 5. Only then is the chunk settled in one call: acknowledgements together with the retry and
+//!    error messages. Publishers commit before they return, so nothing is acknowledged before
+//!    its work is committed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pubsync_queue_extension::{Delivery, Queue, QueueError, Settlement};
+use pubsync_shared::event::EventEntityTransfer;
+use pubsync_shared::message::EventQueueMessage;
+use serde_json::json;
+
+use crate::listener::{EventCollection, PublishContext, Publisher};
+
+/// Settings of the event consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Messages taken per chunk (the original's `EVENT_CHUNK`).
+    pub chunk_size: usize,
+    /// How often an event that fails is tried again before it goes to the error queue.
+    pub max_retries: u32,
+    /// The delay before the first retry; it doubles with each further retry.
+    pub retry_delay: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            chunk_size: 500,
+            max_retries: 3,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What processing one chunk did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkOutcome {
+    /// Messages in the chunk.
+    pub messages: usize,
+    /// Events handled successfully, after collapsing.
+    pub handled: usize,
+    /// Events collapsed into another event of the same entity.
+    pub collapsed: usize,
+    /// Events sent back for a retry.
+    pub retried: usize,
+    /// Events and messages sent to the error queue.
+    pub failed: usize,
+}
+
+/// Handles chunks of event messages with the registered listeners.
+#[derive(Debug, Clone)]
+pub struct EventConsumer {
+    context: PublishContext,
+    listeners: Arc<EventCollection>,
+    config: ConsumerConfig,
+}
+
+struct Item {
+    transfer: EventEntityTransfer,
+    retry: u32,
+}
+
+struct Group {
+    publisher: Arc<dyn Publisher>,
+    items: Vec<Item>,
+    by_id: HashMap<i64, usize>,
+}
+
+impl EventConsumer {
+    /// A consumer calling `listeners` with `context`.
+    pub fn new(
+        context: PublishContext,
+        listeners: Arc<EventCollection>,
+        config: ConsumerConfig,
+    ) -> Self {
+        Self {
+            context,
+            listeners,
+            config,
+        }
+    }
+
+    /// The consumer's settings.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Processes `deliveries`, received from `queue_name`, and settles them. With `keep`, the
+    /// listeners run but every message is released back to the queue instead (debugging, the
+    /// original's `queue:task:start -k`), and nothing goes to the retry or error path.
+    pub async fn process<Q: Queue>(
+        &self,
+        queue: &Q,
+        queue_name: &str,
+        deliveries: Vec<Delivery>,
+        keep: bool,
+    ) -> Result<ChunkOutcome, QueueError> {
+        let mut outcome = ChunkOutcome {
+            messages: deliveries.len(),
+            ..ChunkOutcome::default()
+        };
+        let mut settlement = Settlement::default();
+        let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+
+        for delivery in deliveries {
+            if keep {
+                settlement.release.push(delivery.tag);
+            } else {
+                settlement.acknowledge.push(delivery.tag);
+            }
+            let message = match EventQueueMessage::decode(&delivery.body) {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::error!(queue = queue_name, error = %error, "event message cannot be read");
+                    outcome.failed += 1;
+                    settlement
+                        .error
+                        .push(undecodable_body(&delivery.body, &error.to_string()));
+                    continue;
+                }
+            };
+            let Some(registration) = self.listeners.listener(&message.listener_name) else {
+                let reason = format!(
+                    "no listener named {:?} is registered",
+                    message.listener_name
+                );
+                tracing::error!(queue = queue_name, listener = %message.listener_name, "{reason}");
+                outcome.failed += 1;
+                settlement.error.push(
+                    EventQueueMessage {
+                        error_message: Some(reason),
+                        ..message
+                    }
+                    .encode(),
+                );
+                continue;
+            };
+            let retry = message.retry;
+            let group = groups
+                .entry((message.listener_name.clone(), message.event_name.clone()))
+                .or_insert_with(|| Group {
+                    publisher: registration.publisher.clone(),
+                    items: Vec::new(),
+                    by_id: HashMap::new(),
+                });
+            for transfer in message.into_transfers() {
+                match transfer.id.and_then(|id| group.by_id.get(&id).copied()) {
+                    Some(index) => {
+                        let item = &mut group.items[index];
+                        item.transfer.absorb(transfer);
+                        item.retry = item.retry.min(retry);
+                        outcome.collapsed += 1;
+                    }
+                    None => {
+                        if let Some(id) = transfer.id {
+                            group.by_id.insert(id, group.items.len());
+                        }
+                        group.items.push(Item { transfer, retry });
+                    }
+                }
+            }
+        }
+
+        for ((listener, event_name), group) in groups {
+            let transfers: Vec<EventEntityTransfer> = group
+                .items
+                .iter()
+                .map(|item| item.transfer.clone())
+                .collect();
+            let context = self.context.clone();
+            let publisher = group.publisher.clone();
+            let event = event_name.clone();
+            let failures = tokio::task::spawn_blocking(move || {
+                handle_with_fallback(&*publisher, &context, &event, &transfers)
+            })
+            .await
+            .expect("handle_with_fallback catches panics");
+            outcome.handled += group.items.len() - failures.len();
+            if keep {
+                continue;
+            }
+            for (index, reason) in failures {
+                let item = &group.items[index];
+                let mut message =
+                    EventQueueMessage::batch(&listener, &event_name, vec![item.transfer.clone()]);
+                message.retry = item.retry;
+                if item.retry < self.config.max_retries {
+                    tracing::warn!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
+                        retry = item.retry + 1, error = %reason, "event failed, retrying");
+                    message.retry += 1;
+                    message.retry_message = Some(format!("Retry on: {reason}"));
+                    let delay = self
+                        .config
+                        .retry_delay
+                        .saturating_mul(2u32.saturating_pow(item.retry));
+                    settlement.retry.push((message.encode(), delay));
+                    outcome.retried += 1;
+                } else {
+                    tracing::error!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
+                        retries = item.retry, error = %reason, "event failed, moved to the error queue");
+                    message.error_message = Some(reason);
+                    settlement.error.push(message.encode());
+                    outcome.failed += 1;
+                }
+            }
+        }
+        if keep {
+            settlement.error.clear();
+        }
+        queue.settle(queue_name, settlement).await?;
+        Ok(outcome)
+    }
+}
+
+/// Calls the publisher with all `transfers`; when that fails, with each alone. Returns the
+/// indexes of the transfers that failed alone, with the reason. Panics count as failures.
+fn handle_with_fallback(
+    publisher: &dyn Publisher,
+    context: &PublishContext,
+    event_name: &str,
+    transfers: &[EventEntityTransfer],
+) -> Vec<(usize, String)> {
+    let call = |transfers: &[EventEntityTransfer]| -> Result<(), String> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            publisher.handle_bulk(context, event_name, transfers)
+        })) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(panic) => Err(format!("listener panicked: {}", panic_message(&panic))),
+        }
+    };
+    match call(transfers) {
+        Ok(()) => Vec::new(),
+        Err(reason) if transfers.len() == 1 => vec![(0, reason)],
+        Err(bulk_error) => {
+            tracing::warn!(listener = publisher.name(), event = event_name, events = transfers.len(), error = %bulk_error,
+                "bulk handling failed, handling events one by one");
+            transfers
+                .iter()
+                .enumerate()
+                .filter_map(|(index, transfer)| {
+                    call(std::slice::from_ref(transfer))
+                        .err()
+                        .map(|reason| (index, reason))
+                })
+                .collect()
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+fn undecodable_body(body: &[u8], reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "errorMessage": reason, "body": String::from_utf8_lossy(body) }))
+        .expect("json serialises")
+}

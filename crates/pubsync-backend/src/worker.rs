@@ -1,0 +1,236 @@
+//! The worker: relays the outbox and processes every event queue, continuously.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pubsync_database::{Database, DatabaseError};
+use pubsync_queue_extension::{Queue, QueueError};
+
+use crate::consumer::{ChunkOutcome, ConsumerConfig, EventConsumer};
+use crate::listener::{EventCollection, PublishContext};
+use crate::relay::{OutboxRelay, RelayConfig, RelayError};
+use crate::storage_writer::StorageWriter;
+
+/// Settings of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The outbox relay.
+    pub relay: RelayConfig,
+    /// The event consumer.
+    pub consumer: ConsumerConfig,
+    /// The longest pause between two looks at an idle outbox and idle queues.
+    pub idle_poll: Duration,
+    /// How long `queue:task:start` waits for the first message of its chunk.
+    pub task_wait: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            relay: RelayConfig::default(),
+            consumer: ConsumerConfig::default(),
+            idle_poll: Duration::from_millis(100),
+            task_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the worker stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The outbox could not be relayed, and trying again will not help.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// A queue failed, and trying again will not help.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The database failed, and trying again will not help.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+impl WorkerError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Relay(error) => error.is_transient(),
+            Self::Queue(error) => error.is_transient(),
+            Self::Database(error) => error.is_transient(),
+        }
+    }
+}
+
+/// What a worker run did, in total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Outbox rows relayed.
+    pub relayed: usize,
+    /// Queue messages processed.
+    pub messages: usize,
+    /// Events handled successfully.
+    pub handled: usize,
+    /// Events collapsed into another event of the same entity.
+    pub collapsed: usize,
+    /// Events sent back for a retry.
+    pub retried: usize,
+    /// Events and messages sent to an error queue.
+    pub failed: usize,
+}
+
+impl WorkerReport {
+    fn add(&mut self, chunk: ChunkOutcome) {
+        self.messages += chunk.messages;
+        self.handled += chunk.handled;
+        self.collapsed += chunk.collapsed;
+        self.retried += chunk.retried;
+        self.failed += chunk.failed;
+    }
+}
+
+/// Relays the outbox and processes the event queues of `listeners` on queue `Q`.
+pub struct Worker<Q> {
+    queue: Q,
+    relay: OutboxRelay,
+    consumer: EventConsumer,
+    listeners: Arc<EventCollection>,
+    config: WorkerConfig,
+}
+
+impl<Q: Queue> Worker<Q> {
+    /// A worker for `database`'s outbox, delivering through `queue` to `listeners`.
+    pub fn new(
+        database: Database,
+        queue: Q,
+        listeners: Arc<EventCollection>,
+        storage: StorageWriter,
+        config: WorkerConfig,
+    ) -> Self {
+        let relay = OutboxRelay::new(database.clone(), config.relay.clone());
+        let context = PublishContext { database, storage };
+        let consumer = EventConsumer::new(context, listeners.clone(), config.consumer.clone());
+        Self {
+            queue,
+            relay,
+            consumer,
+            listeners,
+            config,
+        }
+    }
+
+    /// The queue the worker uses.
+    pub fn queue(&self) -> &Q {
+        &self.queue
+    }
+
+    /// Declares every queue the worker processes (and their error queues).
+    pub async fn declare(&self) -> Result<(), QueueError> {
+        self.queue.declare(&self.listeners.queues()).await
+    }
+
+    /// Runs until `stop` is set, or, with `stop_when_empty`, until the outbox and every queue
+    /// (counting messages in flight and retries waiting out their delay) are empty. Transient
+    /// failures (a locked database, a lost connection) are logged and retried with backoff.
+    pub async fn run(
+        &self,
+        stop_when_empty: bool,
+        stop: &AtomicBool,
+    ) -> Result<WorkerReport, WorkerError> {
+        let mut report = WorkerReport::default();
+        let mut idle = Duration::from_millis(1);
+        let mut failures = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            match self.step(&mut report).await {
+                Ok(true) => {
+                    idle = Duration::from_millis(1);
+                    failures = 0;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    if stop_when_empty && self.is_empty().await? {
+                        break;
+                    }
+                    tokio::time::sleep(idle).await;
+                    idle = (idle * 2).min(self.config.idle_poll);
+                }
+                Err(error) if error.is_transient() => {
+                    failures += 1;
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "worker step failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(report)
+    }
+
+    /// One round: relay what the outbox holds, then one chunk of each queue. Returns whether
+    /// there was anything to do.
+    async fn step(&self, report: &mut WorkerReport) -> Result<bool, WorkerError> {
+        let mut busy = false;
+        let pass = self.relay.relay_once(&self.listeners, &self.queue).await?;
+        report.relayed += pass.rows;
+        busy |= pass.rows > 0;
+        for queue_name in self.listeners.queues() {
+            let chunk = self
+                .queue
+                .receive(&queue_name, self.config.consumer.chunk_size, Duration::ZERO)
+                .await?;
+            if chunk.is_empty() {
+                continue;
+            }
+            busy = true;
+            report.add(
+                self.consumer
+                    .process(&self.queue, &queue_name, chunk, false)
+                    .await?,
+            );
+        }
+        Ok(busy)
+    }
+
+    /// Whether the outbox and every queue are empty.
+    pub async fn is_empty(&self) -> Result<bool, WorkerError> {
+        if !self.relay.is_empty().await? {
+            return Ok(false);
+        }
+        for queue_name in self.listeners.queues() {
+            if !self.queue.depth(&queue_name).await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `queue:task:start`: relays the outbox, then processes one chunk of `queue_name`. With
+    /// `keep`, the chunk's messages are released back to the queue after processing.
+    pub async fn run_task(
+        &self,
+        queue_name: &str,
+        keep: bool,
+    ) -> Result<ChunkOutcome, WorkerError> {
+        while self
+            .relay
+            .relay_once(&self.listeners, &self.queue)
+            .await?
+            .rows
+            > 0
+        {}
+        let chunk = self
+            .queue
+            .receive(
+                queue_name,
+                self.config.consumer.chunk_size,
+                self.config.task_wait,
+            )
+            .await?;
+        if chunk.is_empty() {
+            return Ok(ChunkOutcome::default());
+        }
+        Ok(self
+            .consumer
+            .process(&self.queue, queue_name, chunk, keep)
+            .await?)
+    }
+}

@@ -1,0 +1,303 @@
+//! The `pubsync` binary, driven as a user would: rows changed in the `sqlite3` shell reach
+//! storage through `queue:worker:start` and are read back with `storage:get`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pubsync.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pubsync"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("PUBSYNC_LOG", "warn");
+        for var in [
+            "PUBSYNC_DATABASE_URL",
+            "PUBSYNC_QUEUE_URL",
+            "PUBSYNC_STORAGE_URL",
+        ] {
+            command.env_remove(var);
+        }
+        command
+    }
+
+    fn pubsync(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run pubsync")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.pubsync(args);
+        assert!(
+            output.status.success(),
+            "pubsync {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The stored value of `key`, or `None` when `storage:get` exits 1 with nothing on stdout.
+    fn get(&self, key: &str) -> Option<serde_json::Value> {
+        let output = self.pubsync(&["storage:get", key]);
+        match output.status.code() {
+            Some(0) => {
+                let stdout = String::from_utf8(output.stdout).unwrap();
+                assert_eq!(stdout.lines().count(), 1, "one line of JSON: {stdout:?}");
+                Some(serde_json::from_str(&stdout).unwrap())
+            }
+            Some(1) => {
+                assert!(
+                    output.stdout.is_empty(),
+                    "nothing on stdout for an absent key"
+                );
+                None
+            }
+            _ => panic!(
+                "storage:get {key}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    fn work(&self) {
+        self.ok(&["queue:worker:start", "--stop-when-empty"]);
+    }
+
+    /// Runs `sql` in the sqlite3 shell on the default database file.
+    fn sqlite(&self, sql: &str) -> String {
+        let output = Command::new("sqlite3")
+            .arg(self.path().join("pubsync.db"))
+            .arg(sql)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the sqlite3 shell is installed (.ci/run installs it)");
+        assert!(
+            output.status.success(),
+            "sqlite3 {sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+}
+
+/// Kills the child when dropped, so a failing test leaves no worker behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn message(name: &str, message: Option<&str>) -> Option<serde_json::Value> {
+    Some(serde_json::json!({ "name": name, "message": message }))
+}
+
+#[test]
+fn rows_changed_in_the_sqlite_shell_reach_storage() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+
+    // One by one.
+    w.sqlite(
+        "INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello Spryker!');",
+    );
+    w.work();
+    assert_eq!(w.get("message:1"), message("John", Some("Hello Spryker!")));
+    w.sqlite(
+        "UPDATE spy_hello_spryker_message SET message = 'Bye' WHERE id_hello_spryker_message = 1;",
+    );
+    w.work();
+    assert_eq!(w.get("message:1"), message("John", Some("Bye")));
+    w.sqlite("DELETE FROM spy_hello_spryker_message WHERE id_hello_spryker_message = 1;");
+    w.work();
+    assert_eq!(w.get("message:1"), None);
+
+    // In bulk.
+    w.sqlite(
+        "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 201) \
+         INSERT INTO spy_hello_spryker_message (id_hello_spryker_message, name) SELECT i, 'bulk ' || i FROM n;",
+    );
+    w.work();
+    assert_eq!(w.get("message:2"), message("bulk 2", None));
+    assert_eq!(w.get("message:201"), message("bulk 201", None));
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM spy_hello_spryker_message_storage;"),
+        "200"
+    );
+    w.sqlite("UPDATE spy_hello_spryker_message SET message = 'all' WHERE id_hello_spryker_message > 100;");
+    w.work();
+    assert_eq!(w.get("message:100"), message("bulk 100", None));
+    assert_eq!(w.get("message:150"), message("bulk 150", Some("all")));
+    w.sqlite("DELETE FROM spy_hello_spryker_message WHERE id_hello_spryker_message % 2 = 0;");
+    w.work();
+    assert_eq!(w.get("message:150"), None);
+    assert_eq!(w.get("message:151"), message("bulk 151", Some("all")));
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM spy_hello_spryker_message_storage;"),
+        "100"
+    );
+
+    // A rolled-back transaction.
+    w.sqlite("BEGIN; INSERT INTO spy_hello_spryker_message (id_hello_spryker_message, name) VALUES (999, 'ghost'); ROLLBACK;");
+    w.work();
+    assert_eq!(w.get("message:999"), None);
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM spy_event_behavior_entity_change;"),
+        "0"
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_chunk_loses_nothing() {
+    let w = Workdir::new("[worker]\nchunk_size = 20\nevents_per_message = 5\nlease_seconds = 1\n");
+    w.ok(&["setup"]);
+    let total = 40_000;
+    w.sqlite(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total}) \
+         INSERT INTO spy_hello_spryker_message (name, message) SELECT 'name ' || i, 'message ' || i FROM n;"
+    ));
+    let mut worker = KillOnDrop(
+        w.command(&["queue:worker:start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let published_at_kill = loop {
+        let published: i64 = w
+            .sqlite("SELECT COUNT(*) FROM spy_hello_spryker_message_storage;")
+            .parse()
+            .unwrap();
+        if published > 0 {
+            worker.0.kill().unwrap(); // SIGKILL: no chance to settle or clean up
+            worker.0.wait().unwrap();
+            break published;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker published nothing in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        published_at_kill < total,
+        "the worker finished before it could be killed; raise `total`"
+    );
+
+    w.work();
+    let correct = w.sqlite(
+        "SELECT COUNT(*) FROM spy_hello_spryker_message_storage s JOIN spy_hello_spryker_message m \
+         ON s.fk_hello_spryker_message = m.id_hello_spryker_message AND s.\"key\" = 'message:' || m.id_hello_spryker_message \
+         WHERE json_extract(s.data, '$.name') = m.name AND json_extract(s.data, '$.message') = m.message;",
+    );
+    assert_eq!(
+        correct,
+        total.to_string(),
+        "every message is published exactly once, after the kill"
+    );
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM spy_hello_spryker_message_storage;"),
+        total.to_string()
+    );
+    assert_eq!(w.sqlite("SELECT COUNT(*) FROM pubsync_queue_message;"), "0");
+}
+
+#[test]
+fn storage_get_of_an_absent_key_prints_nothing_and_exits_1() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+    let output = w.pubsync(&["storage:get", "message:42"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let output = w.pubsync(&["storage:get", "no_such_resource:1"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown resource is an error, not an absent key"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_resource"));
+}
+
+#[test]
+fn a_bad_configuration_is_a_clear_error_at_start() {
+    let w = Workdir::new("");
+    let output = w
+        .command(&["setup"])
+        .env("PUBSYNC_QUEUE_URL", "kafka://localhost")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PUBSYNC_QUEUE_URL") && stderr.contains("unknown queue url"),
+        "{stderr}"
+    );
+
+    let w = Workdir::new("[worker]\nchunk = 5\n");
+    let output = w.pubsync(&["setup"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pubsync.toml") && stderr.contains("unknown field `chunk`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_worker_before_setup_says_to_run_setup() {
+    let w = Workdir::new("");
+    let output = w.pubsync(&["queue:worker:start", "--stop-when-empty"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("run `pubsync setup` first"));
+}
+
+#[test]
+fn queue_task_start_processes_one_chunk_and_keep_leaves_it() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+    w.sqlite("INSERT INTO spy_hello_spryker_message (name) VALUES ('a'), ('b');");
+    let out = w.ok(&["queue:task:start", "event", "-k"]);
+    assert!(
+        out.contains("2 events handled")
+            && out.contains("kept in the queue")
+            && out.contains("1 ready"),
+        "{out}"
+    );
+    let out = w.ok(&["queue:task:start", "event"]);
+    assert!(
+        out.contains("2 events handled") && out.contains("0 ready, 0 pending"),
+        "{out}"
+    );
+    assert_eq!(w.get("message:2"), message("b", None));
+    let output = w.pubsync(&["queue:task:start", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn the_demo_runs_on_a_fresh_directory_without_any_server() {
+    let w = Workdir::new("");
+    let out = w.ok(&["demo"]);
+    assert!(
+        out.contains("get_message_by_id(1) = Some(HelloSprykerStorageTransfer"),
+        "{out}"
+    );
+    assert!(out.contains("get_message_by_id(1) = None"), "{out}");
+    assert!(w.path().join("pubsync.db").exists());
+}

@@ -1,0 +1,94 @@
+//! The Hello module's publisher: `spy_hello_spryker_message` → `spy_hello_spryker_message_storage`.
+
+use diesel::prelude::*;
+use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
+use pubsync_backend::storage_writer::{Reference, RowKey, StorageRow};
+use pubsync_database::{DatabaseError, with_connection};
+use pubsync_shared::event::{
+    EntityAction, EventEntityTransfer, entity_event_name, event_transfer_ids,
+};
+use pubsync_shared::transfer::HelloSprykerStorageTransfer;
+
+use crate::generated::synchronization::SPY_HELLO_SPRYKER_MESSAGE_STORAGE;
+use crate::generated::tables::spy_hello_spryker_message::dsl as messages;
+
+/// The table whose changes this module publishes.
+pub const MESSAGE_TABLE: &str = "spy_hello_spryker_message";
+
+/// Publishes messages into message storage (the tutorial's `MessageStorageWriter`, done right).
+///
+/// Whatever the event, it re-reads the messages by id: a message that exists is upserted as
+/// exactly one storage row (`message:<id>`, data `{"name":…,"message":…}`), one that does not
+/// (deleted, maybe after the event was sent) has its storage row removed. That makes handling
+/// idempotent and indifferent to the order events arrive in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessageStoragePublisher;
+
+impl MessageStoragePublisher {
+    /// The listener name carried in event messages.
+    pub const NAME: &str = "HelloSpryker.MessageStoragePublisher";
+}
+
+impl Publisher for MessageStoragePublisher {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn subscribed_events(&self) -> Vec<String> {
+        [
+            EntityAction::Create,
+            EntityAction::Update,
+            EntityAction::Delete,
+        ]
+        .map(|action| entity_event_name(MESSAGE_TABLE, action))
+        .to_vec()
+    }
+
+    fn handle_bulk(
+        &self,
+        context: &PublishContext,
+        _event_name: &str,
+        transfers: &[EventEntityTransfer],
+    ) -> Result<(), HandlerError> {
+        let ids: Vec<i32> = event_transfer_ids(transfers)
+            .into_iter()
+            .map(|id| i32::try_from(id).map_err(|_| format!("message id {id} is out of range")))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let lookup = ids.clone();
+        let found: Vec<(i32, String, Option<String>)> =
+            with_connection!(context.database, |conn| {
+                messages::spy_hello_spryker_message
+                    .filter(messages::id_hello_spryker_message.eq_any(&lookup))
+                    .select((
+                        messages::id_hello_spryker_message,
+                        messages::name,
+                        messages::message,
+                    ))
+                    .load(conn)
+                    .map_err(DatabaseError::query("read hello messages"))
+            })?;
+        let rows: Vec<StorageRow> = found
+            .iter()
+            .map(|(id, name, message)| StorageRow {
+                key: RowKey::reference(Reference::Int(i64::from(*id))),
+                data: serde_json::to_value(HelloSprykerStorageTransfer {
+                    name: Some(name.clone()),
+                    message: message.clone(),
+                })
+                .expect("a transfer serialises"),
+            })
+            .collect();
+        let deletes: Vec<RowKey> = ids
+            .iter()
+            .filter(|id| !found.iter().any(|(found, _, _)| found == *id))
+            .map(|id| RowKey::reference(Reference::Int(i64::from(*id))))
+            .collect();
+        context
+            .storage
+            .apply(&SPY_HELLO_SPRYKER_MESSAGE_STORAGE, &rows, &deletes)?;
+        Ok(())
+    }
+}
