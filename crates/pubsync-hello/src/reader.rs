@@ -53,21 +53,8 @@ mod tests {
 
     const STORAGE_TABLE: &str = "spy_hello_spryker_message_storage";
 
-    /// What codegen declares for the storage table; the generated constant replaces this once
-    /// the module's generated code is in.
-    const MESSAGE_STORAGE: SynchronizationDefinition = SynchronizationDefinition {
-        table: STORAGE_TABLE,
-        resource: RESOURCE,
-        key_suffix_column: Some("fk_hello_spryker_message"),
-        store: false,
-        locale: false,
-        queue_group: "sync.storage.hello",
-        queue_pool: None,
-        params: None,
-        mappings: &[],
-        synchronization_enabled: None,
-        timestampable: true,
-    };
+    const MESSAGE_STORAGE: SynchronizationDefinition =
+        crate::generated::synchronization::SPY_HELLO_SPRYKER_MESSAGE_STORAGE;
 
     /// A temporary SQLite database with a hand-made message storage table holding messages 1
     /// and 2 and a broken row 3.

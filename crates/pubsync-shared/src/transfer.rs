@@ -3,8 +3,6 @@
 //! Transfers with the same name in several modules are merged into one struct, as in the
 //! original. Every property is optional on the wire and unknown fields are accepted.
 
-#[rustfmt::skip]
 mod generated;
 
-#[allow(unused_imports)]
 pub use generated::*;
