@@ -249,6 +249,7 @@ mod tests {
         mappings: &[],
         synchronization_enabled: None,
         timestampable: true,
+        direct_sync_disabled: false,
     };
 
     #[test]

@@ -137,11 +137,6 @@ pub fn generate_synchronization(tables: &[&Table], inputs: &[String]) -> String 
             table.name,
             sources(table)
         );
-        if synchronization.direct_sync_disabled {
-            out.push_str(
-                "///\n/// The table opts out of direct synchronization (`direct_sync_disabled`).\n",
-            );
-        }
         let _ = writeln!(out, "pub const {name}: {DEFINITION} = {DEFINITION} {{");
         let _ = writeln!(out, "    table: {:?},", table.name);
         let _ = writeln!(out, "    resource: {:?},", synchronization.resource);
@@ -172,6 +167,11 @@ pub fn generate_synchronization(tables: &[&Table], inputs: &[String]) -> String 
             out,
             "    timestampable: {},",
             table.timestampable.is_some_and(|t| !t.disable_updated_at)
+        );
+        let _ = writeln!(
+            out,
+            "    direct_sync_disabled: {},",
+            synchronization.direct_sync_disabled
         );
         out.push_str("};\n");
         names.push(name);
@@ -239,6 +239,7 @@ mod tests {
             "mappings: &[pubsync_shared::synchronization::Mapping { source: \"sku\", destination: \"id_foo\" }],",
             "synchronization_enabled: Some(true),",
             "timestampable: true,",
+            "direct_sync_disabled: false,",
             "pub const ALL: &[pubsync_shared::synchronization::SynchronizationDefinition] = &[SPY_FOO_STORAGE];",
         ] {
             assert!(code.contains(expected), "{expected}\n{code}");

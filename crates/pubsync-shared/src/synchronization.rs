@@ -37,6 +37,8 @@ pub struct SynchronizationDefinition {
     pub synchronization_enabled: Option<bool>,
     /// Whether the table has the `timestampable` behaviour's `updated_at` column.
     pub timestampable: bool,
+    /// `direct_sync_disabled`: changes always travel through the sync queue, even in direct mode.
+    pub direct_sync_disabled: bool,
 }
 
 impl SynchronizationDefinition {

@@ -134,6 +134,7 @@ async fn reads_registered_tables_and_overrides() {
         mappings: &[],
         synchronization_enabled: None,
         timestampable: true,
+        direct_sync_disabled: false,
     };
     let tables = TableResolver::new()
         .with_definition(&MESSAGE)

@@ -11,3 +11,35 @@ diesel::table! {
         created_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// The `pubsync_sync_outbox` table, from `crates/pubsync-backend/schema/pubsync_event_behavior.schema.xml`.
+    pubsync_sync_outbox (id_sync_outbox) {
+        id_sync_outbox -> BigInt,
+        storage_table -> Text,
+        storage_key -> Text,
+        operation -> Text,
+        data -> Nullable<Text>,
+        previous_data -> Nullable<Text>,
+        store -> Nullable<Text>,
+        locale -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// The `pubsync_storage_alias` table, from `crates/pubsync-backend/schema/pubsync_event_behavior.schema.xml`.
+    pubsync_storage_alias (alias_key) {
+        alias_key -> Text,
+        storage_table -> Text,
+        storage_key -> Text,
+        data -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    spy_event_behavior_entity_change,
+    pubsync_sync_outbox,
+    pubsync_storage_alias
+);

@@ -17,6 +17,7 @@ pub const SPY_HELLO_SPRYKER_MESSAGE_STORAGE:
         mappings: &[],
         synchronization_enabled: None,
         timestampable: true,
+        direct_sync_disabled: false,
     };
 
 /// Every synchronized table of this crate.
