@@ -209,6 +209,7 @@ mod tests {
             mappings: &[],
             synchronization_enabled: None,
             timestampable: false,
+            direct_sync_disabled: false,
         }
     }
 
