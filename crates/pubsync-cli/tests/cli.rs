@@ -80,6 +80,7 @@ impl Workdir {
     /// Runs `sql` in the sqlite3 shell on the default database file.
     fn sqlite(&self, sql: &str) -> String {
         let output = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"]) // wait for the worker's write lock instead of failing
             .arg(self.path().join("pubsync.db"))
             .arg(sql)
             .stdin(Stdio::null())
