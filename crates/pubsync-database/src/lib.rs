@@ -21,6 +21,9 @@ use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// What went wrong with the database.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -233,11 +236,19 @@ impl FromStr for DatabaseUrl {
     }
 }
 
-/// A pool of connections to one database.
+/// A pool of connections to one database. PostgreSQL and MySQL are cargo features
+/// (`postgres`, `mysql`), so the embedded default builds without their client libraries.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Pool {
     /// SQLite connections.
     Sqlite(r2d2::Pool<ConnectionManager<SqliteConnection>>),
+    /// PostgreSQL connections.
+    #[cfg(feature = "postgres")]
+    Postgres(r2d2::Pool<ConnectionManager<diesel::pg::PgConnection>>),
+    /// MySQL/MariaDB connections.
+    #[cfg(feature = "mysql")]
+    Mysql(r2d2::Pool<ConnectionManager<diesel::mysql::MysqlConnection>>),
 }
 
 /// Begins a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
@@ -261,25 +272,101 @@ impl WriteTransaction for SqliteConnection {
 }
 
 /// Runs `$body` with `$conn` bound to a pooled connection of `$database`, whichever database
-/// it is. `$body` is compiled once per supported database; it evaluates to a `Result` whose
-/// error converts from [`DatabaseError`].
+/// it is. `$body` is compiled once for each database compiled in (SQLite always, PostgreSQL and
+/// MySQL with their features); it evaluates to a `Result` whose error converts from
+/// [`DatabaseError`].
 #[macro_export]
 macro_rules! with_connection {
     ($database:expr, |$conn:ident| $body:expr) => {{
-        match $database.pool() {
-            $crate::Pool::Sqlite(pool) => match pool.get() {
-                Ok(mut pooled) => {
-                    let $conn: &mut $crate::diesel::sqlite::SqliteConnection = &mut *pooled;
-                    $body
-                }
-                Err(source) => Err($crate::DatabaseError::Connect {
-                    url: $database.url().redacted(),
-                    source,
-                }
-                .into()),
-            },
+        let database: &$crate::Database = &$database;
+        'with_connection: {
+            $crate::__with_sqlite!(database, $conn, $body, 'with_connection);
+            $crate::__with_postgres!(database, $conn, $body, 'with_connection);
+            $crate::__with_mysql!(database, $conn, $body, 'with_connection);
+            unreachable!("every pool variant has an arm")
         }
     }};
+}
+
+// One helper macro per database, defined according to this crate's features: a `#[cfg]`
+// written inside `with_connection!` would be evaluated in the calling crate instead.
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_pool {
+    ($variant:ident, $connection:ty, $database:ident, $conn:ident, $body:expr, $label:lifetime) => {
+        #[allow(irrefutable_let_patterns)]
+        if let $crate::Pool::$variant(pool) = $database.pool() {
+            break $label match pool.get() {
+                Ok(mut pooled) => {
+                    let $conn: &mut $connection = &mut *pooled;
+                    $body
+                }
+                Err(source) => Err($crate::DatabaseError::Connect { url: $database.url().redacted(), source }.into()),
+            };
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_sqlite {
+    ($database:ident, $conn:ident, $body:expr, $label:lifetime) => {
+        $crate::__with_pool!(
+            Sqlite,
+            $crate::diesel::sqlite::SqliteConnection,
+            $database,
+            $conn,
+            $body,
+            $label
+        )
+    };
+}
+
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_postgres {
+    ($database:ident, $conn:ident, $body:expr, $label:lifetime) => {
+        $crate::__with_pool!(
+            Postgres,
+            $crate::diesel::pg::PgConnection,
+            $database,
+            $conn,
+            $body,
+            $label
+        )
+    };
+}
+
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_postgres {
+    ($($ignored:tt)*) => {};
+}
+
+#[cfg(feature = "mysql")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_mysql {
+    ($database:ident, $conn:ident, $body:expr, $label:lifetime) => {
+        $crate::__with_pool!(
+            Mysql,
+            $crate::diesel::mysql::MysqlConnection,
+            $database,
+            $conn,
+            $body,
+            $label
+        )
+    };
+}
+
+#[cfg(not(feature = "mysql"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_mysql {
+    ($($ignored:tt)*) => {};
 }
 
 /// Settings of a pool.
@@ -335,31 +422,100 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettin
     }
 }
 
+fn build_pool<C>(
+    url: &DatabaseUrl,
+    connection_url: &str,
+    options: &PoolOptions,
+    customizer: Option<Box<dyn CustomizeConnection<C, diesel::r2d2::Error>>>,
+) -> Result<r2d2::Pool<ConnectionManager<C>>, DatabaseError>
+where
+    C: diesel::r2d2::R2D2Connection + 'static,
+{
+    let mut builder = r2d2::Pool::builder()
+        .max_size(options.max_connections)
+        .connection_timeout(options.timeout);
+    if let Some(customizer) = customizer {
+        builder = builder.connection_customizer(customizer);
+    }
+    builder
+        .build(ConnectionManager::<C>::new(connection_url))
+        .map_err(|source| DatabaseError::Connect {
+            url: url.redacted(),
+            source,
+        })
+}
+
+/// Session settings of every MySQL connection: full Unicode.
+#[cfg(feature = "mysql")]
+#[derive(Debug)]
+struct MysqlSettings;
+
+#[cfg(feature = "mysql")]
+impl CustomizeConnection<diesel::mysql::MysqlConnection, diesel::r2d2::Error> for MysqlSettings {
+    fn on_acquire(
+        &self,
+        conn: &mut diesel::mysql::MysqlConnection,
+    ) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("SET NAMES utf8mb4")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl WriteTransaction for diesel::pg::PgConnection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        diesel::Connection::transaction(self, f)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl WriteTransaction for diesel::mysql::MysqlConnection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        diesel::Connection::transaction(self, f)
+    }
+}
+
 impl Database {
     /// Opens a pool to `url`, checking that a connection can be made.
     pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Self, DatabaseError> {
         let pool = match url {
             DatabaseUrl::Sqlite(path) => {
-                let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
-                let pool = r2d2::Pool::builder()
-                    .max_size(options.max_connections)
-                    .connection_timeout(options.timeout)
-                    .connection_customizer(Box::new(SqliteSettings {
-                        busy_timeout: options.timeout,
-                    }))
-                    .build(manager)
-                    .map_err(|source| DatabaseError::Connect {
-                        url: url.redacted(),
-                        source,
-                    })?;
-                Pool::Sqlite(pool)
+                let settings = SqliteSettings {
+                    busy_timeout: options.timeout,
+                };
+                Pool::Sqlite(build_pool(
+                    url,
+                    &path.to_string_lossy(),
+                    options,
+                    Some(Box::new(settings)),
+                )?)
             }
-            DatabaseUrl::Postgres(_) | DatabaseUrl::Mysql(_) => {
+            #[cfg(feature = "postgres")]
+            DatabaseUrl::Postgres(postgres_url) => {
+                Pool::Postgres(build_pool(url, postgres_url, options, None)?)
+            }
+            #[cfg(feature = "mysql")]
+            DatabaseUrl::Mysql(mysql_url) => Pool::Mysql(build_pool(
+                url,
+                mysql_url,
+                options,
+                Some(Box::new(MysqlSettings)),
+            )?),
+            #[allow(unreachable_patterns)]
+            other => {
+                let dialect = other.dialect();
                 return Err(DatabaseError::InvalidUrl {
-                    url: url.redacted(),
+                    url: other.redacted(),
                     reason: format!(
-                        "this build of pubsync does not include {} support",
-                        url.dialect()
+                        "this build of pubsync does not include {dialect} support (build with `--features {dialect}`)"
                     ),
                 });
             }
