@@ -445,7 +445,8 @@ where
         })
 }
 
-/// Session settings of every MySQL connection: full Unicode.
+/// Session settings of every MySQL connection: full Unicode, and READ COMMITTED so that
+/// concurrent queue consumers (`FOR UPDATE SKIP LOCKED`) do not deadlock on InnoDB's gap locks.
 #[cfg(feature = "mysql")]
 #[derive(Debug)]
 struct MysqlSettings;
@@ -456,7 +457,7 @@ impl CustomizeConnection<diesel::mysql::MysqlConnection, diesel::r2d2::Error> fo
         &self,
         conn: &mut diesel::mysql::MysqlConnection,
     ) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute("SET NAMES utf8mb4")
+        conn.batch_execute("SET NAMES utf8mb4; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             .map_err(diesel::r2d2::Error::QueryError)
     }
 }

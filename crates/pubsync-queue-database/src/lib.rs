@@ -529,6 +529,33 @@ fn take_rows(
         }
         conn.write_transaction(|conn| {
             let now = now_millis();
+            if statements.dialect == Dialect::Mysql {
+                // No `UPDATE … RETURNING` and no `LIMIT` in an `IN` subquery: lock the rows
+                // (skipping other consumers' locks), lease them by id, then read them.
+                let ids: Vec<i64> = diesel::sql_query(statements.select_for_take())
+                    .bind::<Text, _>(queue)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(limit)
+                    .load::<RowId>(conn)?
+                    .into_iter()
+                    .map(|row| row.id_queue_message)
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut lease = diesel::sql_query(statements.lease_ids(ids.len()))
+                    .into_boxed()
+                    .bind::<Text, _>(consumer_id.to_owned())
+                    .bind::<BigInt, _>(now.saturating_add(lease_millis));
+                let mut fetch = diesel::sql_query(statements.fetch_ids(ids.len())).into_boxed();
+                for id in &ids {
+                    lease = lease.bind::<BigInt, _>(*id);
+                    fetch = fetch.bind::<BigInt, _>(*id);
+                }
+                lease.execute(conn)?;
+                return fetch.load::<TakenRow>(conn);
+            }
             diesel::sql_query(statements.take())
                 .bind::<Text, _>(consumer_id)
                 .bind::<BigInt, _>(now.saturating_add(lease_millis))
@@ -685,9 +712,7 @@ impl Statements {
             Dialect::Sqlite => "",
             // Concurrent consumers skip each other's rows instead of waiting on them.
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            // MySQL has neither `UPDATE … RETURNING` nor `LIMIT` in an `IN` subquery: its variant
-            // will `SELECT … FOR UPDATE SKIP LOCKED`, then `UPDATE … WHERE id IN (…)` by id.
-            // `Database::connect` refuses MySQL until then.
+            // MySQL takes in three steps instead (`select_for_take`, `lease_ids`, `fetch_ids`).
             Dialect::Mysql => " FOR UPDATE SKIP LOCKED",
         };
         format!(
@@ -700,6 +725,38 @@ impl Statements {
             until = p(2),
             receivable = self.receivable(3),
             limit = p(6),
+        )
+    }
+
+    /// MySQL's first take step: locks up to a limit of receivable messages, oldest first,
+    /// skipping rows other consumers hold; binds queue name, now, now, limit.
+    fn select_for_take(&self) -> String {
+        format!(
+            "SELECT id_queue_message FROM {} WHERE {} ORDER BY id_queue_message LIMIT {} FOR UPDATE SKIP LOCKED",
+            self.table,
+            self.receivable(1),
+            self.dialect.placeholder(4)
+        )
+    }
+
+    /// MySQL's second take step: leases `ids` messages; binds lease owner, lease until, the ids.
+    fn lease_ids(&self, ids: usize) -> String {
+        format!(
+            "UPDATE {} SET lease_owner = {}, lease_until = {}, delivery_count = delivery_count + 1 \
+             WHERE id_queue_message IN ({})",
+            self.table,
+            self.dialect.placeholder(1),
+            self.dialect.placeholder(2),
+            self.dialect.placeholders(3, ids)
+        )
+    }
+
+    /// MySQL's last take step: reads `ids` messages; binds the ids.
+    fn fetch_ids(&self, ids: usize) -> String {
+        format!(
+            "SELECT id_queue_message, body, delivery_count FROM {} WHERE id_queue_message IN ({})",
+            self.table,
+            self.dialect.placeholders(1, ids)
         )
     }
 
