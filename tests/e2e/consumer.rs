@@ -10,7 +10,7 @@ use pubsync_backend::{EventCollection, StorageWriter, Worker, WorkerConfig};
 use pubsync_queue_extension::{Queue, Settlement};
 use pubsync_shared::event::{EventEntityTransfer, event_transfer_ids};
 use pubsync_shared::message::EventQueueMessage;
-use pubsync_tests::TestApp;
+use pubsync_tests::{TestApp, on_every_database};
 
 const CREATE: &str = "Entity.spy_hello_spryker_message.create";
 
@@ -85,121 +85,117 @@ async fn drain_error_queue(t: &TestApp) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failing_event_is_retried_then_sent_to_the_error_queue_with_its_reason() {
-    let t = TestApp::new();
-    let flaky = Arc::new(Flaky {
-        fail: [3].into(),
-        panic: [4].into(),
-        calls: Mutex::default(),
-    });
-    let worker = worker(&t, flaky.clone(), 2);
-    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2'), ('3'), ('4'), ('5')");
-    let report = worker.run(true, &Default::default()).await.unwrap();
+on_every_database! {
+    async fn a_failing_event_is_retried_then_sent_to_the_error_queue_with_its_reason(t: TestApp) {
+        let flaky = Arc::new(Flaky {
+            fail: [3].into(),
+            panic: [4].into(),
+            calls: Mutex::default(),
+        });
+        let worker = worker(&t, flaky.clone(), 2);
+        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2'), ('3'), ('4'), ('5')");
+        let report = worker.run(true, &Default::default()).await.unwrap();
 
-    let calls = flaky.calls.lock().unwrap().clone();
-    assert_eq!(calls[0], [1, 2, 3, 4, 5], "first one bulk call");
-    assert!(
-        calls[1..6].iter().all(|call| call.len() == 1),
-        "then one call per event: {calls:?}"
-    );
-    assert_eq!(
-        calls.iter().filter(|call| *call == &[3]).count(),
-        3,
-        "id 3: the single call and 2 retries"
-    );
-    assert_eq!(
-        report.handled, 3,
-        "ids 1, 2 and 5 are not held back by the failing ones"
-    );
-    assert_eq!(report.retried, 4);
-    assert_eq!(report.failed, 2);
+        let calls = flaky.calls.lock().unwrap().clone();
+        assert_eq!(calls[0], [1, 2, 3, 4, 5], "first one bulk call");
+        assert!(
+            calls[1..6].iter().all(|call| call.len() == 1),
+            "then one call per event: {calls:?}"
+        );
+        assert_eq!(
+            calls.iter().filter(|call| *call == &[3]).count(),
+            3,
+            "id 3: the single call and 2 retries"
+        );
+        assert_eq!(
+            report.handled, 3,
+            "ids 1, 2 and 5 are not held back by the failing ones"
+        );
+        assert_eq!(report.retried, 4);
+        assert_eq!(report.failed, 2);
 
-    let mut errors = drain_error_queue(&t).await;
-    errors.sort_by_key(|e| e["transfers"][0]["id"].as_i64());
-    assert_eq!(errors.len(), 2, "{errors:#?}");
-    assert_eq!(errors[0]["transfers"][0]["id"], 3);
-    assert_eq!(errors[0]["listenerName"], "test.Flaky");
-    assert_eq!(errors[0]["retry"], 2);
-    assert_eq!(errors[0]["errorMessage"], "cannot publish message 3");
-    assert_eq!(errors[1]["transfers"][0]["id"], 4);
-    assert!(
-        errors[1]["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("publisher blew up on 4"),
-        "{:#?}",
-        errors[1]
-    );
-    assert!(t.app.queue().depth("event").await.unwrap().is_empty());
-}
+        let mut errors = drain_error_queue(&t).await;
+        errors.sort_by_key(|e| e["transfers"][0]["id"].as_i64());
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert_eq!(errors[0]["transfers"][0]["id"], 3);
+        assert_eq!(errors[0]["listenerName"], "test.Flaky");
+        assert_eq!(errors[0]["retry"], 2);
+        assert_eq!(errors[0]["errorMessage"], "cannot publish message 3");
+        assert_eq!(errors[1]["transfers"][0]["id"], 4);
+        assert!(
+            errors[1]["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("publisher blew up on 4"),
+            "{:#?}",
+            errors[1]
+        );
+        assert!(t.app.queue().depth("event").await.unwrap().is_empty());
+    }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unreadable_messages_go_to_the_error_queue_with_the_reason() {
-    let t = TestApp::new();
-    let worker = worker(
-        &t,
-        Arc::new(Flaky {
+    async fn unreadable_messages_go_to_the_error_queue_with_the_reason(t: TestApp) {
+        let worker = worker(
+            &t,
+            Arc::new(Flaky {
+                fail: HashSet::new(),
+                panic: HashSet::new(),
+                calls: Mutex::default(),
+            }),
+            0,
+        );
+        let stranger = EventQueueMessage::batch(
+            "nobody.Listener",
+            CREATE,
+            vec![EventEntityTransfer {
+                id: Some(9),
+                ..Default::default()
+            }],
+        );
+        t.app
+            .queue()
+            .send("event", vec![b"{not json".to_vec(), stranger.encode()])
+            .await
+            .unwrap();
+        worker.run(true, &Default::default()).await.unwrap();
+
+        let errors = drain_error_queue(&t).await;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0]["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("malformed event message body"),
+            "{errors:#?}"
+        );
+        assert_eq!(errors[0]["body"], "{not json", "the original body is kept");
+        assert!(
+            errors[1]["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("nobody.Listener"),
+            "{errors:#?}"
+        );
+        assert_eq!(errors[1]["transfers"][0]["id"], 9, "the events are kept");
+    }
+
+    async fn task_with_keep_leaves_the_messages_in_the_queue(t: TestApp) {
+        let flaky = Arc::new(Flaky {
             fail: HashSet::new(),
             panic: HashSet::new(),
             calls: Mutex::default(),
-        }),
-        0,
-    );
-    let stranger = EventQueueMessage::batch(
-        "nobody.Listener",
-        CREATE,
-        vec![EventEntityTransfer {
-            id: Some(9),
-            ..Default::default()
-        }],
-    );
-    t.app
-        .queue()
-        .send("event", vec![b"{not json".to_vec(), stranger.encode()])
-        .await
-        .unwrap();
-    worker.run(true, &Default::default()).await.unwrap();
-
-    let errors = drain_error_queue(&t).await;
-    assert_eq!(errors.len(), 2, "{errors:#?}");
-    assert!(
-        errors[0]["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("malformed event message body"),
-        "{errors:#?}"
-    );
-    assert_eq!(errors[0]["body"], "{not json", "the original body is kept");
-    assert!(
-        errors[1]["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("nobody.Listener"),
-        "{errors:#?}"
-    );
-    assert_eq!(errors[1]["transfers"][0]["id"], 9, "the events are kept");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn task_with_keep_leaves_the_messages_in_the_queue() {
-    let t = TestApp::new();
-    let flaky = Arc::new(Flaky {
-        fail: HashSet::new(),
-        panic: HashSet::new(),
-        calls: Mutex::default(),
-    });
-    let worker = worker(&t, flaky.clone(), 0);
-    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2')");
-    let outcome = worker.run_task("event", true).await.unwrap();
-    assert_eq!(outcome.handled, 2);
-    assert_eq!(
-        t.app.queue().depth("event").await.unwrap().ready,
-        1,
-        "one message carrying both events is kept"
-    );
-    let outcome = worker.run_task("event", false).await.unwrap();
-    assert_eq!(outcome.handled, 2);
-    assert!(t.app.queue().depth("event").await.unwrap().is_empty());
-    assert_eq!(flaky.calls.lock().unwrap().len(), 2);
+        });
+        let worker = worker(&t, flaky.clone(), 0);
+        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2')");
+        let outcome = worker.run_task("event", true).await.unwrap();
+        assert_eq!(outcome.handled, 2);
+        assert_eq!(
+            t.app.queue().depth("event").await.unwrap().ready,
+            1,
+            "one message carrying both events is kept"
+        );
+        let outcome = worker.run_task("event", false).await.unwrap();
+        assert_eq!(outcome.handled, 2);
+        assert!(t.app.queue().depth("event").await.unwrap().is_empty());
+        assert_eq!(flaky.calls.lock().unwrap().len(), 2);
+    }
 }

@@ -3,131 +3,123 @@
 
 use pubsync_hello::reader::MessageStorageReader;
 use pubsync_shared::transfer::HelloSprykerStorageTransfer;
-use pubsync_tests::TestApp;
+use pubsync_tests::on_every_database;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn messages_are_published_as_one_storage_row_each() {
-    let t = TestApp::new();
-    t.sql("INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello Spryker!'), ('Jane', NULL)");
-    let report = t.work().await;
-    assert_eq!(report.relayed, 2);
-    assert_eq!(
-        t.message_storage(),
-        [
-            (
-                "message:1".to_owned(),
-                json!({"name": "John", "message": "Hello Spryker!"})
-            ),
-            (
-                "message:2".to_owned(),
-                json!({"name": "Jane", "message": null})
-            ),
-        ]
-    );
-    // Publishing the same rows again (the tutorial's writer would add rows) keeps one row each.
-    t.sql("UPDATE spy_hello_spryker_message SET message = 'Hi'");
-    t.work().await;
-    t.work().await;
-    assert_eq!(
-        t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage"),
-        2
-    );
-    assert_eq!(
-        t.message_storage()[1].1,
-        json!({"name": "Jane", "message": "Hi"})
-    );
-    assert!(t.outbox().is_empty(), "the relay empties the outbox");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn deleted_messages_leave_storage() {
-    let t = TestApp::new();
-    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('a'), ('b'), ('c')");
-    t.work().await;
-    t.sql("DELETE FROM spy_hello_spryker_message WHERE name IN ('a', 'c')");
-    t.work().await;
-    let keys: Vec<String> = t
-        .message_storage()
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect();
-    assert_eq!(keys, ["message:2"]);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn unchanged_data_is_not_rewritten() {
-    let t = TestApp::new();
-    t.sql("INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello')");
-    t.work().await;
-    t.sql("UPDATE spy_hello_spryker_message_storage SET updated_at = '2000-01-01 00:00:00'");
-    // Two real changes that end where they started: events, but the same data.
-    t.sql("UPDATE spy_hello_spryker_message SET message = 'changed'; UPDATE spy_hello_spryker_message SET message = 'Hello';");
-    let report = t.work().await;
-    assert_eq!(report.relayed, 2);
-    assert_eq!(
-        t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage WHERE updated_at = '2000-01-01 00:00:00'"),
-        1,
-        "a row whose data did not change is not rewritten"
-    );
-    t.sql("UPDATE spy_hello_spryker_message SET message = 'new'");
-    t.work().await;
-    assert_eq!(
-        t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage WHERE updated_at = '2000-01-01 00:00:00'"),
-        0,
-        "a changed row is rewritten with a new updated_at"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn repeated_events_of_one_entity_are_collapsed() {
-    let t = TestApp::new();
-    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('x')");
-    t.work().await;
-    for i in 0..10 {
-        t.sql(&format!(
-            "UPDATE spy_hello_spryker_message SET message = 'v{i}'"
-        ));
+on_every_database! {
+    async fn messages_are_published_as_one_storage_row_each(t: TestApp) {
+        t.sql("INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello Spryker!'), ('Jane', NULL)");
+        let report = t.work().await;
+        assert_eq!(report.relayed, 2);
+        assert_eq!(
+            t.message_storage(),
+            [
+                (
+                    "message:1".to_owned(),
+                    json!({"name": "John", "message": "Hello Spryker!"})
+                ),
+                (
+                    "message:2".to_owned(),
+                    json!({"name": "Jane", "message": null})
+                ),
+            ]
+        );
+        // Publishing the same rows again (the tutorial's writer would add rows) keeps one row each.
+        t.sql("UPDATE spy_hello_spryker_message SET message = 'Hi'");
+        t.work().await;
+        t.work().await;
+        assert_eq!(
+            t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage"),
+            2
+        );
+        assert_eq!(
+            t.message_storage()[1].1,
+            json!({"name": "Jane", "message": "Hi"})
+        );
+        assert!(t.outbox().is_empty(), "the relay empties the outbox");
     }
-    let report = t.work().await;
-    assert_eq!(report.relayed, 10);
-    assert_eq!(
-        report.handled, 1,
-        "ten updates of one message in a chunk are handled once"
-    );
-    assert_eq!(report.collapsed, 9);
-    assert_eq!(
-        t.message_storage()[0].1,
-        json!({"name": "x", "message": "v9"})
-    );
-}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_reader_returns_the_typed_transfer() {
-    let t = TestApp::new();
-    t.sql(
-        "INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello Spryker!')",
-    );
-    t.work().await;
-    let reader = MessageStorageReader::new(t.app.client().unwrap());
-    assert_eq!(
-        reader.get_message_by_id(1).await.unwrap(),
-        Some(HelloSprykerStorageTransfer {
-            name: Some("John".into()),
-            message: Some("Hello Spryker!".into())
-        })
-    );
-    assert_eq!(reader.get_message_by_id(2).await.unwrap(), None);
-    let client = t.app.client().unwrap();
-    let values = client
-        .get_multi(&["message:404".to_owned(), "message:1".to_owned()])
-        .await
-        .unwrap();
-    assert_eq!(
-        values,
-        [
-            None,
-            Some(json!({"name": "John", "message": "Hello Spryker!"}))
-        ]
-    );
+    async fn deleted_messages_leave_storage(t: TestApp) {
+        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('a'), ('b'), ('c')");
+        t.work().await;
+        t.sql("DELETE FROM spy_hello_spryker_message WHERE name IN ('a', 'c')");
+        t.work().await;
+        let keys: Vec<String> = t
+            .message_storage()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(keys, ["message:2"]);
+    }
+
+    async fn unchanged_data_is_not_rewritten(t: TestApp) {
+        t.sql("INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello')");
+        t.work().await;
+        t.sql("UPDATE spy_hello_spryker_message_storage SET updated_at = '2000-01-01 00:00:00'");
+        // Two real changes that end where they started: events, but the same data.
+        t.sql("UPDATE spy_hello_spryker_message SET message = 'changed'; UPDATE spy_hello_spryker_message SET message = 'Hello';");
+        let report = t.work().await;
+        assert_eq!(report.relayed, 2);
+        assert_eq!(
+            t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage WHERE updated_at = '2000-01-01 00:00:00'"),
+            1,
+            "a row whose data did not change is not rewritten"
+        );
+        t.sql("UPDATE spy_hello_spryker_message SET message = 'new'");
+        t.work().await;
+        assert_eq!(
+            t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage WHERE updated_at = '2000-01-01 00:00:00'"),
+            0,
+            "a changed row is rewritten with a new updated_at"
+        );
+    }
+
+    async fn repeated_events_of_one_entity_are_collapsed(t: TestApp) {
+        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('x')");
+        t.work().await;
+        for i in 0..10 {
+            t.sql(&format!(
+                "UPDATE spy_hello_spryker_message SET message = 'v{i}'"
+            ));
+        }
+        let report = t.work().await;
+        assert_eq!(report.relayed, 10);
+        assert_eq!(
+            report.handled, 1,
+            "ten updates of one message in a chunk are handled once"
+        );
+        assert_eq!(report.collapsed, 9);
+        assert_eq!(
+            t.message_storage()[0].1,
+            json!({"name": "x", "message": "v9"})
+        );
+    }
+
+    async fn the_reader_returns_the_typed_transfer(t: TestApp) {
+        t.sql(
+            "INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello Spryker!')",
+        );
+        t.work().await;
+        let reader = MessageStorageReader::new(t.app.client().unwrap());
+        assert_eq!(
+            reader.get_message_by_id(1).await.unwrap(),
+            Some(HelloSprykerStorageTransfer {
+                name: Some("John".into()),
+                message: Some("Hello Spryker!".into())
+            })
+        );
+        assert_eq!(reader.get_message_by_id(2).await.unwrap(), None);
+        let client = t.app.client().unwrap();
+        let values = client
+            .get_multi(&["message:404".to_owned(), "message:1".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(
+            values,
+            [
+                None,
+                Some(json!({"name": "John", "message": "Hello Spryker!"}))
+            ]
+        );
+    }
 }

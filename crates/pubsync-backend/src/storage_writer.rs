@@ -209,6 +209,28 @@ fn upsert_sql(
         .collect();
     let target = dialect.quote(table.table);
     let data = dialect.quote("data");
+    let insert = format!(
+        "INSERT INTO {target} ({}) VALUES {}",
+        quoted.join(", "),
+        values.join(", ")
+    );
+    if dialect == Dialect::Mysql {
+        // MySQL assigns left to right: `updated_at` compares the old data before it is replaced.
+        let mut updates = Vec::new();
+        if table.timestampable {
+            let updated_at = dialect.quote("updated_at");
+            updates.push(format!(
+                "{updated_at} = IF({data} <=> VALUES({data}), {updated_at}, CURRENT_TIMESTAMP)"
+            ));
+        }
+        updates.extend(
+            quoted
+                .iter()
+                .skip(1)
+                .map(|column| format!("{column} = VALUES({column})")),
+        );
+        return format!("{insert} ON DUPLICATE KEY UPDATE {}", updates.join(", "));
+    }
     let mut updates: Vec<String> = quoted
         .iter()
         .skip(1)
@@ -225,9 +247,7 @@ fn upsert_sql(
         Dialect::Sqlite | Dialect::Mysql => format!("{target}.{data} IS NOT excluded.{data}"),
     };
     format!(
-        "INSERT INTO {target} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {} WHERE {changed}",
-        quoted.join(", "),
-        values.join(", "),
+        "{insert} ON CONFLICT ({}) DO UPDATE SET {} WHERE {changed}",
         dialect.quote("key"),
         updates.join(", "),
     )
@@ -261,6 +281,17 @@ mod tests {
              ON CONFLICT (\"key\") DO UPDATE SET \"data\" = excluded.\"data\", \"fk_x\" = excluded.\"fk_x\", \
              \"store\" = excluded.\"store\", \"updated_at\" = CURRENT_TIMESTAMP \
              WHERE \"spy_x_storage\".\"data\" IS NOT excluded.\"data\""
+        );
+    }
+
+    #[test]
+    fn mysql_upsert_keeps_updated_at_when_data_is_unchanged() {
+        let sql = upsert_sql(Dialect::Mysql, &TABLE, &Columns::of(&TABLE), 1);
+        assert_eq!(
+            sql,
+            "INSERT INTO `spy_x_storage` (`key`, `data`, `fk_x`, `store`) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+             `updated_at` = IF(`data` <=> VALUES(`data`), `updated_at`, CURRENT_TIMESTAMP), `data` = VALUES(`data`), \
+             `fk_x` = VALUES(`fk_x`), `store` = VALUES(`store`)"
         );
     }
 

@@ -173,6 +173,14 @@ impl DatabaseUrl {
         }
     }
 
+    /// The full URL, password included, to hand to another process or configuration.
+    pub fn to_connection_string(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) | Self::Mysql(url) => url.clone(),
+        }
+    }
+
     /// The URL with any password replaced by `***`, for messages and logs.
     pub fn redacted(&self) -> String {
         match self {
@@ -457,8 +465,10 @@ impl CustomizeConnection<diesel::mysql::MysqlConnection, diesel::r2d2::Error> fo
         &self,
         conn: &mut diesel::mysql::MysqlConnection,
     ) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute("SET NAMES utf8mb4; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            .map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute(
+            "SET NAMES utf8mb4; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
     }
 }
 
