@@ -17,6 +17,7 @@ pub mod consumer;
 pub mod listener;
 pub mod relay;
 pub mod storage_writer;
+pub mod sync;
 pub mod worker;
 
 pub use consumer::{ConsumerConfig, EventConsumer};

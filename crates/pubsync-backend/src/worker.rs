@@ -11,6 +11,9 @@ use crate::consumer::{ChunkOutcome, ConsumerConfig, EventConsumer};
 use crate::listener::{EventCollection, PublishContext};
 use crate::relay::{OutboxRelay, RelayConfig, RelayError};
 use crate::storage_writer::StorageWriter;
+use crate::sync::{NoKeyValueStorage, SyncConfig, SyncConsumer, SyncError, SyncRelay, SyncTables};
+use pubsync_shared::key::KeyBuilders;
+use pubsync_storage_extension::StorageWriter as KeyValueWriter;
 
 /// Settings of the worker.
 #[derive(Debug, Clone)]
@@ -49,6 +52,9 @@ pub enum WorkerError {
     /// The database failed, and trying again will not help.
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    /// Synchronizing to storage failed, and trying again will not help.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
 }
 
 impl WorkerError {
@@ -57,6 +63,7 @@ impl WorkerError {
             Self::Relay(error) => error.is_transient(),
             Self::Queue(error) => error.is_transient(),
             Self::Database(error) => error.is_transient(),
+            Self::Sync(error) => error.is_transient(),
         }
     }
 }
@@ -76,6 +83,10 @@ pub struct WorkerReport {
     pub retried: usize,
     /// Events and messages sent to an error queue.
     pub failed: usize,
+    /// Sync outbox rows relayed.
+    pub sync_relayed: usize,
+    /// Changes applied to the key-value storage (directly or from sync queues).
+    pub synchronized: usize,
 }
 
 impl WorkerReport {
@@ -88,13 +99,23 @@ impl WorkerReport {
     }
 }
 
-/// Relays the outbox and processes the event queues of `listeners` on queue `Q`.
-pub struct Worker<Q> {
+/// Relays the outbox and processes the event queues of `listeners` on queue `Q`; with
+/// [`Worker::with_sync`], also relays the sync outbox and applies the sync queues to storage `W`.
+pub struct Worker<Q, W = NoKeyValueStorage> {
     queue: Q,
     relay: OutboxRelay,
     consumer: EventConsumer,
     listeners: Arc<EventCollection>,
     config: WorkerConfig,
+    database: Database,
+    sync: Option<Sync<W>>,
+}
+
+struct Sync<W> {
+    relay: SyncRelay,
+    tables: SyncTables,
+    config: SyncConfig,
+    writer: Option<W>,
 }
 
 impl<Q: Queue> Worker<Q> {
@@ -107,7 +128,10 @@ impl<Q: Queue> Worker<Q> {
         config: WorkerConfig,
     ) -> Self {
         let relay = OutboxRelay::new(database.clone(), config.relay.clone());
-        let context = PublishContext { database, storage };
+        let context = PublishContext {
+            database: database.clone(),
+            storage,
+        };
         let consumer = EventConsumer::new(context, listeners.clone(), config.consumer.clone());
         Self {
             queue,
@@ -115,7 +139,49 @@ impl<Q: Queue> Worker<Q> {
             consumer,
             listeners,
             config,
+            database,
+            sync: None,
         }
+    }
+}
+
+impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
+    /// Adds synchronization of `tables`: the sync outbox is relayed to the sync queues (or
+    /// written directly), and, with a `writer`, the sync queues are applied to it. Without a
+    /// writer (database storage) nothing consumes the sync queues: keep `config.enabled` off.
+    pub fn with_sync<W2: KeyValueWriter>(
+        self,
+        tables: SyncTables,
+        keys: Arc<KeyBuilders>,
+        config: SyncConfig,
+        writer: Option<W2>,
+    ) -> Worker<Q, W2> {
+        let relay = SyncRelay::new(self.database.clone(), tables.clone(), keys, config.clone());
+        Worker {
+            queue: self.queue,
+            relay: self.relay,
+            consumer: self.consumer,
+            listeners: self.listeners,
+            config: self.config,
+            database: self.database,
+            sync: Some(Sync {
+                relay,
+                tables,
+                config,
+                writer,
+            }),
+        }
+    }
+
+    /// Every queue the worker processes: the event queues, and the sync queues it applies.
+    pub fn queues(&self) -> Vec<String> {
+        let mut queues = self.listeners.queues();
+        if let Some(sync) = self.sync.as_ref().filter(|sync| sync.writer.is_some()) {
+            queues.extend(sync.tables.queues(&sync.config));
+        }
+        queues.sort();
+        queues.dedup();
+        queues
     }
 
     /// The queue the worker uses.
@@ -123,9 +189,16 @@ impl<Q: Queue> Worker<Q> {
         &self.queue
     }
 
-    /// Declares every queue the worker processes (and their error queues).
+    /// Declares every queue the worker sends to or processes (and their error queues).
     pub async fn declare(&self) -> Result<(), QueueError> {
-        self.queue.declare(&self.listeners.queues()).await
+        let mut queues = self.listeners.queues();
+        if let Some(sync) = &self.sync {
+            queues.extend(sync.tables.queues(&sync.config));
+            queues.push(crate::sync::UNROUTABLE_QUEUE.to_owned());
+        }
+        queues.sort();
+        queues.dedup();
+        self.queue.declare(&queues).await
     }
 
     /// Runs until `stop` is set, or, with `stop_when_empty`, until the outbox and every queue
@@ -165,8 +238,8 @@ impl<Q: Queue> Worker<Q> {
         Ok(report)
     }
 
-    /// One round: relay what the outbox holds, then one chunk of each queue. Returns whether
-    /// there was anything to do.
+    /// One round: relay what the outbox holds, one chunk of each event queue, relay the sync
+    /// outbox, one chunk of each sync queue. Returns whether there was anything to do.
     async fn step(&self, report: &mut WorkerReport) -> Result<bool, WorkerError> {
         let mut busy = false;
         let pass = self.relay.relay_once(&self.listeners, &self.queue).await?;
@@ -187,15 +260,48 @@ impl<Q: Queue> Worker<Q> {
                     .await?,
             );
         }
+        if let Some(sync) = &self.sync {
+            let pass = sync
+                .relay
+                .relay_once(&self.queue, sync.writer.as_ref())
+                .await?;
+            report.sync_relayed += pass.rows;
+            report.synchronized += pass.direct;
+            report.failed += pass.failed;
+            busy |= pass.rows > 0;
+            if let Some(writer) = &sync.writer {
+                for queue_name in sync.tables.queues(&sync.config) {
+                    let chunk = self
+                        .queue
+                        .receive(&queue_name, sync.config.consumer_chunk_size, Duration::ZERO)
+                        .await?;
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    busy = true;
+                    let outcome = SyncConsumer
+                        .process(&self.queue, &queue_name, chunk, writer)
+                        .await?;
+                    report.messages += outcome.messages;
+                    report.synchronized += outcome.applied;
+                    report.failed += outcome.failed;
+                }
+            }
+        }
         Ok(busy)
     }
 
-    /// Whether the outbox and every queue are empty.
+    /// Whether the outboxes and every queue the worker processes are empty.
     pub async fn is_empty(&self) -> Result<bool, WorkerError> {
         if !self.relay.is_empty().await? {
             return Ok(false);
         }
-        for queue_name in self.listeners.queues() {
+        if let Some(sync) = &self.sync
+            && !sync.relay.is_empty().await?
+        {
+            return Ok(false);
+        }
+        for queue_name in self.queues() {
             if !self.queue.depth(&queue_name).await?.is_empty() {
                 return Ok(false);
             }

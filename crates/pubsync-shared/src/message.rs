@@ -191,6 +191,36 @@ impl SyncMessage {
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a sync message always serialises")
     }
+
+    /// Reads a body carrying one message (the original's format) or a JSON array of them
+    /// (pubsync's batch format, many changes per queue message).
+    pub fn decode_batch(body: &[u8]) -> Result<Vec<Self>, MessageError> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            Many(Vec<SyncMessage>),
+            One(SyncMessage),
+        }
+        let value: Value =
+            serde_json::from_slice(body).map_err(|source| MessageError::Malformed {
+                kind: "sync",
+                source,
+            })?;
+        match serde_json::from_value::<OneOrMany>(value) {
+            Ok(OneOrMany::Many(messages)) => Ok(messages),
+            Ok(OneOrMany::One(message)) => Ok(vec![message]),
+            Err(_) => Err(MessageError::Invalid {
+                kind: "sync",
+                reason: "expected {\"write\":{…}}, {\"delete\":{…}} or an array of them, each with key, value and resource"
+                    .into(),
+            }),
+        }
+    }
+
+    /// The body of a batch of messages.
+    pub fn encode_batch(messages: &[SyncMessage]) -> Vec<u8> {
+        serde_json::to_vec(messages).expect("sync messages always serialise")
+    }
 }
 
 #[cfg(test)]
