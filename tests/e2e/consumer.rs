@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
 use pubsync_backend::{EventCollection, StorageWriter, Worker, WorkerConfig};
+use pubsync_cli::backends::AnyQueue;
 use pubsync_queue_extension::{Queue, Settlement};
 use pubsync_shared::event::{EventEntityTransfer, event_transfer_ids};
 use pubsync_shared::message::EventQueueMessage;
@@ -48,11 +49,7 @@ impl Publisher for Flaky {
     }
 }
 
-fn worker(
-    t: &TestApp,
-    publisher: Arc<Flaky>,
-    max_retries: u32,
-) -> Worker<pubsync_queue_database::DatabaseQueue> {
+async fn worker(t: &TestApp, publisher: Arc<Flaky>, max_retries: u32) -> Worker<AnyQueue> {
     let mut events = EventCollection::new();
     events.add_publisher(publisher);
     let mut config = WorkerConfig::default();
@@ -61,7 +58,7 @@ fn worker(
     let storage = StorageWriter::new(t.app.database().clone(), Arc::default());
     Worker::new(
         t.app.database().clone(),
-        t.app.queue(),
+        t.app.queue().await.unwrap(),
         Arc::new(events),
         storage,
         config,
@@ -69,7 +66,7 @@ fn worker(
 }
 
 async fn drain_error_queue(t: &TestApp) -> Vec<serde_json::Value> {
-    let queue = t.app.queue();
+    let queue = t.app.queue().await.unwrap();
     let deliveries = queue
         .receive("event.error", 100, Duration::from_millis(50))
         .await
@@ -92,7 +89,7 @@ on_every_database! {
             panic: [4].into(),
             calls: Mutex::default(),
         });
-        let worker = worker(&t, flaky.clone(), 2);
+        let worker = worker(&t, flaky.clone(), 2).await;
         t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2'), ('3'), ('4'), ('5')");
         let report = worker.run(true, &Default::default()).await.unwrap();
 
@@ -130,19 +127,12 @@ on_every_database! {
             "{:#?}",
             errors[1]
         );
-        assert!(t.app.queue().depth("event").await.unwrap().is_empty());
+        assert!(t.app.queue().await.unwrap().depth("event").await.unwrap().is_empty());
     }
 
     async fn unreadable_messages_go_to_the_error_queue_with_the_reason(t: TestApp) {
-        let worker = worker(
-            &t,
-            Arc::new(Flaky {
-                fail: HashSet::new(),
-                panic: HashSet::new(),
-                calls: Mutex::default(),
-            }),
-            0,
-        );
+        let flaky = Flaky { fail: HashSet::new(), panic: HashSet::new(), calls: Mutex::default() };
+        let worker = worker(&t, Arc::new(flaky), 0).await;
         let stranger = EventQueueMessage::batch(
             "nobody.Listener",
             CREATE,
@@ -153,6 +143,8 @@ on_every_database! {
         );
         t.app
             .queue()
+            .await
+            .unwrap()
             .send("event", vec![b"{not json".to_vec(), stranger.encode()])
             .await
             .unwrap();
@@ -184,18 +176,18 @@ on_every_database! {
             panic: HashSet::new(),
             calls: Mutex::default(),
         });
-        let worker = worker(&t, flaky.clone(), 0);
+        let worker = worker(&t, flaky.clone(), 0).await;
         t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2')");
         let outcome = worker.run_task("event", true).await.unwrap();
         assert_eq!(outcome.handled, 2);
         assert_eq!(
-            t.app.queue().depth("event").await.unwrap().ready,
+            t.app.queue().await.unwrap().depth("event").await.unwrap().ready,
             1,
             "one message carrying both events is kept"
         );
         let outcome = worker.run_task("event", false).await.unwrap();
         assert_eq!(outcome.handled, 2);
-        assert!(t.app.queue().depth("event").await.unwrap().is_empty());
+        assert!(t.app.queue().await.unwrap().depth("event").await.unwrap().is_empty());
         assert_eq!(flaky.calls.lock().unwrap().len(), 2);
     }
 }

@@ -100,7 +100,7 @@ on_every_database! {
             "INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello Spryker!')",
         );
         t.work().await;
-        let reader = MessageStorageReader::new(t.app.client().unwrap());
+        let reader = MessageStorageReader::new(t.app.client().await.unwrap());
         assert_eq!(
             reader.get_message_by_id(1).await.unwrap(),
             Some(HelloSprykerStorageTransfer {
@@ -109,7 +109,7 @@ on_every_database! {
             })
         );
         assert_eq!(reader.get_message_by_id(2).await.unwrap(), None);
-        let client = t.app.client().unwrap();
+        let client = t.app.client().await.unwrap();
         let values = client
             .get_multi(&["message:404".to_owned(), "message:1".to_owned()])
             .await

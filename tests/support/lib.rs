@@ -178,6 +178,8 @@ impl TestApp {
     pub async fn work(&self) -> pubsync_backend::WorkerReport {
         self.app
             .worker()
+            .await
+            .expect("worker")
             .run(true, &std::sync::atomic::AtomicBool::new(false))
             .await
             .expect("worker")

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use pubsync_backend::WorkerConfig;
+use pubsync_backend::sync::SyncConfig;
 use pubsync_database::DatabaseUrl;
 use pubsync_shared::key::KeyBuilder;
 use serde::Deserialize;
@@ -31,6 +32,24 @@ pub struct FileConfig {
     /// Key settings.
     #[serde(default)]
     pub keys: KeySection,
+    /// Synchronization settings.
+    #[serde(default)]
+    pub sync: SyncSection,
+}
+
+/// `[sync]` in `pubsync.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSection {
+    /// The global switch (default: on when the storage is a key-value store, off for database
+    /// storage); a table's `synchronization_enabled` overrides it.
+    pub enabled: Option<bool>,
+    /// Write storage right after publishing, falling back to the sync queue (default false).
+    pub direct: Option<bool>,
+    /// Changes carried in one sync queue message (default 500).
+    pub changes_per_message: Option<usize>,
+    /// Sync queue messages per chunk (default 100).
+    pub chunk_size: Option<usize>,
 }
 
 /// `[worker]` in `pubsync.toml`.
@@ -93,6 +112,8 @@ pub struct Settings {
     pub queue_lease: Duration,
     /// The key scheme.
     pub key_builder: KeyBuilder,
+    /// Synchronization.
+    pub sync: SyncConfig,
 }
 
 impl Settings {
@@ -159,7 +180,20 @@ impl Settings {
         if let Some(compatible) = section.spryker_compatible {
             worker.relay.spryker_compatible = compatible;
         }
-        let lease = section.lease_seconds.unwrap_or(30);
+        let section = &file.sync;
+        let mut sync = SyncConfig {
+            enabled: section.enabled.unwrap_or(storage != StorageUrl::Database),
+            direct: section.direct.unwrap_or(false),
+            spryker_compatible: worker.relay.spryker_compatible,
+            ..SyncConfig::default()
+        };
+        if let Some(changes) = section.changes_per_message {
+            sync.changes_per_message = positive(changes, "sync.changes_per_message", &source)?;
+        }
+        if let Some(chunk_size) = section.chunk_size {
+            sync.consumer_chunk_size = positive(chunk_size, "sync.chunk_size", &source)?;
+        }
+        let lease = file.worker.lease_seconds.unwrap_or(30);
         positive(lease as usize, "worker.lease_seconds", &source)?;
         Ok(Self {
             database,
@@ -173,6 +207,7 @@ impl Settings {
                     .single_key_format_normalized
                     .unwrap_or(false),
             },
+            sync,
         })
     }
 }

@@ -51,7 +51,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
     println!(
         "4. read: the client builds the key message:{id} and reads the storage table (key-value bypass)"
     );
-    let reader = MessageStorageReader::new(app.client()?);
+    let reader = MessageStorageReader::new(app.client().await?);
     let read = reader.get_message_by_id(id).await?;
     println!("   get_message_by_id({id}) = {read:?}");
 
@@ -96,6 +96,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
 async fn work(app: &App) -> anyhow::Result<()> {
     let report = app
         .worker()
+        .await?
         .run(true, &AtomicBool::new(false))
         .await
         .context("running the worker")?;

@@ -6,13 +6,17 @@
 //! [`synchronization_definitions`] (its storage tables); `cargo xtask codegen` adds its tables
 //! to the migrations.
 
+pub mod backends;
 pub mod config;
 pub mod demo;
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use backends::{AnyQueue, AnyStorage};
+use config::{QueueUrl, StorageUrl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
+use pubsync_backend::sync::SyncTables;
 use pubsync_backend::{EventCollection, OUTBOX_TABLE, StorageWriter, Worker};
 use pubsync_client::StorageClient;
 use pubsync_database::{Database, Dialect, PoolOptions, with_connection};
@@ -117,39 +121,60 @@ impl App {
         Ok(())
     }
 
-    /// The queue.
-    pub fn queue(&self) -> DatabaseQueue {
-        DatabaseQueue::new(
-            self.database.clone(),
-            DatabaseQueueOptions {
-                lease: self.settings.queue_lease,
-                ..DatabaseQueueOptions::default()
-            },
-        )
+    /// The configured queue.
+    pub async fn queue(&self) -> anyhow::Result<AnyQueue> {
+        match &self.settings.queue {
+            QueueUrl::Database => Ok(AnyQueue::Database(DatabaseQueue::new(
+                self.database.clone(),
+                DatabaseQueueOptions {
+                    lease: self.settings.queue_lease,
+                    ..DatabaseQueueOptions::default()
+                },
+            ))),
+        }
     }
 
-    /// A worker over the configured queue.
-    pub fn worker(&self) -> Worker<DatabaseQueue> {
+    /// A worker over the configured queue, synchronizing into the configured storage when
+    /// that is a key-value store.
+    pub async fn worker(&self) -> anyhow::Result<Worker<AnyQueue, AnyStorage>> {
         let storage = StorageWriter::new(self.database.clone(), self.keys.clone());
-        Worker::new(
+        let storage_backend = self.storage().await?;
+        let writer = storage_backend.is_writable().then_some(storage_backend);
+        Ok(Worker::new(
             self.database.clone(),
-            self.queue(),
+            self.queue().await?,
             self.listeners.clone(),
             storage,
             self.settings.worker.clone(),
         )
+        .with_sync(
+            SyncTables::new(synchronization_definitions()),
+            self.keys.clone(),
+            self.settings.sync.clone(),
+            writer,
+        ))
     }
 
-    /// The storage frontends read.
-    pub fn storage(&self) -> anyhow::Result<DatabaseStorage> {
-        let tables = TableResolver::new()
-            .with_definitions(synchronization_definitions())
-            .context("mapping resources to storage tables")?;
-        Ok(DatabaseStorage::new(self.database.clone(), tables))
+    /// The configured storage, as frontends read it.
+    pub async fn storage(&self) -> anyhow::Result<AnyStorage> {
+        match &self.settings.storage {
+            StorageUrl::Database => {
+                let tables = TableResolver::new()
+                    .with_definitions(synchronization_definitions())
+                    .context("mapping resources to storage tables")?;
+                Ok(AnyStorage::Database(DatabaseStorage::new(
+                    self.database.clone(),
+                    tables,
+                )))
+            }
+        }
     }
 
     /// The storage client over the configured storage.
-    pub fn client(&self) -> anyhow::Result<StorageClient<DatabaseStorage>> {
-        Ok(StorageClient::new(self.storage()?, (*self.keys).clone()))
+    pub async fn client(&self) -> anyhow::Result<StorageClient<AnyStorage>> {
+        Ok(StorageClient::new(
+            self.storage().await?,
+            (*self.keys).clone(),
+        ))
     }
 }

@@ -95,8 +95,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for version in applied {
                 println!("applied migration {version}");
             }
-            app.worker().declare().await.context("declaring queues")?;
-            println!("queues declared: {}", app.listeners().queues().join(", "));
+            app.worker()
+                .await?
+                .declare()
+                .await
+                .context("declaring queues")?;
+            println!(
+                "queues declared: {}",
+                app.worker().await?.queues().join(", ")
+            );
         }
         Command::WorkerStart { stop_when_empty } => {
             app.require_schema()?;
@@ -108,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     on_signal.store(true, Ordering::Relaxed);
                 }
             });
-            let report = app.worker().run(stop_when_empty, &stop).await?;
+            let report = app.worker().await?.run(stop_when_empty, &stop).await?;
             tracing::info!(
                 relayed = report.relayed,
                 messages = report.messages,
@@ -121,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::TaskStart { queue, keep } => {
             app.require_schema()?;
-            let worker = app.worker();
+            let worker = app.worker().await?;
             if !app.listeners().queues().contains(&queue) {
                 anyhow::bail!(
                     "no listener is registered on queue {queue:?}; queues: {}",
@@ -142,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{queue}: {} ready, {} pending", depth.ready, depth.pending);
         }
         Command::StorageGet { key } => {
-            let storage = app.storage()?;
+            let storage = app.storage().await?;
             match storage.get(&key).await? {
                 Some(value) => {
                     let line = match serde_json::from_str::<serde_json::Value>(&value) {

@@ -1,0 +1,109 @@
+//! The queue and the storage the configuration names, behind one type each, so the worker and
+//! the client are built once whatever is configured.
+
+use std::time::Duration;
+
+use pubsync_queue_database::DatabaseQueue;
+use pubsync_queue_extension::{Delivery, Queue, QueueDepth, QueueError, SendError, Settlement};
+use pubsync_storage_database::DatabaseStorage;
+use pubsync_storage_extension::{
+    ScanPage, StorageChange, StorageError, StorageReader, StorageWriter,
+};
+
+/// The configured queue.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyQueue {
+    /// The durable queue in the application database.
+    Database(DatabaseQueue),
+}
+
+macro_rules! each_queue {
+    ($queue:expr, |$inner:ident| $body:expr) => {
+        match $queue {
+            AnyQueue::Database($inner) => $body,
+        }
+    };
+}
+
+impl Queue for AnyQueue {
+    async fn declare(&self, queues: &[String]) -> Result<(), QueueError> {
+        each_queue!(self, |queue| queue.declare(queues).await)
+    }
+
+    async fn send(&self, queue_name: &str, bodies: Vec<Vec<u8>>) -> Result<(), SendError> {
+        each_queue!(self, |queue| queue.send(queue_name, bodies).await)
+    }
+
+    async fn receive(
+        &self,
+        queue_name: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        each_queue!(self, |queue| queue.receive(queue_name, max, wait).await)
+    }
+
+    async fn settle(&self, queue_name: &str, settlement: Settlement) -> Result<(), QueueError> {
+        each_queue!(self, |queue| queue.settle(queue_name, settlement).await)
+    }
+
+    async fn depth(&self, queue_name: &str) -> Result<QueueDepth, QueueError> {
+        each_queue!(self, |queue| queue.depth(queue_name).await)
+    }
+}
+
+/// The configured storage.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyStorage {
+    /// The storage tables themselves (key-value bypass), read-only.
+    Database(DatabaseStorage),
+}
+
+macro_rules! each_storage {
+    ($storage:expr, |$inner:ident| $body:expr) => {
+        match $storage {
+            AnyStorage::Database($inner) => $body,
+        }
+    };
+}
+
+impl StorageReader for AnyStorage {
+    async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        each_storage!(self, |storage| storage.get(key).await)
+    }
+
+    async fn get_multi(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        each_storage!(self, |storage| storage.get_multi(keys).await)
+    }
+
+    async fn scan(
+        &self,
+        pattern: &str,
+        limit: usize,
+        cursor: u64,
+    ) -> Result<ScanPage, StorageError> {
+        each_storage!(self, |storage| storage.scan(pattern, limit, cursor).await)
+    }
+}
+
+impl StorageWriter for AnyStorage {
+    async fn apply(&self, _changes: Vec<StorageChange>) -> Result<usize, StorageError> {
+        match self {
+            AnyStorage::Database(_) => Err(StorageError::Unsupported {
+                operation: "apply",
+                backend: "database",
+            }),
+        }
+    }
+}
+
+impl AnyStorage {
+    /// Whether the worker can synchronize into this storage (a key-value store).
+    pub fn is_writable(&self) -> bool {
+        match self {
+            AnyStorage::Database(_) => false,
+        }
+    }
+}
