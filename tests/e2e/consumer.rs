@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
 use pubsync_backend::{EventCollection, StorageWriter, Worker, WorkerConfig};
-use pubsync_cli::backends::AnyQueue;
+use pubsync_cli::AppQueue;
 use pubsync_queue_extension::{Queue, Settlement};
 use pubsync_shared::event::{EventEntityTransfer, event_transfer_ids};
 use pubsync_shared::message::EventQueueMessage;
@@ -49,7 +49,7 @@ impl Publisher for Flaky {
     }
 }
 
-async fn worker(t: &TestApp, publisher: Arc<Flaky>, max_retries: u32) -> Worker<AnyQueue> {
+async fn worker(t: &TestApp, publisher: Arc<Flaky>, max_retries: u32) -> Worker<AppQueue> {
     let mut events = EventCollection::new();
     events.add_publisher(publisher);
     let mut config = WorkerConfig::default();

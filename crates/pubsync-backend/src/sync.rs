@@ -138,7 +138,11 @@ pub struct SyncRelay {
     tables: SyncTables,
     keys: std::sync::Arc<KeyBuilders>,
     config: SyncConfig,
+    last_versions: std::sync::Arc<std::sync::Mutex<HashMap<String, i64>>>,
 }
+
+/// How many keys' last versions the relay remembers before it forgets them all.
+const REMEMBERED_VERSIONS: usize = 100_000;
 
 impl SyncRelay {
     /// A relay over `database`'s sync outbox for `tables`.
@@ -153,6 +157,27 @@ impl SyncRelay {
             tables,
             keys,
             config,
+            last_versions: std::sync::Arc::default(),
+        }
+    }
+
+    /// Makes the versions of each key strictly increase in outbox order. SQLite's clock has
+    /// millisecond resolution, so two changes of one key within a millisecond carry the same
+    /// version, and storage keeps only the first of two equal versions.
+    fn order_versions(&self, rows: &mut [SyncRow]) {
+        let mut last_versions = self
+            .last_versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last_versions.len() > REMEMBERED_VERSIONS {
+            last_versions.clear();
+        }
+        for row in rows {
+            let last = last_versions
+                .entry(row.storage_key.clone())
+                .or_insert(i64::MIN);
+            row.version = row.version.max(last.saturating_add(1));
+            *last = row.version;
         }
     }
 
@@ -163,13 +188,14 @@ impl SyncRelay {
         writer: Option<&W>,
     ) -> Result<SyncPass, RelayError> {
         let limit = self.config.chunk_size as i64;
-        let rows = self
+        let mut rows = self
             .database
             .blocking(move |db| read_sync_outbox(db, limit))
             .await?;
         if rows.is_empty() {
             return Ok(SyncPass::default());
         }
+        self.order_versions(&mut rows);
         let ids: Vec<i64> = rows.iter().map(|row| row.id_sync_outbox).collect();
         let mut pass = SyncPass {
             rows: rows.len(),
@@ -742,6 +768,41 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn versions_of_one_key_strictly_increase_even_within_a_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = pubsync_database::DatabaseUrl::Sqlite(dir.path().join("v.db"));
+        let database = Database::connect(&url, &Default::default()).unwrap();
+        let relay = SyncRelay::new(
+            database,
+            SyncTables::default(),
+            Default::default(),
+            SyncConfig::default(),
+        );
+        let mut rows = vec![
+            row("write", Some("{}"), None),
+            row("write", Some("{}"), None),
+            row("delete", None, None),
+        ];
+        rows[2].version += 5;
+        relay.order_versions(&mut rows);
+        let versions: Vec<i64> = rows.iter().map(|row| row.version).collect();
+        assert_eq!(
+            versions,
+            [
+                1_599_741_494_267_689,
+                1_599_741_494_267_690,
+                1_599_741_494_267_694
+            ]
+        );
+        let mut later = vec![row("write", Some("{}"), None)];
+        relay.order_versions(&mut later);
+        assert_eq!(
+            later[0].version, 1_599_741_494_267_695,
+            "remembered across passes"
+        );
     }
 
     #[test]

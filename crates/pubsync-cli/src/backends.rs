@@ -59,12 +59,17 @@ impl Queue for AnyQueue {
 pub enum AnyStorage {
     /// The storage tables themselves (key-value bypass), read-only.
     Database(DatabaseStorage),
+    /// Redis.
+    #[cfg(feature = "redis")]
+    Redis(pubsync_storage_redis::RedisStorage),
 }
 
 macro_rules! each_storage {
     ($storage:expr, |$inner:ident| $body:expr) => {
         match $storage {
             AnyStorage::Database($inner) => $body,
+            #[cfg(feature = "redis")]
+            AnyStorage::Redis($inner) => $body,
         }
     };
 }
@@ -89,12 +94,17 @@ impl StorageReader for AnyStorage {
 }
 
 impl StorageWriter for AnyStorage {
-    async fn apply(&self, _changes: Vec<StorageChange>) -> Result<usize, StorageError> {
+    async fn apply(&self, changes: Vec<StorageChange>) -> Result<usize, StorageError> {
         match self {
-            AnyStorage::Database(_) => Err(StorageError::Unsupported {
-                operation: "apply",
-                backend: "database",
-            }),
+            AnyStorage::Database(_) => {
+                drop(changes);
+                Err(StorageError::Unsupported {
+                    operation: "apply",
+                    backend: "database",
+                })
+            }
+            #[cfg(feature = "redis")]
+            AnyStorage::Redis(storage) => storage.apply(changes).await,
         }
     }
 }
@@ -104,6 +114,8 @@ impl AnyStorage {
     pub fn is_writable(&self) -> bool {
         match self {
             AnyStorage::Database(_) => false,
+            #[cfg(feature = "redis")]
+            AnyStorage::Redis(_) => true,
         }
     }
 }

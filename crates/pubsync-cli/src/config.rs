@@ -35,6 +35,29 @@ pub struct FileConfig {
     /// Synchronization settings.
     #[serde(default)]
     pub sync: SyncSection,
+    /// Queue settings.
+    #[serde(default)]
+    pub queue: QueueSection,
+    /// Key-value storage settings.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// `[storage]` in `pubsync.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Put before `kv:` in every Redis key (the original's `REDIS_KEY_PREFIX`; default empty).
+    pub key_prefix: Option<String>,
+}
+
+/// `[queue]` in `pubsync.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSection {
+    /// Put before every queue name, so several applications can share one broker (default
+    /// empty: `event`, `sync.storage.hello`, …).
+    pub prefix: Option<String>,
 }
 
 /// `[sync]` in `pubsync.toml`.
@@ -95,6 +118,8 @@ pub enum QueueUrl {
 pub enum StorageUrl {
     /// The storage tables of the application database (`database`, the key-value bypass).
     Database,
+    /// Redis: `redis://[user:password@]host:port/db` or `rediss://` for TLS.
+    Redis(String),
 }
 
 /// The resolved, checked configuration.
@@ -114,6 +139,10 @@ pub struct Settings {
     pub key_builder: KeyBuilder,
     /// Synchronization.
     pub sync: SyncConfig,
+    /// Put before every queue name.
+    pub queue_prefix: String,
+    /// Put before `kv:` in every key-value store key.
+    pub key_prefix: String,
 }
 
 impl Settings {
@@ -208,6 +237,8 @@ impl Settings {
                     .unwrap_or(false),
             },
             sync,
+            queue_prefix: file.queue.prefix.clone().unwrap_or_default(),
+            key_prefix: file.storage.key_prefix.clone().unwrap_or_default(),
         })
     }
 }
@@ -241,7 +272,13 @@ fn parse_storage_url(url: &str) -> anyhow::Result<StorageUrl> {
     match url {
         "database" => Ok(StorageUrl::Database),
         other if other.starts_with("redis://") || other.starts_with("rediss://") => {
-            bail!("Redis storage is not supported by this build yet; use \"database\"")
+            if cfg!(feature = "redis") {
+                Ok(StorageUrl::Redis(other.to_owned()))
+            } else {
+                bail!(
+                    "this build of pubsync does not include Redis support (build with `--features redis`)"
+                )
+            }
         }
         other => {
             bail!("unknown storage url {other:?}; expected \"database\" or redis://host:port/db")

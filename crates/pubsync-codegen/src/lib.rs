@@ -31,7 +31,7 @@ pub use migration::migration_version;
 pub use snapshot::SNAPSHOT_PATH;
 
 use crate::model::Model;
-use crate::schema::{SourceFile, parse_schemas, read_definition_files};
+use crate::schema::{parse_schemas, read_definition_files};
 
 /// Where the transfer structs go, relative to the workspace root.
 pub const TRANSFERS_PATH: &str = "crates/pubsync-shared/src/transfer/generated.rs";
@@ -127,7 +127,7 @@ pub fn generate(root: &Path, options: &Options) -> Result<Output, Error> {
 fn read_snapshot(root: &Path) -> Result<Option<Model>, Error> {
     let path = root.join(SNAPSHOT_PATH);
     match std::fs::read_to_string(&path) {
-        Ok(text) => parse_schemas(&[SourceFile::new(SNAPSHOT_PATH, text)]).map(Some),
+        Ok(text) => snapshot::read_snapshot(&text).map(Some),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Io { path, source }),
     }

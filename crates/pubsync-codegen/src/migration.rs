@@ -71,7 +71,7 @@ fn changes(old: &Model, new: &Model) -> Vec<String> {
     for table in &new.tables {
         match old.table(&table.name) {
             None => changes.push(format!("create_{}", table.name)),
-            Some(previous) if table_changed(previous, table) => {
+            Some(previous) if table_changed((old, previous), (new, table)) => {
                 changes.push(format!("alter_{}", table.name));
             }
             Some(_) => {}
@@ -85,13 +85,32 @@ fn changes(old: &Model, new: &Model) -> Vec<String> {
     changes
 }
 
-fn table_changed(old: &Table, new: &Table) -> bool {
-    old.columns != new.columns
-        || sorted_indexes(old) != sorted_indexes(new)
-        || old.foreign_keys != new.foreign_keys
+/// The fingerprint of the triggers `table` has on `dialect` (`None`: no triggers): as
+/// recorded in the snapshot for a snapshot model, as generated for a definitions model.
+pub fn trigger_fingerprint(dialect: Dialect, model: &Model, table: &Table) -> Option<String> {
+    match &model.migrated_triggers {
+        Some(records) => records
+            .iter()
+            .find(|record| record.table == table.name && record.dialect == dialect.name())
+            .map(|record| record.fingerprint.clone()),
+        None => {
+            let statements = sql::create_triggers(dialect, table);
+            (!statements.is_empty()).then(|| sql::fingerprint(&statements.join("\n")))
+        }
+    }
+}
+
+fn triggers_changed(dialect: Dialect, from: (&Model, &Table), to: (&Model, &Table)) -> bool {
+    trigger_fingerprint(dialect, from.0, from.1) != trigger_fingerprint(dialect, to.0, to.1)
+}
+
+fn table_changed(old: (&Model, &Table), new: (&Model, &Table)) -> bool {
+    old.1.columns != new.1.columns
+        || sorted_indexes(old.1) != sorted_indexes(new.1)
+        || old.1.foreign_keys != new.1.foreign_keys
         || Dialect::ALL
             .into_iter()
-            .any(|d| sql::create_triggers(d, old) != sql::create_triggers(d, new))
+            .any(|dialect| triggers_changed(dialect, old, new))
 }
 
 fn sorted_indexes(table: &Table) -> Vec<&crate::model::Index> {
@@ -194,6 +213,10 @@ fn creation_order(tables: Vec<&Table>) -> Vec<&Table> {
 }
 
 /// The statements turning the `from` schema into the `to` schema.
+///
+/// Triggers are dropped where `from` has them and created where `to` has them, as the
+/// current generator writes them. When `to` is the snapshot (a down migration) and the
+/// generator changed since, the recreated triggers are today's version of them.
 fn statements(dialect: Dialect, from: &Model, to: &Model) -> Vec<String> {
     let mut out = Vec::new();
     let kept: Vec<(&Table, &Table)> = to
@@ -201,17 +224,18 @@ fn statements(dialect: Dialect, from: &Model, to: &Model) -> Vec<String> {
         .iter()
         .filter_map(|table| from.table(&table.name).map(|old| (old, table)))
         .collect();
-    let triggers_changed = |old: &Table, new: &Table| {
-        sql::create_triggers(dialect, old) != sql::create_triggers(dialect, new)
-    };
+    let triggers_changed =
+        |old: &Table, new: &Table| triggers_changed(dialect, (from, old), (to, new));
+    let has_triggers =
+        |model: &Model, table: &Table| trigger_fingerprint(dialect, model, table).is_some();
     // 1. Triggers that go away or change.
     for (old, new) in &kept {
-        if triggers_changed(old, new) {
+        if triggers_changed(old, new) && has_triggers(from, old) {
             out.extend(sql::drop_triggers(dialect, old));
         }
     }
     for table in &from.tables {
-        if to.table(&table.name).is_none() {
+        if to.table(&table.name).is_none() && has_triggers(from, table) {
             out.extend(sql::drop_triggers(dialect, table));
         }
     }
@@ -265,10 +289,12 @@ fn statements(dialect: Dialect, from: &Model, to: &Model) -> Vec<String> {
     }
     // 6. Triggers, after every column they read exists.
     for table in &created {
-        out.extend(sql::create_triggers(dialect, table));
+        if has_triggers(to, table) {
+            out.extend(sql::create_triggers(dialect, table));
+        }
     }
     for (old, new) in &kept {
-        if triggers_changed(old, new) {
+        if triggers_changed(old, new) && has_triggers(to, new) {
             out.extend(sql::create_triggers(dialect, new));
         }
     }
@@ -359,7 +385,7 @@ mod tests {
              <behavior name=\"timestampable\"/></table>"
         ));
         let text = crate::snapshot::write_snapshot(&current);
-        let snapshot = parse_schemas(&[SourceFile::new(crate::SNAPSHOT_PATH, text)]).unwrap();
+        let snapshot = crate::snapshot::read_snapshot(&text).unwrap();
         assert!(plan(&snapshot, &current).unwrap().is_empty());
     }
 

@@ -6,11 +6,30 @@ use crate::error::Location;
 /// The name of the outbox table the capture triggers write to.
 pub const OUTBOX_TABLE: &str = "spy_event_behavior_entity_change";
 
+/// The name of the sync outbox the sync-intent triggers of storage tables write to.
+pub const SYNC_OUTBOX_TABLE: &str = "pubsync_sync_outbox";
+
 /// All tables, in the order they were first declared (files in sorted path order).
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     /// The tables.
     pub tables: Vec<Table>,
+    /// The triggers as migrated, when the model was read from the snapshot: `None` for a
+    /// model read from the definitions, whose triggers are whatever the generator makes of
+    /// it. Recording them lets a change of the generator itself (a new dialect, a fixed
+    /// trigger body) reach databases through a migration.
+    pub migrated_triggers: Option<Vec<MigratedTriggers>>,
+}
+
+/// The fingerprint of the triggers one migration created for a table on one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigratedTriggers {
+    /// The table.
+    pub table: String,
+    /// The dialect's name (`sqlite`, `postgres`, `mysql`).
+    pub dialect: String,
+    /// [`crate::sql::fingerprint`] of the trigger statements.
+    pub fingerprint: String,
 }
 
 impl Model {

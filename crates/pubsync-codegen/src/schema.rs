@@ -987,7 +987,10 @@ fn build_model(raw_tables: Vec<RawTable>, diagnostics: &mut Diagnostics) -> Mode
         }
         tables.push(table);
     }
-    Model { tables }
+    Model {
+        tables,
+        migrated_triggers: None,
+    }
 }
 
 fn build_event(

@@ -2,12 +2,20 @@
 //! itself so that it is readable, diffable and parsed by the same code.
 //!
 //! It holds what migrations depend on: every column (behaviour columns included), index,
-//! foreign key and the `event` behaviour (the triggers). `synchronization` and `timestampable`
-//! are left out, their columns are already there.
+//! foreign key, the `event` behaviour and what of `synchronization` the sync-intent
+//! triggers read (`resource`, `mappings`); `timestampable` is left out, its columns are
+//! already there. Each table also lists, per database, the fingerprint of the triggers
+//! migrated for it (`<pubsync-triggers>`, which only the snapshot may hold), so that a
+//! change of the trigger generator itself leads to a migration too.
 
 use std::fmt::Write;
 
-use crate::model::{DefaultValue, EventColumn, Model, Operator};
+use crate::error::Error;
+use crate::model::{DefaultValue, EventColumn, MigratedTriggers, Model, Operator};
+use crate::schema::{SourceFile, parse_schemas};
+use crate::sql::{self, Dialect};
+
+const TRIGGERS_ELEMENT: &str = "pubsync-triggers";
 
 /// Where the snapshot lives, relative to the workspace root.
 pub const SNAPSHOT_PATH: &str = "migrations/schema.snapshot.xml";
@@ -133,8 +141,112 @@ pub fn write_snapshot(model: &Model) -> String {
             }
             out.push_str("        </behavior>\n");
         }
+        if let Some(synchronization) = &table.synchronization {
+            out.push_str("        <behavior name=\"synchronization\">\n");
+            let _ = writeln!(
+                out,
+                "            <parameter name=\"resource\" value=\"{}\"/>",
+                escape(&synchronization.resource)
+            );
+            if !synchronization.mappings.is_empty() {
+                let mappings: Vec<String> = synchronization
+                    .mappings
+                    .iter()
+                    .map(|(source, destination)| format!("{source}:{destination}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "            <parameter name=\"mappings\" value=\"{}\"/>",
+                    escape(&mappings.join(";"))
+                );
+            }
+            out.push_str("        </behavior>\n");
+        }
+        for dialect in Dialect::ALL {
+            if let Some(fingerprint) = crate::migration::trigger_fingerprint(dialect, model, table)
+            {
+                let _ = writeln!(
+                    out,
+                    "        <{TRIGGERS_ELEMENT} dialect=\"{}\" fingerprint=\"{fingerprint}\"/>",
+                    dialect.name()
+                );
+            }
+        }
         out.push_str("    </table>\n");
     }
     out.push_str("</database>\n");
     out
+}
+
+/// Reads a snapshot written by [`write_snapshot`]: the model with the triggers as migrated.
+///
+/// A snapshot from before trigger fingerprints has triggers on SQLite only, as the
+/// generator made them then (capture triggers); it is read that way.
+pub fn read_snapshot(text: &str) -> Result<Model, Error> {
+    let mut records = Vec::new();
+    let mut schema_text = String::with_capacity(text.len());
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(&format!("<{TRIGGERS_ELEMENT} ")) {
+            if let Some(record) = read_record(trimmed) {
+                records.push(record);
+            }
+            // An empty line keeps the line numbers of errors right.
+            schema_text.push('\n');
+            continue;
+        }
+        if let Some(table) = trimmed
+            .strip_prefix("<table name=\"")
+            .and_then(|rest| rest.split('"').next())
+        {
+            records.push(MigratedTriggers {
+                table: table.to_owned(),
+                dialect: String::new(),
+                fingerprint: String::new(),
+            });
+        }
+        schema_text.push_str(line);
+        schema_text.push('\n');
+    }
+    let mut model = parse_schemas(&[SourceFile::new(crate::SNAPSHOT_PATH, schema_text)])?;
+    // Attribute each record to the table opened before it.
+    let mut current_table = String::new();
+    let mut migrated = Vec::new();
+    for record in records {
+        if record.dialect.is_empty() {
+            current_table = record.table;
+        } else {
+            migrated.push(MigratedTriggers {
+                table: current_table.clone(),
+                ..record
+            });
+        }
+    }
+    if !text.contains(&format!("<{TRIGGERS_ELEMENT} ")) {
+        migrated = model
+            .tables
+            .iter()
+            .filter_map(|table| {
+                let statements = sql::create_triggers(Dialect::Sqlite, table);
+                (!statements.is_empty()).then(|| MigratedTriggers {
+                    table: table.name.clone(),
+                    dialect: Dialect::Sqlite.name().to_owned(),
+                    fingerprint: sql::fingerprint(&statements.join("\n")),
+                })
+            })
+            .collect();
+    }
+    model.migrated_triggers = Some(migrated);
+    Ok(model)
+}
+
+/// `dialect` and `fingerprint` of a `<pubsync-triggers …/>` line.
+fn read_record(line: &str) -> Option<MigratedTriggers> {
+    let document = roxmltree::Document::parse(line).ok()?;
+    let element = document.root_element();
+    Some(MigratedTriggers {
+        table: String::new(),
+        dialect: element.attribute("dialect")?.to_owned(),
+        fingerprint: element.attribute("fingerprint")?.to_owned(),
+    })
 }

@@ -1,6 +1,8 @@
 //! DDL and capture triggers for SQLite, PostgreSQL and MySQL/MariaDB.
 
-use crate::model::{Column, ColumnType, DefaultValue, EventColumn, Index, OUTBOX_TABLE, Table};
+use crate::model::{
+    Column, ColumnType, DefaultValue, EventColumn, Index, OUTBOX_TABLE, SYNC_OUTBOX_TABLE, Table,
+};
 
 /// The databases migrations are written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,33 +269,723 @@ pub fn drop_column(dialect: Dialect, table: &str, column: &str) -> String {
     )
 }
 
-/// The name of a capture trigger: `pubsync_<table>_create|update|delete`.
-pub fn trigger_name(table: &str, action: &str) -> String {
-    format!("pubsync_{table}_{action}")
+/// The longest trigger or function name: PostgreSQL's limit (63 bytes) is the smaller one,
+/// MySQL allows 64.
+pub const MAX_NAME_LENGTH: usize = 63;
+
+/// A 64-bit FNV-1a hash as 16 hex digits: small, stable across releases and platforms.
+pub fn fingerprint(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
-/// The statements creating the capture triggers of a table with the event behaviour (none
-/// for other tables, and none yet for PostgreSQL and MySQL).
-pub fn create_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
+/// The name of a trigger or trigger function of a table: `pubsync_<table>_<suffix>`, or,
+/// when that is longer than [`MAX_NAME_LENGTH`], `pubsync_<table prefix>_<hash>_<suffix>`
+/// with the first 8 hex digits of the fingerprint of the whole table name, so that long
+/// names stay distinct and deterministic.
+pub fn trigger_name(table: &str, suffix: &str) -> String {
+    let full = format!("pubsync_{table}_{suffix}");
+    if full.len() <= MAX_NAME_LENGTH {
+        return full;
+    }
+    let hash = &fingerprint(table)[..8];
+    let keep = MAX_NAME_LENGTH - "pubsync_".len() - 1 - hash.len() - 1 - suffix.len();
+    // Table names are ASCII identifiers, so any byte index is a character boundary.
+    format!(
+        "pubsync_{}_{hash}_{suffix}",
+        &table[..keep.min(table.len())]
+    )
+}
+
+const CAPTURE_TRIGGERS: [&str; 3] = ["create", "update", "delete"];
+const CAPTURE_FUNCTION: &str = "capture";
+const SYNC_FUNCTION: &str = "sync";
+
+/// The sync-intent triggers per dialect. SQLite has no branching in a trigger body, so a
+/// key change gets a trigger of its own.
+fn sync_trigger_suffixes(dialect: Dialect) -> &'static [&'static str] {
     match dialect {
-        Dialect::Sqlite if table.event.is_some() => SqliteTriggers { table }.all(),
-        _ => Vec::new(),
+        Dialect::Sqlite => &[
+            "sync_insert",
+            "sync_update",
+            "sync_key_change",
+            "sync_delete",
+        ],
+        Dialect::Postgres | Dialect::Mysql => &["sync_insert", "sync_update", "sync_delete"],
     }
 }
 
-/// The statements dropping what [`create_triggers`] creates.
+/// The statements creating the triggers of a table: capture triggers writing to the outbox
+/// when it has the event behaviour, sync-intent triggers writing to the sync outbox when it
+/// has the synchronization behaviour (none for other tables). On PostgreSQL each set is a
+/// trigger function and its triggers.
+pub fn create_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
+    let mut statements = Vec::new();
+    if table.event.is_some() {
+        match dialect {
+            Dialect::Sqlite => statements.extend(SqliteTriggers { table }.all()),
+            Dialect::Postgres | Dialect::Mysql => {
+                statements.extend(Capture { dialect, table }.all());
+            }
+        }
+    }
+    if table.synchronization.is_some() {
+        statements.extend(SyncTriggers { dialect, table }.all());
+    }
+    statements
+}
+
+/// The statements dropping what [`create_triggers`] creates (`IF EXISTS`, so that they also
+/// clean up after a partly applied migration).
 pub fn drop_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
-    match dialect {
-        Dialect::Sqlite if table.event.is_some() => ["create", "update", "delete"]
-            .into_iter()
-            .map(|action| {
+    let mut sets: Vec<(&[&str], &str)> = Vec::new();
+    if table.event.is_some() {
+        sets.push((&CAPTURE_TRIGGERS, CAPTURE_FUNCTION));
+    }
+    if table.synchronization.is_some() {
+        sets.push((sync_trigger_suffixes(dialect), SYNC_FUNCTION));
+    }
+    let mut statements = Vec::new();
+    for (triggers, function) in sets {
+        for suffix in triggers {
+            let name = quote(dialect, &trigger_name(&table.name, suffix));
+            statements.push(match dialect {
+                Dialect::Postgres => format!(
+                    "DROP TRIGGER IF EXISTS {name} ON {};",
+                    quote(dialect, &table.name)
+                ),
+                Dialect::Sqlite | Dialect::Mysql => format!("DROP TRIGGER IF EXISTS {name};"),
+            });
+        }
+        if dialect == Dialect::Postgres {
+            statements.push(format!(
+                "DROP FUNCTION IF EXISTS {}();",
+                quote(dialect, &trigger_name(&table.name, function))
+            ));
+        }
+    }
+    statements
+}
+
+/// Columns marked by `pick` on some event parameter (`*` marks every column), in
+/// declaration order.
+fn marked_columns(
+    table: &Table,
+    pick: impl Fn(&crate::model::EventParameter) -> bool,
+) -> Vec<&Column> {
+    let parameters: &[crate::model::EventParameter] = table
+        .event
+        .as_ref()
+        .map_or(&[], |event| event.parameters.as_slice());
+    let all = parameters
+        .iter()
+        .any(|p| pick(p) && p.column == EventColumn::All);
+    table
+        .columns
+        .iter()
+        .filter(|column| {
+            all || parameters
+                .iter()
+                .any(|p| pick(p) && p.column == EventColumn::Column(column.name.clone()))
+        })
+        .collect()
+}
+
+/// The local columns of every foreign key, each once, in declaration order.
+fn foreign_key_columns(table: &Table) -> Vec<&Column> {
+    let mut columns: Vec<&Column> = Vec::new();
+    for foreign_key in &table.foreign_keys {
+        for (local, _) in &foreign_key.references {
+            if let Some(column) = table.column(local)
+                && !columns.iter().any(|c| c.name == column.name)
+            {
+                columns.push(column);
+            }
+        }
+    }
+    columns
+}
+
+/// The capture triggers of PostgreSQL and MySQL/MariaDB: the same events and the same JSON
+/// as [`SqliteTriggers`], each trigger one `INSERT` into the outbox with no lookups.
+/// PostgreSQL gets one PL/pgSQL function per table, branching on `TG_OP`, and three
+/// triggers (the update trigger's `WHEN` holds the watched condition); MySQL gets three
+/// triggers with compound bodies (no `DELIMITER`: the server parses them as sent).
+struct Capture<'a> {
+    dialect: Dialect,
+    table: &'a Table,
+}
+
+impl Capture<'_> {
+    fn all(&self) -> Vec<String> {
+        let mut create = vec![self.insert("create", "NEW")];
+        let update = self
+            .watched()
+            .map(|condition| (condition, self.insert("update", "NEW")));
+        let delete = self.insert("delete", "OLD");
+        match self.dialect {
+            Dialect::Postgres => {
+                let function = trigger_name(&self.table.name, CAPTURE_FUNCTION);
+                let mut branches = format!(
+                    "    IF TG_OP = 'INSERT' THEN\n        {}\n",
+                    create.remove(0)
+                );
+                if let Some((_, insert)) = &update {
+                    branches.push_str(&format!(
+                        "    ELSIF TG_OP = 'UPDATE' THEN\n        {insert}\n"
+                    ));
+                }
+                branches.push_str(&format!(
+                    "    ELSIF TG_OP = 'DELETE' THEN\n        {delete}\n    END IF;\n"
+                ));
+                let mut statements = vec![postgres_function(&function, &branches)];
+                statements.push(postgres_trigger(
+                    self.table,
+                    "create",
+                    "AFTER INSERT",
+                    None,
+                    &function,
+                ));
+                if let Some((condition, _)) = update {
+                    statements.push(postgres_trigger(
+                        self.table,
+                        "update",
+                        "AFTER UPDATE",
+                        Some(&condition),
+                        &function,
+                    ));
+                }
+                statements.push(postgres_trigger(
+                    self.table,
+                    "delete",
+                    "AFTER DELETE",
+                    None,
+                    &function,
+                ));
+                statements
+            }
+            Dialect::Mysql | Dialect::Sqlite => {
+                let mut statements = vec![mysql_trigger(
+                    self.table,
+                    "create",
+                    "AFTER INSERT",
+                    &format!("    {}\n", create.remove(0)),
+                )];
+                if let Some((condition, insert)) = update {
+                    statements.push(mysql_trigger(
+                        self.table,
+                        "update",
+                        "AFTER UPDATE",
+                        &format!("    IF {condition} THEN\n        {insert}\n    END IF;\n"),
+                    ));
+                }
+                statements.push(mysql_trigger(
+                    self.table,
+                    "delete",
+                    "AFTER DELETE",
+                    &format!("    {delete}\n"),
+                ));
+                statements
+            }
+        }
+    }
+
+    fn quoted(&self, name: &str) -> String {
+        quote(self.dialect, name)
+    }
+
+    /// The column's value as it goes into the JSON, the same on every database: bytes as
+    /// upper-case hex (JSON cannot hold bytes), booleans as 0/1 (as SQLite and MySQL store
+    /// them), timestamps as `YYYY-MM-DD HH:MM:SS.ffffff`.
+    fn value(&self, row: &str, column: &Column) -> String {
+        let reference = format!("{row}.{}", self.quoted(&column.name));
+        match (self.dialect, column.ty) {
+            (Dialect::Postgres, ty) if ty.is_binary() => {
+                format!("upper(encode({reference}, 'hex'))")
+            }
+            (Dialect::Postgres, ColumnType::Boolean) => format!("{reference}::int"),
+            (Dialect::Postgres, ColumnType::Timestamp) => {
+                format!("to_char({reference}, 'YYYY-MM-DD HH24:MI:SS.US')")
+            }
+            (_, ty) if ty.is_binary() => format!("HEX({reference})"),
+            (_, ColumnType::Timestamp) => {
+                format!("DATE_FORMAT({reference}, '%Y-%m-%d %H:%i:%s.%f')")
+            }
+            _ => reference,
+        }
+    }
+
+    fn qualified(&self, column: &Column) -> String {
+        format!("{}.{}", self.table.name, column.name)
+    }
+
+    /// Whether two values differ, NULL-safe.
+    fn differ(&self, left: &str, right: &str) -> String {
+        match self.dialect {
+            Dialect::Postgres => format!("{left} IS DISTINCT FROM {right}"),
+            Dialect::Mysql | Dialect::Sqlite => format!("NOT ({left} <=> {right})"),
+        }
+    }
+
+    fn changed(&self, column: &Column) -> String {
+        let name = self.quoted(&column.name);
+        self.differ(&format!("OLD.{name}"), &format!("NEW.{name}"))
+    }
+
+    /// A JSON object of `"<table>.<column>": value`; with a condition, a column is left out
+    /// when its condition is false.
+    fn object(
+        &self,
+        row: &str,
+        columns: &[&Column],
+        condition: Option<&dyn Fn(&Column) -> String>,
+    ) -> String {
+        match self.dialect {
+            Dialect::Postgres => {
+                if columns.is_empty() {
+                    return "'{}'::json".into();
+                }
+                // Text assembly instead of json_build_object, which takes at most 100
+                // arguments; array_to_string skips the NULLs of left-out columns.
+                let parts: Vec<String> = columns
+                    .iter()
+                    .map(|column| {
+                        let pair = format!(
+                            "{} || coalesce(to_json({})::text, 'null')",
+                            string_literal(&format!("\"{}\":", self.qualified(column))),
+                            self.value(row, column)
+                        );
+                        match condition {
+                            Some(condition) => {
+                                format!("CASE WHEN {} THEN {pair} END", condition(column))
+                            }
+                            None => pair,
+                        }
+                    })
+                    .collect();
                 format!(
-                    "DROP TRIGGER IF EXISTS {};",
-                    quote(dialect, &trigger_name(&table.name, action))
+                    "('{{' || array_to_string(ARRAY[\n            {}\n        ]::text[], ',') || '}}')::json",
+                    parts.join(",\n            ")
                 )
-            })
-            .collect(),
-        _ => Vec::new(),
+            }
+            Dialect::Mysql | Dialect::Sqlite => {
+                let pairs: Vec<String> = columns
+                    .iter()
+                    .map(|column| {
+                        format!(
+                            "{}, {}",
+                            string_literal(&self.qualified(column)),
+                            self.value(row, column)
+                        )
+                    })
+                    .collect();
+                let object = format!("JSON_OBJECT({})", pairs.join(", "));
+                let Some(condition) = condition else {
+                    return object;
+                };
+                if columns.is_empty() {
+                    return object;
+                }
+                // The object holds every column; those whose condition is false are removed
+                // again. Removing the absent path `$."_"` leaves the object as it is (no key
+                // is `_`: keys are `<table>.<column>`; MariaDB rejects SQLite's `$."-"`).
+                let removals: Vec<String> = columns
+                    .iter()
+                    .map(|column| {
+                        format!(
+                            "IF({}, '$.\"_\"', {})",
+                            condition(column),
+                            string_literal(&format!("$.\"{}\"", self.qualified(column)))
+                        )
+                    })
+                    .collect();
+                format!(
+                    "JSON_REMOVE({object},\n            {})",
+                    removals.join(",\n            ")
+                )
+            }
+        }
+    }
+
+    /// A JSON array of `"<table>.<column>"` for the columns where `condition` holds.
+    fn column_array(&self, columns: &[&Column], condition: impl Fn(&Column) -> String) -> String {
+        match self.dialect {
+            Dialect::Postgres => {
+                if columns.is_empty() {
+                    return "'[]'::json".into();
+                }
+                let parts: Vec<String> = columns
+                    .iter()
+                    .map(|column| {
+                        format!(
+                            "CASE WHEN {} THEN {} END",
+                            condition(column),
+                            string_literal(&self.qualified(column))
+                        )
+                    })
+                    .collect();
+                format!(
+                    "to_json(array_remove(ARRAY[\n            {}\n        ]::text[], NULL))",
+                    parts.join(",\n            ")
+                )
+            }
+            Dialect::Mysql | Dialect::Sqlite => {
+                if columns.is_empty() {
+                    return "JSON_ARRAY()".into();
+                }
+                let parts: Vec<String> = columns
+                    .iter()
+                    .map(|column| {
+                        format!(
+                            "IF({}, {}, '')",
+                            condition(column),
+                            string_literal(&format!("\"{}\",", self.qualified(column)))
+                        )
+                    })
+                    .collect();
+                // JSON_EXTRACT turns the text into JSON, so JSON_OBJECT embeds it as an
+                // array on MySQL and MariaDB alike.
+                format!(
+                    "JSON_EXTRACT(CONCAT('[', TRIM(TRAILING ',' FROM CONCAT(''\n            , {}\n        )), ']'), '$')",
+                    parts.join("\n            , ")
+                )
+            }
+        }
+    }
+
+    fn empty_object(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => "'{}'::json",
+            Dialect::Mysql | Dialect::Sqlite => "JSON_OBJECT()",
+        }
+    }
+
+    /// The condition under which an update is captured: OR over the parameters, as in
+    /// [`SqliteTriggers::watched`].
+    fn watched(&self) -> Option<String> {
+        let parameters = &self.table.event.as_ref()?.parameters;
+        let mut conditions = Vec::new();
+        for parameter in parameters {
+            match &parameter.column {
+                EventColumn::All => {
+                    conditions.extend(self.table.columns.iter().map(|c| self.changed(c)));
+                }
+                EventColumn::Column(name) => {
+                    let Some(column) = self.table.column(name) else {
+                        continue;
+                    };
+                    let changed = self.changed(column);
+                    match &parameter.value {
+                        None => conditions.push(changed),
+                        Some(value) => {
+                            let quoted = self.quoted(&column.name);
+                            let literal = typed_literal(self.dialect, column.ty, value);
+                            let operator = parameter.operator.sql();
+                            let flipped = self.differ(
+                                &format!("(OLD.{quoted} {operator} {literal})"),
+                                &format!("(NEW.{quoted} {operator} {literal})"),
+                            );
+                            conditions.push(format!(
+                                "({changed} AND ((OLD.{quoted} IS NULL) <> (NEW.{quoted} IS NULL) OR {flipped}))"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let mut unique: Vec<String> = Vec::new();
+        for condition in conditions {
+            if !unique.contains(&condition) {
+                unique.push(condition);
+            }
+        }
+        if unique.is_empty() {
+            None
+        } else {
+            Some(unique.join("\n        OR "))
+        }
+    }
+
+    /// The `INSERT` into the outbox for one action.
+    fn insert(&self, action: &str, row: &str) -> String {
+        let table = self.table;
+        let primary_key = table.primary_key()[0];
+        let additional = marked_columns(table, |p| p.keep_additional);
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("name", string_literal(&table.name)),
+            ("id", self.value(row, primary_key)),
+            (
+                "event",
+                string_literal(&format!("Entity.{}.{action}", table.name)),
+            ),
+            (
+                "foreignKeys",
+                self.object(row, &foreign_key_columns(table), None),
+            ),
+        ];
+        match action {
+            "create" => {
+                let columns: Vec<&Column> = table
+                    .columns
+                    .iter()
+                    .filter(|column| !(column.primary_key && column.auto_increment))
+                    .collect();
+                pairs.push((
+                    "modifiedColumns",
+                    self.column_array(&columns, |column| {
+                        format!("NEW.{} IS NOT NULL", self.quoted(&column.name))
+                    }),
+                ));
+                pairs.push(("originalValues", self.empty_object().into()));
+            }
+            "update" => {
+                let columns: Vec<&Column> = table.columns.iter().collect();
+                pairs.push((
+                    "modifiedColumns",
+                    self.column_array(&columns, |column| self.changed(column)),
+                ));
+                let kept = marked_columns(table, |p| p.keep_original);
+                let changed = |column: &Column| self.changed(column);
+                pairs.push(("originalValues", self.object("OLD", &kept, Some(&changed))));
+            }
+            _ => {}
+        }
+        pairs.push(("additionalValues", self.object(row, &additional, None)));
+        let body: Vec<String> = pairs
+            .iter()
+            .map(|(key, value)| format!("{}, {value}", string_literal(key)))
+            .collect();
+        let object = match self.dialect {
+            Dialect::Postgres => format!(
+                "json_build_object(\n        {}\n    )::text",
+                body.join(",\n        ")
+            ),
+            Dialect::Mysql | Dialect::Sqlite => {
+                format!("JSON_OBJECT(\n        {}\n    )", body.join(",\n        "))
+            }
+        };
+        format!(
+            "INSERT INTO {} ({}) VALUES ({object});",
+            self.quoted(OUTBOX_TABLE),
+            self.quoted("data")
+        )
+    }
+}
+
+/// `CREATE FUNCTION <name>() RETURNS trigger` around PL/pgSQL branches. The body is
+/// dollar-quoted with a tag no schema literal is likely to hold.
+fn postgres_function(name: &str, branches: &str) -> String {
+    format!(
+        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $pubsync$\nBEGIN\n{branches}    RETURN NULL;\nEND;\n$pubsync$;",
+        quote(Dialect::Postgres, name)
+    )
+}
+
+fn postgres_trigger(
+    table: &Table,
+    suffix: &str,
+    timing: &str,
+    when: Option<&str>,
+    function: &str,
+) -> String {
+    let dialect = Dialect::Postgres;
+    let when = when.map_or(String::new(), |when| {
+        format!("\nWHEN (\n        {when}\n    )")
+    });
+    format!(
+        "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nEXECUTE FUNCTION {}();",
+        quote(dialect, &trigger_name(&table.name, suffix)),
+        quote(dialect, &table.name),
+        quote(dialect, function)
+    )
+}
+
+/// A MySQL trigger with a compound body. No `DELIMITER` line: migrations go to the server
+/// as they are (diesel's `batch_execute`), and the server parses `BEGIN … END` itself.
+fn mysql_trigger(table: &Table, suffix: &str, timing: &str, body: &str) -> String {
+    let dialect = Dialect::Mysql;
+    format!(
+        "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW\nBEGIN\n{body}END;",
+        quote(dialect, &trigger_name(&table.name, suffix)),
+        quote(dialect, &table.name)
+    )
+}
+
+/// The sync-intent triggers of a storage table: every change of `data`, `key`, `store` or
+/// `locale` becomes a row of the sync outbox in the writer's transaction (a `write` of the
+/// new key, a `delete` of the old key when the key changes or the row goes away), with the
+/// clock time of the change in microseconds as `version`.
+struct SyncTriggers<'a> {
+    dialect: Dialect,
+    table: &'a Table,
+}
+
+impl SyncTriggers<'_> {
+    fn quoted(&self, name: &str) -> String {
+        quote(self.dialect, name)
+    }
+
+    /// The clock time when the trigger runs, in microseconds since the Unix epoch. Not the
+    /// transaction or statement start (`now()`, `NOW(6)`): a transaction that waited on a
+    /// row lock would carry an older version than the one it overwrote.
+    fn version(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+            Dialect::Postgres => "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
+            Dialect::Mysql => "CAST(UNIX_TIMESTAMP(SYSDATE(6)) * 1000000 AS SIGNED)",
+        }
+    }
+
+    fn has_mappings(&self) -> bool {
+        self.table
+            .synchronization
+            .as_ref()
+            .is_some_and(|sync| !sync.mappings.is_empty())
+    }
+
+    fn optional(&self, row: &str, column: &str) -> String {
+        if self.table.column(column).is_some() {
+            format!("{row}.{}", self.quoted(column))
+        } else {
+            "NULL".into()
+        }
+    }
+
+    /// The `INSERT` of one sync-outbox row: `write` of `row`'s key, or `delete` of it.
+    fn insert(&self, operation: &str, row: &str, old_row: Option<&str>) -> String {
+        let data = if operation == "write" {
+            format!("{row}.{}", self.quoted("data"))
+        } else {
+            "NULL".into()
+        };
+        // The old data lets the backend remove alias keys that no longer apply.
+        let previous_data = match old_row {
+            Some(old_row) if self.has_mappings() => format!("{old_row}.{}", self.quoted("data")),
+            _ => "NULL".into(),
+        };
+        let columns = [
+            "storage_table",
+            "storage_key",
+            "operation",
+            "data",
+            "previous_data",
+            "store",
+            "locale",
+            "version",
+        ]
+        .map(|column| self.quoted(column))
+        .join(", ");
+        format!(
+            "INSERT INTO {} ({columns})\n        VALUES ({}, {row}.{}, {}, {data}, {previous_data}, {}, {}, {});",
+            self.quoted(SYNC_OUTBOX_TABLE),
+            string_literal(&self.table.name),
+            self.quoted("key"),
+            string_literal(operation),
+            self.optional(row, "store"),
+            self.optional(row, "locale"),
+            self.version()
+        )
+    }
+
+    fn differ(&self, column: &str) -> String {
+        let name = self.quoted(column);
+        match self.dialect {
+            Dialect::Sqlite => format!("OLD.{name} IS NOT NEW.{name}"),
+            Dialect::Postgres => format!("OLD.{name} IS DISTINCT FROM NEW.{name}"),
+            Dialect::Mysql => format!("NOT (OLD.{name} <=> NEW.{name})"),
+        }
+    }
+
+    /// Whether anything the storage sees changed: data, key, store or locale.
+    fn changed(&self) -> String {
+        ["data", "key", "store", "locale"]
+            .into_iter()
+            .filter(|column| self.table.column(column).is_some())
+            .map(|column| self.differ(column))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+
+    fn all(&self) -> Vec<String> {
+        let write_new = self.insert("write", "NEW", None);
+        let write_changed = self.insert("write", "NEW", Some("OLD"));
+        let delete_old = self.insert("delete", "OLD", Some("OLD"));
+        let key_changed = self.differ("key");
+        match self.dialect {
+            Dialect::Sqlite => {
+                let trigger = |suffix: &str, timing: &str, when: Option<String>, body: &[&str]| {
+                    let when = when.map_or(String::new(), |when| format!("\nWHEN {when}"));
+                    format!(
+                        "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nBEGIN\n    {}\nEND;",
+                        self.quoted(&trigger_name(&self.table.name, suffix)),
+                        self.quoted(&self.table.name),
+                        body.join("\n    ")
+                    )
+                };
+                let key = self.quoted("key");
+                vec![
+                    trigger("sync_insert", "AFTER INSERT", None, &[&write_new]),
+                    trigger(
+                        "sync_update",
+                        "AFTER UPDATE",
+                        Some(format!("OLD.{key} IS NEW.{key} AND ({})", self.changed())),
+                        &[&write_changed],
+                    ),
+                    trigger(
+                        "sync_key_change",
+                        "AFTER UPDATE",
+                        Some(key_changed),
+                        &[&delete_old, &write_changed],
+                    ),
+                    trigger("sync_delete", "AFTER DELETE", None, &[&delete_old]),
+                ]
+            }
+            Dialect::Postgres => {
+                let function = trigger_name(&self.table.name, SYNC_FUNCTION);
+                let branches = format!(
+                    "    IF TG_OP = 'INSERT' THEN\n        {write_new}\n    ELSIF TG_OP = 'UPDATE' THEN\n        IF {key_changed} THEN\n            {delete_old}\n        END IF;\n        {write_changed}\n    ELSIF TG_OP = 'DELETE' THEN\n        {delete_old}\n    END IF;\n"
+                );
+                vec![
+                    postgres_function(&function, &branches),
+                    postgres_trigger(self.table, "sync_insert", "AFTER INSERT", None, &function),
+                    postgres_trigger(
+                        self.table,
+                        "sync_update",
+                        "AFTER UPDATE",
+                        Some(&self.changed()),
+                        &function,
+                    ),
+                    postgres_trigger(self.table, "sync_delete", "AFTER DELETE", None, &function),
+                ]
+            }
+            Dialect::Mysql => vec![
+                mysql_trigger(
+                    self.table,
+                    "sync_insert",
+                    "AFTER INSERT",
+                    &format!("    {write_new}\n"),
+                ),
+                mysql_trigger(
+                    self.table,
+                    "sync_update",
+                    "AFTER UPDATE",
+                    &format!(
+                        "    IF {key_changed} THEN\n        {delete_old}\n        {write_changed}\n    ELSEIF {} THEN\n        {write_changed}\n    END IF;\n",
+                        self.changed()
+                    ),
+                ),
+                mysql_trigger(
+                    self.table,
+                    "sync_delete",
+                    "AFTER DELETE",
+                    &format!("    {delete_old}\n"),
+                ),
+            ],
+        }
     }
 }
 
@@ -332,24 +1024,7 @@ impl SqliteTriggers<'_> {
 
     /// Columns marked by `pick` on some parameter (`*` marks every column), in declaration order.
     fn marked(&self, pick: impl Fn(&crate::model::EventParameter) -> bool) -> Vec<&Column> {
-        let parameters = &self
-            .table
-            .event
-            .as_ref()
-            .expect("event behaviour")
-            .parameters;
-        let all = parameters
-            .iter()
-            .any(|p| pick(p) && p.column == EventColumn::All);
-        self.table
-            .columns
-            .iter()
-            .filter(|column| {
-                all || parameters
-                    .iter()
-                    .any(|p| pick(p) && p.column == EventColumn::Column(column.name.clone()))
-            })
-            .collect()
+        marked_columns(self.table, pick)
     }
 
     fn object(&self, row: &str, columns: &[&Column]) -> String {
@@ -370,17 +1045,7 @@ impl SqliteTriggers<'_> {
     }
 
     fn foreign_keys(&self, row: &str) -> String {
-        let mut columns: Vec<&Column> = Vec::new();
-        for foreign_key in &self.table.foreign_keys {
-            for (local, _) in &foreign_key.references {
-                if let Some(column) = self.table.column(local)
-                    && !columns.iter().any(|c| c.name == column.name)
-                {
-                    columns.push(column);
-                }
-            }
-        }
-        self.object(row, &columns)
+        self.object(row, &foreign_key_columns(self.table))
     }
 
     /// A JSON array of `"<table>.<column>"` for the columns where `condition` holds.
@@ -743,8 +1408,61 @@ mod tests {
     }
 
     #[test]
-    fn tables_without_event_behaviour_have_no_triggers() {
-        assert!(create_triggers(Dialect::Sqlite, &storage()).is_empty());
-        assert!(drop_triggers(Dialect::Sqlite, &storage()).is_empty());
+    fn tables_without_behaviours_have_no_triggers() {
+        let plain = table(
+            r#"<table name="spy_plain"><column name="id" type="INTEGER" primaryKey="true"/></table>"#,
+        );
+        for dialect in Dialect::ALL {
+            assert!(create_triggers(dialect, &plain).is_empty());
+            assert!(drop_triggers(dialect, &plain).is_empty());
+        }
+    }
+
+    #[test]
+    fn storage_tables_get_sync_triggers_only() {
+        let storage = storage();
+        let sqlite = create_triggers(Dialect::Sqlite, &storage);
+        assert_eq!(sqlite.len(), 4);
+        assert!(
+            sqlite
+                .iter()
+                .all(|s| s.contains("INSERT INTO \"pubsync_sync_outbox\""))
+        );
+        assert!(!sqlite.iter().any(|s| s.contains(OUTBOX_TABLE)));
+        let postgres = create_triggers(Dialect::Postgres, &storage);
+        assert!(postgres[0].contains("clock_timestamp()"), "{}", postgres[0]);
+        assert!(!postgres[0].contains("now()"));
+        assert_eq!(
+            drop_triggers(Dialect::Postgres, &storage).last().unwrap(),
+            "DROP FUNCTION IF EXISTS \"pubsync_spy_foo_storage_sync\"();"
+        );
+        let mysql = create_triggers(Dialect::Mysql, &storage);
+        assert!(
+            mysql
+                .iter()
+                .all(|s| s.contains("SYSDATE(6)") && !s.contains("NOW("))
+        );
+        assert!(mysql.iter().all(|s| !s.contains("DELIMITER")));
+        // No mappings: no previous data.
+        assert!(mysql.iter().all(|s| !s.contains("OLD.`data`,")));
+    }
+
+    #[test]
+    fn short_trigger_names_are_kept_long_ones_shortened_deterministically() {
+        assert_eq!(trigger_name("spy_foo", "create"), "pubsync_spy_foo_create");
+        let table = "spy_product_abstract_page_search_with_a_very_long_name_indeed";
+        let name = trigger_name(table, "sync_key_change");
+        assert_eq!(name.len(), MAX_NAME_LENGTH);
+        assert_eq!(name, trigger_name(table, "sync_key_change"));
+        assert!(
+            name.starts_with("pubsync_spy_product_abstract_page_sear_"),
+            "{name}"
+        );
+        assert!(name.ends_with(&format!("_{}_sync_key_change", &fingerprint(table)[..8])));
+        // Two long names with the same prefix stay apart.
+        assert_ne!(
+            trigger_name(&format!("{table}_a"), "create"),
+            trigger_name(&format!("{table}_b"), "create")
+        );
     }
 }

@@ -388,3 +388,33 @@ async fn receive_and_settle_round_trips() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefixed_queues_pass_the_conformance_suite_and_stay_apart() {
+    let db = TestDatabase::sqlite();
+    let a = pubsync_queue_extension::Prefixed::new(db.queue(), "tenant_a.");
+    let b = pubsync_queue_extension::Prefixed::new(db.queue(), "tenant_b.");
+    pubsync_queue_extension::conformance::run_all(&a, "prefixed").await;
+    a.send("event", bodies(3, "a")).await.unwrap();
+    assert!(
+        b.receive("event", 10, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty(),
+        "b does not see a's queue"
+    );
+    let taken = a
+        .receive("event", 10, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 3);
+    assert!(
+        taken.iter().all(|d| d.queue == "event"),
+        "deliveries carry the unprefixed name"
+    );
+    assert_eq!(
+        db.queue().depth("tenant_a.event").await.unwrap().pending,
+        3,
+        "the prefix is in the real name"
+    );
+}

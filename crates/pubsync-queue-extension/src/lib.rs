@@ -14,6 +14,9 @@ use std::time::Duration;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+mod prefixed;
+
+pub use prefixed::Prefixed;
 
 /// A boxed error from an implementation's driver.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
