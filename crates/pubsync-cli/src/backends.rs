@@ -16,12 +16,17 @@ use pubsync_storage_extension::{
 pub enum AnyQueue {
     /// The durable queue in the application database.
     Database(DatabaseQueue),
+    /// RabbitMQ.
+    #[cfg(feature = "rabbitmq")]
+    Rabbit(pubsync_queue_rabbitmq::RabbitQueue),
 }
 
 macro_rules! each_queue {
     ($queue:expr, |$inner:ident| $body:expr) => {
         match $queue {
             AnyQueue::Database($inner) => $body,
+            #[cfg(feature = "rabbitmq")]
+            AnyQueue::Rabbit($inner) => $body,
         }
     };
 }

@@ -55,6 +55,9 @@ pub struct StorageSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSection {
+    /// RabbitMQ: declare quorum queues, for a RabbitMQ cluster (default false: classic queues).
+    /// An existing queue cannot change its type.
+    pub quorum: Option<bool>,
     /// Put before every queue name, so several applications can share one broker (default
     /// empty: `event`, `sync.storage.hello`, …).
     pub prefix: Option<String>,
@@ -111,6 +114,8 @@ pub struct KeySection {
 pub enum QueueUrl {
     /// In the application database (`database`).
     Database,
+    /// RabbitMQ: `amqp://user:password@host:port/vhost`.
+    Amqp(String),
 }
 
 /// Where the storage is read from.
@@ -141,6 +146,8 @@ pub struct Settings {
     pub sync: SyncConfig,
     /// Put before every queue name.
     pub queue_prefix: String,
+    /// RabbitMQ: declare quorum queues.
+    pub quorum_queues: bool,
     /// Put before `kv:` in every key-value store key.
     pub key_prefix: String,
 }
@@ -238,6 +245,7 @@ impl Settings {
             },
             sync,
             queue_prefix: file.queue.prefix.clone().unwrap_or_default(),
+            quorum_queues: file.queue.quorum.unwrap_or(false),
             key_prefix: file.storage.key_prefix.clone().unwrap_or_default(),
         })
     }
@@ -260,7 +268,13 @@ fn parse_queue_url(url: &str) -> anyhow::Result<QueueUrl> {
     match url {
         "database" => Ok(QueueUrl::Database),
         other if other.starts_with("amqp://") || other.starts_with("amqps://") => {
-            bail!("RabbitMQ queues are not supported by this build yet; use \"database\"")
+            if cfg!(feature = "rabbitmq") {
+                Ok(QueueUrl::Amqp(other.to_owned()))
+            } else {
+                bail!(
+                    "this build of pubsync does not include RabbitMQ support (build with `--features rabbitmq`)"
+                )
+            }
         }
         other => bail!(
             "unknown queue url {other:?}; expected \"database\" or amqp://user:pass@host:port/vhost"

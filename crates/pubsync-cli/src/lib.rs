@@ -142,6 +142,26 @@ impl App {
                     ..DatabaseQueueOptions::default()
                 },
             ))),
+            #[cfg(feature = "rabbitmq")]
+            QueueUrl::Amqp(url) => {
+                let chunk = self
+                    .settings
+                    .worker
+                    .consumer
+                    .chunk_size
+                    .max(self.settings.sync.consumer_chunk_size);
+                let options = pubsync_queue_rabbitmq::RabbitQueueOptions {
+                    prefetch: u16::try_from(chunk).unwrap_or(u16::MAX),
+                    quorum: self.settings.quorum_queues,
+                    ..pubsync_queue_rabbitmq::RabbitQueueOptions::default()
+                };
+                let queue = pubsync_queue_rabbitmq::RabbitQueue::connect_url(url, options)
+                    .await
+                    .context("connecting to RabbitMQ")?;
+                Ok(AnyQueue::Rabbit(queue))
+            }
+            #[cfg(not(feature = "rabbitmq"))]
+            QueueUrl::Amqp(_) => bail!("this build of pubsync does not include RabbitMQ support"),
         }
     }
 

@@ -155,6 +155,26 @@ impl Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
+        #[cfg(feature = "rabbitmq")]
+        if self.queue_url.starts_with("amqp") {
+            // Durable queues outlive the test: remove this test's queues and exchanges.
+            let prefix = format!("{}.", self.key_prefix.trim_end_matches(':'));
+            let url = self.queue_url.clone();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let options = pubsync_queue_rabbitmq::RabbitQueueOptions::default();
+                if let Ok(queue) =
+                    pubsync_queue_rabbitmq::RabbitQueue::connect_url(&url, options).await
+                {
+                    for name in ["event", "sync.storage.hello", "sync"] {
+                        let _ = queue.delete(&format!("{prefix}{name}")).await;
+                    }
+                }
+            });
+        }
         let script = format!(
             "redis-cli -u '{url}' --scan --pattern '{prefix}*' | xargs -r redis-cli -u '{url}' del >/dev/null",
             url = self.redis_url,
@@ -238,6 +258,77 @@ fn rows_changed_in_the_shell_reach_redis(dialect: Dialect, queue_url: &str) {
         .map(|id| s.get(&format!("message:{id}")))
         .collect();
     assert_eq!(from_tables, from_redis);
+}
+
+/// Sets up RabbitMQ's address, or `None` when it is unreachable outside CI.
+#[cfg(feature = "rabbitmq")]
+fn amqp() -> Option<String> {
+    require(Service::Rabbitmq)
+}
+
+#[cfg(all(feature = "postgres", feature = "rabbitmq"))]
+#[test]
+fn postgres_rabbitmq_redis() {
+    if let Some(amqp) = amqp() {
+        rows_changed_in_the_shell_reach_redis(Dialect::Postgres, &amqp);
+    }
+}
+
+#[cfg(all(feature = "mysql", feature = "rabbitmq"))]
+#[test]
+fn mysql_rabbitmq_redis() {
+    if let Some(amqp) = amqp() {
+        rows_changed_in_the_shell_reach_redis(Dialect::Mysql, &amqp);
+    }
+}
+
+/// Two workers on the same queues, while rows keep changing, leave every key at the rows'
+/// last data: no older change overwrites a newer one, whichever worker applies it.
+#[cfg(all(feature = "postgres", feature = "rabbitmq"))]
+#[test]
+fn two_workers_at_once_leave_no_stale_key() {
+    let Some(amqp) = amqp() else { return };
+    let Some(s) = Setup::new(Dialect::Postgres, &amqp) else {
+        return;
+    };
+    s.ok(&["setup"]);
+    let values: Vec<String> = (1..=50).map(|i| format!("({i}, 'row {i}')")).collect();
+    s.shell(&format!(
+        "INSERT INTO spy_hello_spryker_message (id_hello_spryker_message, name) VALUES {}",
+        values.join(", ")
+    ));
+    let spawn = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pubsync"));
+        command
+            .arg("queue:worker:start")
+            .current_dir(s.dir.path())
+            .env("PUBSYNC_LOG", "warn");
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut workers = [spawn(), spawn()];
+    for round in 0..30 {
+        s.shell(&format!(
+            "UPDATE spy_hello_spryker_message SET message = 'round {round}'"
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    s.work(); // a third worker drains what is left, competing with the two
+    for worker in &mut workers {
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+    s.work();
+    for id in 1..=50 {
+        assert_eq!(
+            s.get(&format!("message:{id}")),
+            message(&format!("row {id}"), Some("round 29")),
+            "message:{id}"
+        );
+    }
 }
 
 #[cfg(feature = "postgres")]
