@@ -1,6 +1,9 @@
-//! End-to-end tests across the crates, on the embedded default (SQLite, database queue,
-//! database storage). Tests of the `pubsync` binary itself live in `crates/pubsync-cli/tests`.
+//! End-to-end tests across the crates, each on every database compiled in
+//! (`on_every_database!`): SQLite always, PostgreSQL and MySQL/MariaDB with the crate's
+//! features; the synchronization tests also need Redis (feature `redis`). Tests of the
+//! `pubsync` binary itself live in `crates/pubsync-cli/tests`.
 
 mod capture;
 mod consumer;
 mod publish;
+mod sync;
