@@ -230,12 +230,30 @@ fn read_outbox(database: &Database, limit: i64) -> Result<Vec<OutboxRow>, Databa
 }
 
 fn delete_outbox_rows(database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
+    delete_by_ids(
+        database,
+        OUTBOX_TABLE,
+        "id_event_behavior_entity_change",
+        ids,
+        "delete relayed outbox rows",
+    )
+}
+
+/// Deletes the rows of `table` whose `id_column` is in `ids`, in one transaction, by id (never
+/// by range: a row with a lower id that commits later must not be skipped).
+pub(crate) fn delete_by_ids(
+    database: &Database,
+    table: &str,
+    id_column: &str,
+    ids: &[i64],
+    operation: &str,
+) -> Result<(), DatabaseError> {
     let dialect = database.dialect();
     with_connection!(database, |conn| {
         conn.write_transaction(|conn| {
             for chunk in ids.chunks(1000) {
                 let sql = format!(
-                    "DELETE FROM {OUTBOX_TABLE} WHERE id_event_behavior_entity_change IN ({})",
+                    "DELETE FROM {table} WHERE {id_column} IN ({})",
                     dialect.placeholders(1, chunk.len())
                 );
                 let mut query = diesel::sql_query(sql).into_boxed();
@@ -244,7 +262,7 @@ fn delete_outbox_rows(database: &Database, ids: &[i64]) -> Result<(), DatabaseEr
                 }
                 query
                     .execute(conn)
-                    .map_err(DatabaseError::query("delete relayed outbox rows"))?;
+                    .map_err(DatabaseError::query(operation))?;
             }
             Ok(())
         })

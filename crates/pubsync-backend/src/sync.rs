@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use pubsync_database::{Database, DatabaseError, WriteTransaction as _, with_connection};
+use pubsync_database::{Database, DatabaseError, with_connection};
 use pubsync_queue_extension::{Delivery, Queue, QueueError, Settlement, error_queue_name};
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
 use pubsync_shared::message::{SyncMessage, SyncPayload};
@@ -458,25 +458,13 @@ fn read_sync_outbox(database: &Database, limit: i64) -> Result<Vec<SyncRow>, Dat
 }
 
 fn delete_sync_rows(database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
-    let dialect = database.dialect();
-    with_connection!(database, |conn| {
-        conn.write_transaction(|conn| {
-            for chunk in ids.chunks(1000) {
-                let sql = format!(
-                    "DELETE FROM {SYNC_OUTBOX_TABLE} WHERE id_sync_outbox IN ({})",
-                    dialect.placeholders(1, chunk.len())
-                );
-                let mut query = diesel::sql_query(sql).into_boxed();
-                for id in chunk {
-                    query = query.bind::<BigInt, _>(*id);
-                }
-                query
-                    .execute(conn)
-                    .map_err(DatabaseError::query("delete relayed sync outbox rows"))?;
-            }
-            Ok(())
-        })
-    })
+    crate::relay::delete_by_ids(
+        database,
+        SYNC_OUTBOX_TABLE,
+        "id_sync_outbox",
+        ids,
+        "delete relayed sync outbox rows",
+    )
 }
 
 /// What one sync chunk did.
@@ -560,12 +548,7 @@ impl SyncConsumer {
                     .extend(decoded.iter().map(|(delivery, _)| delivery.tag));
             }
             Err(error) if error.is_transient() => {
-                let release = Settlement {
-                    release: deliveries.iter().map(|d| d.tag).collect(),
-                    ..Settlement::default()
-                };
-                queue.settle(queue_name, release).await?;
-                return Err(error.into());
+                return Err(release_all(queue, queue_name, &deliveries, error).await);
             }
             Err(error) => {
                 tracing::warn!(queue = queue_name, error = %error, "bulk storage write failed, writing messages one by one");
@@ -573,12 +556,7 @@ impl SyncConsumer {
                     match writer.apply(changes).await {
                         Ok(applied) => outcome.applied += applied,
                         Err(error) if error.is_transient() => {
-                            let release = Settlement {
-                                release: deliveries.iter().map(|d| d.tag).collect(),
-                                ..Settlement::default()
-                            };
-                            queue.settle(queue_name, release).await?;
-                            return Err(error.into());
+                            return Err(release_all(queue, queue_name, &deliveries, error).await);
                         }
                         Err(error) => {
                             tracing::error!(queue = queue_name, error = %error, "sync message moved to the error queue");
@@ -594,6 +572,23 @@ impl SyncConsumer {
         }
         queue.settle(queue_name, settlement).await?;
         Ok(outcome)
+    }
+}
+
+/// Puts a whole chunk back (storage is unreachable) and returns why.
+async fn release_all<Q: Queue>(
+    queue: &Q,
+    queue_name: &str,
+    deliveries: &[Delivery],
+    error: StorageError,
+) -> SyncError {
+    let release = Settlement {
+        release: deliveries.iter().map(|d| d.tag).collect(),
+        ..Settlement::default()
+    };
+    match queue.settle(queue_name, release).await {
+        Ok(()) => error.into(),
+        Err(queue_error) => queue_error.into(),
     }
 }
 
