@@ -3,6 +3,7 @@
 //! features; the synchronization tests also need Redis (feature `redis`). Tests of the
 //! `pubsync` binary itself live in `crates/pubsync-cli/tests`.
 
+mod aliases;
 mod capture;
 mod consumer;
 mod publish;

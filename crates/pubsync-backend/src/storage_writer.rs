@@ -2,15 +2,62 @@
 //!
 //! A row is upserted on its unique `key`; a row whose `data` is unchanged is not rewritten
 //! (its `updated_at` stays), which keeps re-publishing cheap and, on the sync path, quiet.
+//!
+//! Tables whose `synchronization` behaviour declares `mappings` also keep their rows' alias
+//! keys (reference section 5.7), in the same transaction: the row's `alias_keys` column, and
+//! the side table [`STORAGE_ALIAS_TABLE`] that database storage resolves alias keys through
+//! with an index. Unlike the original, which merges new alias keys into the old ones, a row
+//! holds only its current aliases, so a changed SKU leaves no stale alias (section 10, row 21).
+//! Tables without mappings run no extra statement.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use pubsync_database::{Database, DatabaseError, Dialect, WriteTransaction as _, with_connection};
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
 use pubsync_shared::synchronization::SynchronizationDefinition;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
+
+/// The side table of alias keys: `alias_key` (primary key) → the storage row that owns it
+/// (`storage_table`, `storage_key`) and the alias's value (`data`, `{"id":…,"_timestamp":…}`).
+pub const STORAGE_ALIAS_TABLE: &str = "pubsync_storage_alias";
+
+/// Storage rows upserted per statement.
+const UPSERT_CHUNK: usize = 500;
+
+/// Keys deleted per statement.
+const DELETE_CHUNK: usize = 1000;
+
+/// Alias rows inserted per statement (four parameters each).
+const ALIAS_CHUNK: usize = 500;
+
+/// The alias keys of a storage row whose data is `data`: for each mapping of `table` whose
+/// `data[source]` and `data[destination]` are both set (not null), the mapping key (built from
+/// the source value, strings as they are and other values as JSON text, with the row's store
+/// and locale in `key_data`) and the destination value the alias points to.
+pub fn alias_entries(
+    table: &SynchronizationDefinition,
+    keys: &KeyBuilders,
+    key_data: &SynchronizationData,
+    data: &Map<String, Value>,
+) -> Vec<(String, Value)> {
+    table
+        .mappings
+        .iter()
+        .filter_map(|mapping| {
+            let source = data.get(mapping.source).filter(|v| !v.is_null())?;
+            let destination = data.get(mapping.destination).filter(|v| !v.is_null())?;
+            let source = source
+                .as_str()
+                .map_or_else(|| source.to_string(), str::to_owned);
+            let key = keys.generate_mapping_key(table.resource, mapping.source, &source, key_data);
+            Some((key, destination.clone()))
+        })
+        .collect()
+}
 
 /// The value of a storage table's `key_suffix_column`, which is also the key's reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +137,7 @@ impl StorageWriter {
     pub fn key(&self, table: &SynchronizationDefinition, row: &RowKey) -> String {
         let data = SynchronizationData {
             reference: row.reference.as_key_part(),
-            store: row.store.clone().filter(|_| table.store),
-            locale: row.locale.clone().filter(|_| table.locale),
+            ..key_data(table, row)
         };
         self.keys.generate_key(table.resource, &data)
     }
@@ -104,25 +150,41 @@ impl StorageWriter {
         deletes: &[RowKey],
     ) -> Result<WriteOutcome, DatabaseError> {
         let dialect = self.database.dialect();
-        let upserts: Vec<(String, String, &StorageRow)> = rows
+        let columns = Columns::of(table);
+        let timestamp = now_seconds();
+        let upserts: Vec<Upsert<'_>> = rows
             .iter()
             .map(|row| {
-                (
-                    self.key(table, &row.key),
-                    serde_json::to_string(&row.data).expect("json serialises"),
+                let (aliases, alias_keys) = if columns.alias_keys {
+                    let (aliases, column) = row_aliases(table, &self.keys, row, timestamp);
+                    (aliases, Some(column))
+                } else {
+                    (Vec::new(), None)
+                };
+                Upsert {
+                    key: self.key(table, &row.key),
+                    data: serde_json::to_string(&row.data).expect("json serialises"),
+                    alias_keys,
+                    aliases,
                     row,
-                )
+                }
             })
             .collect();
         let delete_keys: Vec<String> = deletes.iter().map(|key| self.key(table, key)).collect();
-        let columns = Columns::of(table);
         with_connection!(self.database, |conn| {
             conn.write_transaction(|conn| {
                 let mut outcome = WriteOutcome::default();
-                for chunk in upserts.chunks(500) {
+                for chunk in upserts.chunks(UPSERT_CHUNK) {
                     let sql = upsert_sql(dialect, table, &columns, chunk.len());
                     let mut query = diesel::sql_query(sql).into_boxed();
-                    for (key, data, row) in chunk {
+                    for Upsert {
+                        key,
+                        data,
+                        alias_keys,
+                        row,
+                        ..
+                    } in chunk
+                    {
                         query = query
                             .bind::<Text, _>(key.clone())
                             .bind::<Text, _>(data.clone());
@@ -144,12 +206,47 @@ impl StorageWriter {
                         if table.locale {
                             query = query.bind::<Nullable<Text>, _>(row.key.locale.clone());
                         }
+                        if columns.alias_keys {
+                            query = query.bind::<Nullable<Text>, _>(alias_keys.clone());
+                        }
                     }
                     outcome.written += query
                         .execute(conn)
                         .map_err(DatabaseError::query(format!("upsert into {}", table.table)))?;
+                    if !columns.alias_keys {
+                        continue;
+                    }
+                    // The chunk's rows give up their alias rows and take their current ones;
+                    // an alias another row held moves to the row that holds it now.
+                    let sql = delete_aliases_sql(dialect, chunk.len());
+                    let mut query = diesel::sql_query(sql)
+                        .into_boxed()
+                        .bind::<Text, _>(table.table);
+                    for upsert in chunk {
+                        query = query.bind::<Text, _>(upsert.key.clone());
+                    }
+                    query.execute(conn).map_err(DatabaseError::query(format!(
+                        "delete aliases of {}",
+                        table.table
+                    )))?;
+                    let aliases = distinct_aliases(chunk);
+                    for aliases in aliases.chunks(ALIAS_CHUNK) {
+                        let sql = insert_aliases_sql(dialect, aliases.len());
+                        let mut query = diesel::sql_query(sql).into_boxed();
+                        for (alias_key, storage_key, value) in aliases {
+                            query = query
+                                .bind::<Text, _>(*alias_key)
+                                .bind::<Text, _>(table.table)
+                                .bind::<Text, _>(*storage_key)
+                                .bind::<Text, _>(*value);
+                        }
+                        query.execute(conn).map_err(DatabaseError::query(format!(
+                            "write aliases of {}",
+                            table.table
+                        )))?;
+                    }
                 }
-                for chunk in delete_keys.chunks(1000) {
+                for chunk in delete_keys.chunks(DELETE_CHUNK) {
                     let sql = format!(
                         "DELETE FROM {} WHERE {} IN ({})",
                         dialect.quote(table.table),
@@ -163,6 +260,19 @@ impl StorageWriter {
                     outcome.deleted += query
                         .execute(conn)
                         .map_err(DatabaseError::query(format!("delete from {}", table.table)))?;
+                    if columns.alias_keys {
+                        let sql = delete_aliases_sql(dialect, chunk.len());
+                        let mut query = diesel::sql_query(sql)
+                            .into_boxed()
+                            .bind::<Text, _>(table.table);
+                        for key in chunk {
+                            query = query.bind::<Text, _>(key.clone());
+                        }
+                        query.execute(conn).map_err(DatabaseError::query(format!(
+                            "delete aliases of {}",
+                            table.table
+                        )))?;
+                    }
                 }
                 Ok(outcome)
             })
@@ -170,14 +280,91 @@ impl StorageWriter {
     }
 }
 
+/// The store and locale of `row` that go into its keys: only those `table` has.
+fn key_data(table: &SynchronizationDefinition, row: &RowKey) -> SynchronizationData {
+    SynchronizationData {
+        reference: None,
+        store: row.store.clone().filter(|_| table.store),
+        locale: row.locale.clone().filter(|_| table.locale),
+    }
+}
+
+/// The alias keys of `row` in `table` with their values, `{"id":…,"_timestamp":…}` as JSON
+/// text, and the row's `alias_keys` column: a JSON object of the same.
+fn row_aliases(
+    table: &SynchronizationDefinition,
+    keys: &KeyBuilders,
+    row: &StorageRow,
+    timestamp: f64,
+) -> (Vec<(String, String)>, String) {
+    let entries = match &row.data {
+        Value::Object(data) => alias_entries(table, keys, &key_data(table, &row.key), data),
+        _ => Vec::new(),
+    };
+    let mut column = Map::new();
+    let aliases = entries
+        .into_iter()
+        .map(|(alias_key, id)| {
+            let value = json!({"id": id, "_timestamp": timestamp});
+            let text = value.to_string();
+            column.insert(alias_key.clone(), value);
+            (alias_key, text)
+        })
+        .collect();
+    (aliases, Value::Object(column).to_string())
+}
+
+/// Now in seconds with microseconds, the `_timestamp` of alias values.
+fn now_seconds() -> f64 {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros())
+        .unwrap_or_default();
+    micros as f64 / 1_000_000.0
+}
+
+/// One row to upsert, with what its statements bind.
+struct Upsert<'a> {
+    key: String,
+    data: String,
+    /// The `alias_keys` column, for tables with mappings.
+    alias_keys: Option<String>,
+    /// The row's alias keys and their values (JSON text).
+    aliases: Vec<(String, String)>,
+    row: &'a StorageRow,
+}
+
+/// `(alias_key, storage_key, value)` of every alias of `chunk`, each alias key once: the last
+/// row that claims it wins (PostgreSQL refuses to upsert one key twice in a statement).
+fn distinct_aliases<'a>(chunk: &'a [Upsert<'_>]) -> Vec<(&'a str, &'a str, &'a str)> {
+    let mut aliases: Vec<(&str, &str, &str)> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for upsert in chunk {
+        for (alias_key, value) in &upsert.aliases {
+            let alias = (alias_key.as_str(), upsert.key.as_str(), value.as_str());
+            match position.get(alias_key.as_str()) {
+                Some(&index) => aliases[index] = alias,
+                None => {
+                    position.insert(alias_key, aliases.len());
+                    aliases.push(alias);
+                }
+            }
+        }
+    }
+    aliases
+}
+
 struct Columns {
     reference: Option<&'static str>,
+    /// Whether the table has mappings, so rows carry an `alias_keys` column and alias rows.
+    alias_keys: bool,
 }
 
 impl Columns {
     fn of(table: &SynchronizationDefinition) -> Self {
         Self {
             reference: table.key_suffix_column,
+            alias_keys: !table.mappings.is_empty(),
         }
     }
 
@@ -189,6 +376,9 @@ impl Columns {
         }
         if table.locale {
             names.push("locale");
+        }
+        if self.alias_keys {
+            names.push("alias_keys");
         }
         names
     }
@@ -215,7 +405,10 @@ fn upsert_sql(
         values.join(", ")
     );
     if dialect == Dialect::Mysql {
-        // MySQL assigns left to right: `updated_at` compares the old data before it is replaced.
+        // MySQL assigns left to right: `updated_at` and `alias_keys` compare the old data
+        // before it is replaced. `alias_keys` carries a fresh `_timestamp` each time, so
+        // assigning it unconditionally would rewrite every row, changed or not.
+        let alias_keys = dialect.quote("alias_keys");
         let mut updates = Vec::new();
         if table.timestampable {
             let updated_at = dialect.quote("updated_at");
@@ -223,10 +416,16 @@ fn upsert_sql(
                 "{updated_at} = IF({data} <=> VALUES({data}), {updated_at}, CURRENT_TIMESTAMP)"
             ));
         }
+        if columns.alias_keys {
+            updates.push(format!(
+                "{alias_keys} = IF({data} <=> VALUES({data}), {alias_keys}, VALUES({alias_keys}))"
+            ));
+        }
         updates.extend(
             quoted
                 .iter()
                 .skip(1)
+                .filter(|column| **column != alias_keys)
                 .map(|column| format!("{column} = VALUES({column})")),
         );
         return format!("{insert} ON DUPLICATE KEY UPDATE {}", updates.join(", "));
@@ -250,6 +449,47 @@ fn upsert_sql(
         "{insert} ON CONFLICT ({}) DO UPDATE SET {} WHERE {changed}",
         dialect.quote("key"),
         updates.join(", "),
+    )
+}
+
+/// `DELETE FROM pubsync_storage_alias WHERE storage_table = ? AND storage_key IN (…)`: the
+/// alias rows of `keys` storage rows of one table (the index on `storage_key` serves it).
+fn delete_aliases_sql(dialect: Dialect, keys: usize) -> String {
+    format!(
+        "DELETE FROM {} WHERE {} = {} AND {} IN ({})",
+        dialect.quote(STORAGE_ALIAS_TABLE),
+        dialect.quote("storage_table"),
+        dialect.placeholder(1),
+        dialect.quote("storage_key"),
+        dialect.placeholders(2, keys)
+    )
+}
+
+/// Inserts `rows` alias rows; an alias key that exists already moves to the new row.
+fn insert_aliases_sql(dialect: Dialect, rows: usize) -> String {
+    let columns = ["alias_key", "storage_table", "storage_key", "data"].map(|c| dialect.quote(c));
+    let values: Vec<String> = (0..rows)
+        .map(|row| format!("({})", dialect.placeholders(1 + row * 4, 4)))
+        .collect();
+    let updates: Vec<String> = columns[1..]
+        .iter()
+        .map(|column| match dialect {
+            Dialect::Mysql => format!("{column} = VALUES({column})"),
+            Dialect::Sqlite | Dialect::Postgres => format!("{column} = excluded.{column}"),
+        })
+        .collect();
+    let conflict = match dialect {
+        Dialect::Mysql => "ON DUPLICATE KEY UPDATE".to_owned(),
+        Dialect::Sqlite | Dialect::Postgres => {
+            format!("ON CONFLICT ({}) DO UPDATE SET", columns[0])
+        }
+    };
+    format!(
+        "INSERT INTO {} ({}) VALUES {} {conflict} {}",
+        dialect.quote(STORAGE_ALIAS_TABLE),
+        columns.join(", "),
+        values.join(", "),
+        updates.join(", ")
     )
 }
 
@@ -292,6 +532,157 @@ mod tests {
             "INSERT INTO `spy_x_storage` (`key`, `data`, `fk_x`, `store`) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
              `updated_at` = IF(`data` <=> VALUES(`data`), `updated_at`, CURRENT_TIMESTAMP), `data` = VALUES(`data`), \
              `fk_x` = VALUES(`fk_x`), `store` = VALUES(`store`)"
+        );
+    }
+
+    const MAPPED: SynchronizationDefinition = SynchronizationDefinition {
+        table: "spy_product_abstract_storage",
+        resource: "product_abstract",
+        key_suffix_column: Some("fk_product_abstract"),
+        store: true,
+        locale: true,
+        queue_group: "sync.storage.product",
+        queue_pool: None,
+        params: None,
+        mappings: &[
+            pubsync_shared::synchronization::Mapping {
+                source: "sku",
+                destination: "id_product_abstract",
+            },
+            pubsync_shared::synchronization::Mapping {
+                source: "url_id",
+                destination: "id_product_abstract",
+            },
+        ],
+        synchronization_enabled: None,
+        timestampable: true,
+        direct_sync_disabled: false,
+    };
+
+    #[test]
+    fn upsert_of_a_mapped_table_rewrites_alias_keys_only_with_changed_data() {
+        let columns = Columns::of(&MAPPED);
+        assert_eq!(
+            upsert_sql(Dialect::Postgres, &MAPPED, &columns, 1),
+            "INSERT INTO \"spy_product_abstract_storage\" (\"key\", \"data\", \"fk_product_abstract\", \"store\", \"locale\", \"alias_keys\") \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (\"key\") DO UPDATE SET \"data\" = excluded.\"data\", \
+             \"fk_product_abstract\" = excluded.\"fk_product_abstract\", \"store\" = excluded.\"store\", \
+             \"locale\" = excluded.\"locale\", \"alias_keys\" = excluded.\"alias_keys\", \"updated_at\" = CURRENT_TIMESTAMP \
+             WHERE \"spy_product_abstract_storage\".\"data\" IS DISTINCT FROM excluded.\"data\""
+        );
+        // MySQL: `alias_keys` is compared before `data` is assigned, and assigned only once.
+        assert_eq!(
+            upsert_sql(Dialect::Mysql, &MAPPED, &columns, 1),
+            "INSERT INTO `spy_product_abstract_storage` (`key`, `data`, `fk_product_abstract`, `store`, `locale`, `alias_keys`) \
+             VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+             `updated_at` = IF(`data` <=> VALUES(`data`), `updated_at`, CURRENT_TIMESTAMP), \
+             `alias_keys` = IF(`data` <=> VALUES(`data`), `alias_keys`, VALUES(`alias_keys`)), \
+             `data` = VALUES(`data`), `fk_product_abstract` = VALUES(`fk_product_abstract`), \
+             `store` = VALUES(`store`), `locale` = VALUES(`locale`)"
+        );
+    }
+
+    #[test]
+    fn alias_statements_per_dialect() {
+        assert_eq!(
+            delete_aliases_sql(Dialect::Sqlite, 2),
+            "DELETE FROM \"pubsync_storage_alias\" WHERE \"storage_table\" = ? AND \"storage_key\" IN (?, ?)"
+        );
+        assert_eq!(
+            delete_aliases_sql(Dialect::Postgres, 2),
+            "DELETE FROM \"pubsync_storage_alias\" WHERE \"storage_table\" = $1 AND \"storage_key\" IN ($2, $3)"
+        );
+        assert_eq!(
+            insert_aliases_sql(Dialect::Postgres, 2),
+            "INSERT INTO \"pubsync_storage_alias\" (\"alias_key\", \"storage_table\", \"storage_key\", \"data\") \
+             VALUES ($1, $2, $3, $4), ($5, $6, $7, $8) ON CONFLICT (\"alias_key\") DO UPDATE SET \
+             \"storage_table\" = excluded.\"storage_table\", \"storage_key\" = excluded.\"storage_key\", \
+             \"data\" = excluded.\"data\""
+        );
+        assert_eq!(
+            insert_aliases_sql(Dialect::Mysql, 1),
+            "INSERT INTO `pubsync_storage_alias` (`alias_key`, `storage_table`, `storage_key`, `data`) \
+             VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE `storage_table` = VALUES(`storage_table`), \
+             `storage_key` = VALUES(`storage_key`), `data` = VALUES(`data`)"
+        );
+    }
+
+    #[test]
+    fn tables_without_mappings_have_no_alias_column() {
+        assert_eq!(
+            Columns::of(&TABLE).names(&TABLE),
+            ["key", "data", "fk_x", "store"]
+        );
+    }
+
+    fn mapped_row(data: Value) -> StorageRow {
+        StorageRow {
+            key: RowKey {
+                reference: Reference::Int(100),
+                store: Some("DE".into()),
+                locale: Some("de_DE".into()),
+            },
+            data,
+        }
+    }
+
+    #[test]
+    fn aliases_need_source_and_destination_and_use_the_rows_store_and_locale() {
+        let keys = KeyBuilders::default();
+        let row = mapped_row(json!({"sku": "AB 001", "url_id": 7, "id_product_abstract": 100}));
+        let (aliases, column) = row_aliases(&MAPPED, &keys, &row, 1599741494.25);
+        assert_eq!(
+            aliases,
+            [
+                (
+                    "product_abstract:de:de_de:sku:ab-001".to_owned(),
+                    r#"{"id":100,"_timestamp":1599741494.25}"#.to_owned()
+                ),
+                (
+                    "product_abstract:de:de_de:url_id:7".to_owned(),
+                    r#"{"id":100,"_timestamp":1599741494.25}"#.to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&column).unwrap(),
+            json!({
+                "product_abstract:de:de_de:sku:ab-001": {"id": 100, "_timestamp": 1599741494.25},
+                "product_abstract:de:de_de:url_id:7": {"id": 100, "_timestamp": 1599741494.25},
+            })
+        );
+        for data in [
+            json!({"sku": null, "id_product_abstract": 100}),
+            json!({"sku": "001", "id_product_abstract": null}),
+            json!({"sku": "001"}),
+            json!([1, 2]),
+        ] {
+            let (aliases, column) = row_aliases(&MAPPED, &keys, &mapped_row(data.clone()), 1.0);
+            assert!(aliases.is_empty(), "{data}");
+            assert_eq!(column, "{}");
+        }
+    }
+
+    #[test]
+    fn an_alias_claimed_twice_in_a_chunk_goes_to_the_last_row() {
+        let row = mapped_row(json!({}));
+        let upsert = |key: &str, aliases: &[(&str, &str)]| Upsert {
+            key: key.to_owned(),
+            data: String::new(),
+            alias_keys: None,
+            aliases: aliases
+                .iter()
+                .map(|(alias, value)| ((*alias).to_owned(), (*value).to_owned()))
+                .collect(),
+            row: &row,
+        };
+        let chunk = [
+            upsert("p:1", &[("p:sku:a", "1"), ("p:sku:b", "1")]),
+            upsert("p:2", &[("p:sku:a", "2")]),
+        ];
+        assert_eq!(
+            distinct_aliases(&chunk),
+            [("p:sku:a", "p:2", "2"), ("p:sku:b", "p:1", "1")]
         );
     }
 

@@ -23,6 +23,7 @@ use pubsync_storage_extension::{StorageChange, StorageError, StorageWriter as Ke
 use serde_json::{Map, Value, json};
 
 use crate::relay::RelayError;
+use crate::storage_writer::alias_entries;
 
 /// The sync outbox table.
 pub const SYNC_OUTBOX_TABLE: &str = "pubsync_sync_outbox";
@@ -320,26 +321,7 @@ fn messages_for(
         store: row.store.clone(),
         locale: row.locale.clone(),
     };
-    let aliases = |data: &Map<String, Value>| -> Vec<(String, Value)> {
-        definition
-            .mappings
-            .iter()
-            .filter_map(|mapping| {
-                let source = data.get(mapping.source).filter(|v| !v.is_null())?;
-                let destination = data.get(mapping.destination).filter(|v| !v.is_null())?;
-                let source = source
-                    .as_str()
-                    .map_or_else(|| source.to_string(), str::to_owned);
-                let key = keys.generate_mapping_key(
-                    definition.resource,
-                    mapping.source,
-                    &source,
-                    &key_data,
-                );
-                Some((key, destination.clone()))
-            })
-            .collect()
-    };
+    let aliases = |data: &Map<String, Value>| alias_entries(definition, keys, &key_data, data);
     let previous = row
         .previous_data
         .as_deref()

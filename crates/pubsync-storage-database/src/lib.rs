@@ -6,9 +6,14 @@
 //! table's unique index on `key` serves, one statement per table and chunk of keys. The
 //! original instead runs a `CASE` over every row for each key asked.
 //!
+//! Alias (mapping) keys, such as `product_abstract:de:de_de:sku:001`, read
+//! `{"id":…,"_timestamp":…}` as they do from Redis: the keys no storage table held are looked
+//! up by primary key in the side table [`sql::ALIAS_TABLE`] the storage writer keeps
+//! ([`sql::select_aliases`]), not in each row's `alias_keys` JSON column, which no portable
+//! index serves. A database without that table (one without pubsync's schema) has no aliases.
+//!
 //! What this crate deliberately does not do:
 //! - write: it implements [`StorageReader`] only; the tables belong to the publishers.
-//! - alias keys (the `alias_keys` column): next milestone, see [`sql::select_by_keys`].
 //! - scan: [`StorageReader::scan`] answers [`StorageError::Unsupported`].
 //! - caching values: every read goes to the database; only whether a table exists is cached.
 //!
@@ -158,7 +163,18 @@ struct StorageRow {
     data: Option<String>,
 }
 
-/// Reads every group's keys: key → data of the keys found.
+#[derive(diesel::QueryableByName)]
+struct AliasRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    alias_key: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    storage_table: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data: String,
+}
+
+/// Reads every group's keys: key → data of the keys found, storage rows first, then alias
+/// keys for the keys no row held.
 fn read_groups(
     database: &Database,
     table_cache: &Mutex<TableCache>,
@@ -167,6 +183,29 @@ fn read_groups(
     for group in groups {
         ensure_table_exists(database, table_cache, group)?;
     }
+    let mut found = read_keys(database, groups)?;
+    // Each key is in one group only (`plan` skips repeats), so it expects one table.
+    let missing: HashMap<&str, &str> = groups
+        .iter()
+        .flat_map(|group| {
+            group
+                .keys
+                .iter()
+                .filter(|key| !found.contains_key(key.as_str()))
+                .map(|key| (key.as_str(), group.table.as_str()))
+        })
+        .collect();
+    if !missing.is_empty() && table_exists(database, table_cache, sql::ALIAS_TABLE)? {
+        found.extend(read_aliases(database, &missing)?);
+    }
+    Ok(found)
+}
+
+/// Reads the storage rows of every group's keys: key → data.
+fn read_keys(
+    database: &Database,
+    groups: &[TableGroup],
+) -> Result<HashMap<String, String>, StorageError> {
     let dialect = database.dialect();
     with_connection!(database, |conn| {
         // A closure, so that `?` leaves the statement loop and not this function.
@@ -198,34 +237,80 @@ fn read_groups(
     .map_err(storage_error(database, "get"))
 }
 
+/// Reads the alias rows of `missing` (key → the table its resource maps to): key → data of
+/// the aliases found that belong to that table.
+fn read_aliases(
+    database: &Database,
+    missing: &HashMap<&str, &str>,
+) -> Result<HashMap<String, String>, StorageError> {
+    let dialect = database.dialect();
+    let keys: Vec<&str> = missing.keys().copied().collect();
+    with_connection!(database, |conn| {
+        let mut read = || -> Result<HashMap<String, String>, DatabaseError> {
+            let mut found = HashMap::new();
+            for chunk in keys.chunks(sql::MAX_KEYS_PER_STATEMENT) {
+                let statement = sql::select_aliases(dialect, chunk.len());
+                let mut query = diesel::sql_query(statement).into_boxed();
+                for key in chunk {
+                    query = query.bind::<diesel::sql_types::Text, _>(*key);
+                }
+                let rows = query
+                    .load::<AliasRow>(conn)
+                    .map_err(DatabaseError::query(format!("read {}", sql::ALIAS_TABLE)))?;
+                // Matched exactly, as storage rows are; an alias of another table than the
+                // key's resource maps to is not this key's.
+                for row in rows {
+                    if missing.get(row.alias_key.as_str()) == Some(&row.storage_table.as_str()) {
+                        found.insert(row.alias_key, row.data);
+                    }
+                }
+            }
+            Ok(found)
+        };
+        read()
+    })
+    .map_err(storage_error(database, "get"))
+}
+
 fn ensure_table_exists(
     database: &Database,
     table_cache: &Mutex<TableCache>,
     group: &TableGroup,
 ) -> Result<(), StorageError> {
-    let unknown = || StorageError::UnknownResource {
-        resource: group.resource.clone(),
-        key: group.keys[0].clone(),
-        table: group.table.clone(),
-    };
+    if table_exists(database, table_cache, &group.table)? {
+        Ok(())
+    } else {
+        Err(StorageError::UnknownResource {
+            resource: group.resource.clone(),
+            key: group.keys[0].clone(),
+            table: group.table.clone(),
+        })
+    }
+}
+
+/// Whether `table` exists, through the cache.
+fn table_exists(
+    database: &Database,
+    table_cache: &Mutex<TableCache>,
+    table: &str,
+) -> Result<bool, StorageError> {
     let cached = table_cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .exists(&group.table);
-    let exists = match cached {
-        Some(exists) => exists,
+        .exists(table);
+    match cached {
+        Some(exists) => Ok(exists),
         None => {
             let exists = database
-                .table_exists(&group.table)
+                .table_exists(table)
                 .map_err(storage_error(database, "table look-up"))?;
             table_cache
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .record(&group.table, exists);
-            exists
+                .record(table, exists);
+            Ok(exists)
         }
-    };
-    if exists { Ok(()) } else { Err(unknown()) }
+    }
 }
 
 /// Turns a database error into the contract's: transient ones (unreachable, locked) are

@@ -2,6 +2,10 @@
 
 use pubsync_database::Dialect;
 
+/// The side table of alias (mapping) keys the storage writer keeps: `alias_key` (primary key),
+/// `storage_table`, `storage_key` and `data`, the alias's value `{"id":…,"_timestamp":…}`.
+pub const ALIAS_TABLE: &str = "pubsync_storage_alias";
+
 /// Most keys bound in one statement. SQLite before 3.32 allows 999 parameters, PostgreSQL and
 /// MySQL 65,535; 500 stays well inside all of them and keeps statements short.
 pub const MAX_KEYS_PER_STATEMENT: usize = 500;
@@ -17,14 +21,30 @@ pub const MAX_KEYS_PER_STATEMENT: usize = 500;
 /// statement for every key count; that needs an array bind, which arrives with PostgreSQL
 /// support. `IN` with one placeholder per key works on every dialect meanwhile.
 pub fn select_by_keys(dialect: Dialect, table: &str, key_count: usize) -> String {
-    // Alias keys (next milestone): a second statement for the keys this one did not find,
-    // against the `alias_key → key` side table (DESIGN-NOTES "Reading from the database"),
-    // rather than a JSON look-up in `alias_keys` that no portable index serves.
     format!(
         "SELECT {key}, {data} FROM {table} WHERE {key} IN ({placeholders})",
         key = dialect.quote("key"),
         data = dialect.quote("data"),
         table = dialect.quote(table),
+        placeholders = dialect.placeholders(1, key_count.max(1)),
+    )
+}
+
+/// `SELECT "alias_key", "storage_table", "data" FROM "pubsync_storage_alias" WHERE "alias_key"
+/// IN (?, …)` with `key_count` placeholders: the alias keys among the keys no storage table
+/// held, one primary-key look-up each.
+///
+/// The original reads aliases out of each row's `alias_keys` JSON column, which no portable
+/// index serves (DESIGN-NOTES "Reading from the database"); the side table is indexed on every
+/// database. `storage_table` lets the caller keep only aliases of the table the key's resource
+/// maps to.
+pub fn select_aliases(dialect: Dialect, key_count: usize) -> String {
+    format!(
+        "SELECT {alias_key}, {storage_table}, {data} FROM {table} WHERE {alias_key} IN ({placeholders})",
+        alias_key = dialect.quote("alias_key"),
+        storage_table = dialect.quote("storage_table"),
+        data = dialect.quote("data"),
+        table = dialect.quote(ALIAS_TABLE),
         placeholders = dialect.placeholders(1, key_count.max(1)),
     )
 }
@@ -46,6 +66,22 @@ mod tests {
         assert_eq!(
             select_by_keys(Dialect::Postgres, "spy_x_storage", 3),
             r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" IN ($1, $2, $3)"#
+        );
+    }
+
+    #[test]
+    fn alias_look_ups_select_by_primary_key_per_dialect() {
+        assert_eq!(
+            select_aliases(Dialect::Sqlite, 2),
+            r#"SELECT "alias_key", "storage_table", "data" FROM "pubsync_storage_alias" WHERE "alias_key" IN (?, ?)"#
+        );
+        assert_eq!(
+            select_aliases(Dialect::Mysql, 1),
+            "SELECT `alias_key`, `storage_table`, `data` FROM `pubsync_storage_alias` WHERE `alias_key` IN (?)"
+        );
+        assert_eq!(
+            select_aliases(Dialect::Postgres, 3),
+            r#"SELECT "alias_key", "storage_table", "data" FROM "pubsync_storage_alias" WHERE "alias_key" IN ($1, $2, $3)"#
         );
     }
 }

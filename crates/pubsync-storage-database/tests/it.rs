@@ -1,5 +1,8 @@
 //! The database storage over a temporary SQLite file: the contract's conformance cases, the
-//! query plan of key look-ups, and chunked binds.
+//! query plans of key and alias look-ups, chunked binds, and alias keys ([`aliases`]).
+
+#[path = "it/aliases.rs"]
+mod aliases;
 
 use pubsync_database::diesel::{self, RunQueryDsl as _};
 use pubsync_database::testing::{TestDatabase, dialects};
