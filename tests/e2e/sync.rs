@@ -21,11 +21,19 @@ struct Redis {
 impl Redis {
     fn new() -> Option<Self> {
         let url = require(Service::Redis)?;
-        Some(Self { url, prefix: format!("{}:", unique_name("sync")), user: None })
+        Some(Self {
+            url,
+            prefix: format!("{}:", unique_name("sync")),
+            user: None,
+        })
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli").args(["-u", &self.url]).args(args).output().expect("redis-cli");
+        let output = Command::new("redis-cli")
+            .args(["-u", &self.url])
+            .args(args)
+            .output()
+            .expect("redis-cli");
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
@@ -39,13 +47,29 @@ impl Redis {
     fn read_only_url(&mut self) -> String {
         let user = unique_name("readonly");
         let pattern = format!("~{}*", self.prefix);
-        self.cli(&["ACL", "SETUSER", &user, "on", ">secret", &pattern, "+@read", "+@connection", "+evalsha", "+eval", "+script"]);
+        self.cli(&[
+            "ACL",
+            "SETUSER",
+            &user,
+            "on",
+            ">secret",
+            &pattern,
+            "+@read",
+            "+@connection",
+            "+evalsha",
+            "+eval",
+            "+script",
+        ]);
         self.user = Some(user.clone());
-        self.url.replacen("redis://", &format!("redis://{user}:secret@"), 1)
+        self.url
+            .replacen("redis://", &format!("redis://{user}:secret@"), 1)
     }
 
     fn config(&self, url: &str, extra: &str) -> String {
-        format!("storage_url = {url:?}\n[storage]\nkey_prefix = {:?}\n{extra}", self.prefix)
+        format!(
+            "storage_url = {url:?}\n[storage]\nkey_prefix = {:?}\n{extra}",
+            self.prefix
+        )
     }
 }
 
@@ -65,10 +89,19 @@ impl Drop for Redis {
 
 async fn drain(t: &TestApp, queue_name: &str) -> Vec<Value> {
     let queue = t.app.queue().await.unwrap();
-    let deliveries = queue.receive(queue_name, 100, std::time::Duration::from_millis(50)).await.unwrap();
-    let settlement = Settlement { acknowledge: deliveries.iter().map(|d| d.tag).collect(), ..Default::default() };
+    let deliveries = queue
+        .receive(queue_name, 100, std::time::Duration::from_millis(50))
+        .await
+        .unwrap();
+    let settlement = Settlement {
+        acknowledge: deliveries.iter().map(|d| d.tag).collect(),
+        ..Default::default()
+    };
     queue.settle(queue_name, settlement).await.unwrap();
-    deliveries.iter().map(|d| serde_json::from_slice(&d.body).unwrap()).collect()
+    deliveries
+        .iter()
+        .map(|d| serde_json::from_slice(&d.body).unwrap())
+        .collect()
 }
 
 fn app(dialect: pubsync_database::Dialect, config: &str) -> Option<TestApp> {

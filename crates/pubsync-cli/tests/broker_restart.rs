@@ -93,7 +93,11 @@ fn a_rabbitmq_restart_during_a_run_loses_nothing() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(s.redis_keys().len(), 1000, "the running worker caught up after the restart");
+    assert_eq!(
+        s.redis_keys().len(),
+        1000,
+        "the running worker caught up after the restart"
+    );
     let _ = worker.kill();
     let _ = worker.wait();
     for id in [1, 250, 501, 650, 799, 801, 1000] {
