@@ -664,50 +664,14 @@ impl Capture<'_> {
         }
     }
 
-    /// The condition under which an update is captured: OR over the parameters, as in
-    /// [`SqliteTriggers::watched`].
+    /// The condition under which an update is captured (see [`watched_condition`]).
     fn watched(&self) -> Option<String> {
-        let parameters = &self.table.event.as_ref()?.parameters;
-        let mut conditions = Vec::new();
-        for parameter in parameters {
-            match &parameter.column {
-                EventColumn::All => {
-                    conditions.extend(self.table.columns.iter().map(|c| self.changed(c)));
-                }
-                EventColumn::Column(name) => {
-                    let Some(column) = self.table.column(name) else {
-                        continue;
-                    };
-                    let changed = self.changed(column);
-                    match &parameter.value {
-                        None => conditions.push(changed),
-                        Some(value) => {
-                            let quoted = self.quoted(&column.name);
-                            let literal = typed_literal(self.dialect, column.ty, value);
-                            let operator = parameter.operator.sql();
-                            let flipped = self.differ(
-                                &format!("(OLD.{quoted} {operator} {literal})"),
-                                &format!("(NEW.{quoted} {operator} {literal})"),
-                            );
-                            conditions.push(format!(
-                                "({changed} AND ((OLD.{quoted} IS NULL) <> (NEW.{quoted} IS NULL) OR {flipped}))"
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        let mut unique: Vec<String> = Vec::new();
-        for condition in conditions {
-            if !unique.contains(&condition) {
-                unique.push(condition);
-            }
-        }
-        if unique.is_empty() {
-            None
-        } else {
-            Some(unique.join("\n        OR "))
-        }
+        watched_condition(
+            self.table,
+            self.dialect,
+            |left, right| self.differ(left, right),
+            "\n        OR ",
+        )
     }
 
     /// The `INSERT` into the outbox for one action.
@@ -989,6 +953,59 @@ impl SyncTriggers<'_> {
     }
 }
 
+/// The condition under which an update of `table` is captured, the same rule on every database
+/// (reference 2.2): OR over the event parameters of `*` (any column changed), a column (it
+/// changed) or a column with value and operator (it changed, and its null-ness flipped or the
+/// truth of `column OP value` differs between OLD and NEW). `differ` is the database's NULL-safe
+/// "not the same" of two expressions; `separator` joins the alternatives. `None` when the table
+/// watches nothing.
+fn watched_condition(
+    table: &Table,
+    dialect: Dialect,
+    differ: impl Fn(&str, &str) -> String,
+    separator: &str,
+) -> Option<String> {
+    let parameters = &table.event.as_ref()?.parameters;
+    let changed = |column: &Column| {
+        let name = quote(dialect, &column.name);
+        differ(&format!("OLD.{name}"), &format!("NEW.{name}"))
+    };
+    let mut conditions: Vec<String> = Vec::new();
+    for parameter in parameters {
+        match &parameter.column {
+            EventColumn::All => conditions.extend(table.columns.iter().map(changed)),
+            EventColumn::Column(name) => {
+                let Some(column) = table.column(name) else {
+                    continue;
+                };
+                let changed = changed(column);
+                match &parameter.value {
+                    None => conditions.push(changed),
+                    Some(value) => {
+                        let quoted = quote(dialect, &column.name);
+                        let literal = typed_literal(dialect, column.ty, value);
+                        let operator = parameter.operator.sql();
+                        let flipped = differ(
+                            &format!("(OLD.{quoted} {operator} {literal})"),
+                            &format!("(NEW.{quoted} {operator} {literal})"),
+                        );
+                        conditions.push(format!(
+                            "({changed} AND ((OLD.{quoted} IS NULL) <> (NEW.{quoted} IS NULL) OR {flipped}))"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let mut unique: Vec<String> = Vec::new();
+    for condition in conditions {
+        if !unique.contains(&condition) {
+            unique.push(condition);
+        }
+    }
+    (!unique.is_empty()).then(|| unique.join(separator))
+}
+
 /// The SQLite capture triggers: each one `INSERT` into the outbox, no lookups.
 struct SqliteTriggers<'a> {
     table: &'a Table,
@@ -1129,46 +1146,14 @@ impl SqliteTriggers<'_> {
         )
     }
 
-    /// The condition under which an update is captured: OR over the parameters.
+    /// The condition under which an update is captured (see [`watched_condition`]).
     fn watched(&self) -> Option<String> {
-        let parameters = &self.table.event.as_ref()?.parameters;
-        let mut conditions = Vec::new();
-        for parameter in parameters {
-            match &parameter.column {
-                EventColumn::All => {
-                    conditions.extend(self.table.columns.iter().map(|c| self.changed(c)));
-                }
-                EventColumn::Column(name) => {
-                    let Some(column) = self.table.column(name) else {
-                        continue;
-                    };
-                    let changed = self.changed(column);
-                    match &parameter.value {
-                        None => conditions.push(changed),
-                        Some(value) => {
-                            let quoted = quote(Self::DIALECT, &column.name);
-                            let literal = typed_literal(Self::DIALECT, column.ty, value);
-                            let operator = parameter.operator.sql();
-                            conditions.push(format!(
-                                "({changed} AND ((OLD.{quoted} IS NULL) <> (NEW.{quoted} IS NULL) \
-                                 OR (OLD.{quoted} {operator} {literal}) IS NOT (NEW.{quoted} {operator} {literal})))"
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        let mut unique: Vec<String> = Vec::new();
-        for condition in conditions {
-            if !unique.contains(&condition) {
-                unique.push(condition);
-            }
-        }
-        if unique.is_empty() {
-            None
-        } else {
-            Some(unique.join("\n    OR "))
-        }
+        watched_condition(
+            self.table,
+            Self::DIALECT,
+            |left, right| format!("{left} IS NOT {right}"),
+            "\n    OR ",
+        )
     }
 
     fn original_values(&self) -> String {
