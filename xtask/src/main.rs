@@ -2,8 +2,10 @@
 //!
 //! - `cargo xtask codegen [--check] [--update-snapshot]`: generate migrations, diesel tables,
 //!   synchronization definitions and transfer structs from the definition files.
+//! - `cargo xtask bench [--quick] [--scenario NAME]`: build and run the benchmark
+//!   (`crates/pubsync-bench`, release) and write its figures.
 //!
-//! Each subcommand is a module with a `run(args)` function; add `bench` and `setup` the same way.
+//! Each subcommand is a module with a `run(args)` function; add `setup` the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +19,13 @@ commands:
       generate migrations/, crates/*/src/generated/ and the transfer structs from
       crates/*/schema/*.schema.xml and crates/*/transfer/*.transfer.xml;
       --check writes nothing and fails when anything generated is stale;
-      --update-snapshot records the definitions as migrated (after a manual migration)";
+      --update-snapshot records the definitions as migrated (after a manual migration)
+  bench [--quick] [--scenario NAME]
+      build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
+      clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
+      (target/bench/benchmarks.md for --quick or --scenario); --quick uses a small N (CI);
+      NAME is one of e2e_sqlite_hello, sync_redis, get_multi_redis, get_multi_sqlite,
+      get_multi_postgres";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,6 +45,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
     };
     match command.as_str() {
         "codegen" => codegen::run(rest),
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -51,6 +60,33 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives inside the workspace")
         .to_path_buf()
+}
+
+mod bench {
+    use std::process::{Command, ExitCode};
+
+    use anyhow::{Context, Result};
+
+    /// The features the benchmark is built with: every backend it can measure.
+    const FEATURES: &str = "postgres";
+
+    /// Builds and runs `pubsync-bench` in release from the workspace root; it checks its own
+    /// arguments.
+    pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(super::workspace_root())
+            .args(["run", "--quiet", "--release", "--package", "pubsync-bench"])
+            .args(["--features", FEATURES, "--"])
+            .args(args)
+            .status()
+            .context("running cargo run --release --package pubsync-bench")?;
+        Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
 }
 
 mod codegen {

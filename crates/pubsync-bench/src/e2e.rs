@@ -1,0 +1,272 @@
+//! End to end on the embedded default: changes written with plain SQL, then the real worker,
+//! until the last change is in the storage table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use diesel::RunQueryDsl as _;
+use diesel::sql_types::{BigInt, Text};
+use pubsync_cli::{App, Settings};
+use pubsync_database::{Database, DatabaseError, DatabaseUrl, PoolOptions, with_connection};
+use serde_json::json;
+
+use crate::report::Figure;
+use crate::{Size, median, per_second, throughput};
+
+/// Rows per written statement.
+const BATCH: usize = 1000;
+
+/// `e2e_sqlite_hello`, against raw batched INSERTs into a plain table.
+pub async fn sqlite_hello(size: Size) -> anyhow::Result<Figure> {
+    let changes = size.e2e_changes;
+    let mut pubsync_runs = Vec::new();
+    let mut ceiling_runs = Vec::new();
+    for run in 0..size.e2e_runs {
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let elapsed = pubsync_run(dir.path(), changes)
+            .await
+            .with_context(|| format!("end-to-end run {}", run + 1))?;
+        pubsync_runs.push(elapsed);
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        ceiling_runs.push(ceiling_run(dir.path(), changes)?);
+    }
+    Ok(throughput(
+        "e2e_sqlite_hello",
+        "changes/s",
+        per_second(changes, median(pubsync_runs)),
+        per_second(changes, median(ceiling_runs)),
+    ))
+}
+
+/// The three phases of `changes` entity changes: ids `1..=inserts` are inserted, `1..=updates`
+/// updated, and the last `deletes` of the inserted ids deleted.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    inserts: usize,
+    updates: usize,
+    deletes: usize,
+}
+
+impl Plan {
+    fn new(changes: usize) -> Self {
+        let inserts = changes / 2;
+        let updates = changes / 4;
+        Self {
+            inserts,
+            updates,
+            deletes: changes - inserts - updates,
+        }
+    }
+
+    /// Messages left at the end.
+    fn remaining(self) -> usize {
+        self.inserts - self.deletes
+    }
+
+    /// The statements that write the changes, in order, at most [`BATCH`] rows each.
+    fn statements(self) -> Vec<String> {
+        let mut statements = Vec::new();
+        for first in (1..=self.inserts).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.inserts);
+            let mut sql =
+                String::from("INSERT INTO spy_hello_spryker_message (name, message) VALUES ");
+            for i in first..=last {
+                if i > first {
+                    sql.push_str(", ");
+                }
+                let _ = write!(sql, "('name {i}', 'Hello Spryker! {i}')");
+            }
+            statements.push(sql);
+        }
+        for first in (1..=self.updates).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.updates);
+            statements.push(format!(
+                "UPDATE spy_hello_spryker_message SET message = 'updated ' || id_hello_spryker_message \
+                 WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
+            ));
+        }
+        let first_deleted = self.inserts - self.deletes + 1;
+        for first in (first_deleted..=self.inserts).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.inserts);
+            statements.push(format!(
+                "DELETE FROM spy_hello_spryker_message WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
+            ));
+        }
+        statements
+    }
+}
+
+async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
+    let plan = Plan::new(changes);
+    ensure!(
+        plan.updates <= plan.remaining(),
+        "the plan updates only messages it keeps"
+    );
+    let config = dir.join("pubsync.toml");
+    let database = dir.join("bench.db");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = {:?}\n",
+            format!("sqlite://{}", database.display())
+        ),
+    )?;
+    let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+    let app = App::open(settings)?;
+    app.setup()?;
+    let worker = app.worker().await?;
+    let statements = plan.statements();
+
+    let started = Instant::now();
+    for statement in &statements {
+        app.database()
+            .batch_execute(statement)
+            .with_context(|| format!("writing changes: {}", &statement[..60]))?;
+    }
+    let written = started.elapsed();
+    let report = worker
+        .run(true, &AtomicBool::new(false))
+        .await
+        .context("running the worker")?;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "bench:   {changes} changes: written in {:.2} s, worker {:.2} s (relayed {}, messages {}, \
+         handled {}, collapsed {}, retried {}, failed {})",
+        written.as_secs_f64(),
+        (elapsed - written).as_secs_f64(),
+        report.relayed,
+        report.messages,
+        report.handled,
+        report.collapsed,
+        report.retried,
+        report.failed,
+    );
+    ensure!(
+        report.failed == 0 && report.retried == 0,
+        "the worker failed or retried events: {report:?}"
+    );
+    check(app.database(), plan)?;
+    Ok(elapsed)
+}
+
+/// The storage table holds exactly what the changes leave, and nothing is left to do.
+fn check(database: &Database, plan: Plan) -> anyhow::Result<()> {
+    let count = |sql: &str| -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let row: N = with_connection!(database, |conn| diesel::sql_query(sql)
+            .get_result(conn)
+            .map_err(DatabaseError::query(sql)))?;
+        Ok(row.n)
+    };
+    let remaining = plan.remaining() as i64;
+    let stored = count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage")?;
+    ensure!(
+        stored == remaining,
+        "{stored} storage rows, expected {remaining}"
+    );
+    let updated = count(
+        "SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage WHERE data LIKE '%\"updated %'",
+    )?;
+    ensure!(
+        updated == plan.updates as i64,
+        "{updated} updated storage rows, expected {}",
+        plan.updates
+    );
+    let outbox = count("SELECT COUNT(*) AS n FROM spy_event_behavior_entity_change")?;
+    ensure!(outbox == 0, "{outbox} events left in the outbox");
+    let queued = count("SELECT COUNT(*) AS n FROM pubsync_queue_message")?;
+    ensure!(queued == 0, "{queued} messages left in the queue");
+
+    let data = |id: usize| -> anyhow::Result<Option<serde_json::Value>> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            data: String,
+        }
+        let sql = format!(
+            "SELECT data FROM spy_hello_spryker_message_storage WHERE \"key\" = 'message:{id}'"
+        );
+        let rows: Vec<Row> = with_connection!(database, |conn| diesel::sql_query(&sql)
+            .load(conn)
+            .map_err(DatabaseError::query(&sql)))?;
+        rows.into_iter()
+            .next()
+            .map(|row| serde_json::from_str(&row.data).context("storage data is JSON"))
+            .transpose()
+    };
+    for id in [1, plan.updates / 2 + 1, plan.updates] {
+        let expected = json!({"name": format!("name {id}"), "message": format!("updated {id}")});
+        let found = data(id)?;
+        ensure!(
+            found.as_ref() == Some(&expected),
+            "message:{id} is {found:?}, expected {expected}"
+        );
+    }
+    let deleted = plan.remaining() + 1;
+    ensure!(
+        data(deleted)?.is_none(),
+        "message:{deleted} was deleted but is still in storage"
+    );
+    Ok(())
+}
+
+/// The same number of rows, multi-row INSERTs of [`BATCH`] rows into a plain table.
+fn ceiling_run(dir: &Path, rows: usize) -> anyhow::Result<Duration> {
+    let database = Database::connect(
+        &DatabaseUrl::Sqlite(dir.join("ceiling.db")),
+        &PoolOptions::default(),
+    )?;
+    database.batch_execute(
+        "CREATE TABLE message (id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(255) NOT NULL, message TEXT)",
+    )?;
+    let started = Instant::now();
+    for first in (1..=rows).step_by(BATCH) {
+        let last = (first + BATCH - 1).min(rows);
+        let mut sql = String::from("INSERT INTO message (name, message) VALUES ");
+        for i in first..=last {
+            if i > first {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "('name {i}', 'Hello Spryker! {i}')");
+        }
+        database.batch_execute(&sql)?;
+    }
+    let elapsed = started.elapsed();
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let sql = "SELECT COUNT(*) AS n FROM message";
+    let row: N = with_connection!(database, |conn| diesel::sql_query(sql)
+        .get_result(conn)
+        .map_err(DatabaseError::query(sql)))?;
+    ensure!(
+        row.n == rows as i64,
+        "the ceiling wrote {} rows, expected {rows}",
+        row.n
+    );
+    Ok(elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_adds_up_and_keeps_what_it_updates() {
+        let plan = Plan::new(2_000);
+        assert_eq!(plan.inserts + plan.updates + plan.deletes, 2_000);
+        assert_eq!(plan.remaining(), plan.updates);
+        assert_eq!(plan.statements().len(), 1 + 1 + 1);
+        let plan = Plan::new(100_000);
+        assert_eq!(plan.statements().len(), 50 + 25 + 25);
+    }
+}

@@ -1,0 +1,204 @@
+//! The benchmark behind `cargo xtask bench`: pubsync's throughput measured beside the same work
+//! done with the raw clients on the same machine (the ceiling), so that noise on a shared
+//! machine cancels out in the ratio.
+//!
+//! Writes `target/bench/results.json` (`{"machine": …, "figures": [{"name", "value", "unit",
+//! "ceiling", "ratio"}]}`) and a Markdown table: `docs/benchmarks.md` after a full run of every
+//! scenario, `target/bench/benchmarks.md` after `--quick` or `--scenario`, so a quick run never
+//! replaces the committed figures.
+//!
+//! A scenario whose server (Redis, PostgreSQL) is unreachable records its figure as missing
+//! (`value` null) with a note on stderr, or fails under `CI=true`, as the tests do
+//! ([`pubsync_test_support::require`]).
+//!
+//! What it deliberately does not do (yet): the PostgreSQL/MySQL + RabbitMQ + Redis end-to-end
+//! scenarios, latency at a fixed offered load, the per-step capture and publish figures, the
+//! Spryker-shaped run and memory; see issue 4.
+
+mod e2e;
+mod read;
+mod report;
+mod sync;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use report::{Figure, Report};
+
+const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
+
+  --quick          small N, for CI: the benchmark keeps running, its figures mean little
+  --scenario NAME  run one scenario alone; NAME is one of:
+                   e2e_sqlite_hello, sync_redis, get_multi_redis, get_multi_sqlite,
+                   get_multi_postgres";
+
+/// Every scenario, in the order they run; each yields the figure of the same name.
+pub const SCENARIOS: [&str; 5] = [
+    "e2e_sqlite_hello",
+    "sync_redis",
+    "get_multi_redis",
+    "get_multi_sqlite",
+    "get_multi_postgres",
+];
+
+/// How much work each scenario does.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Entity changes of the end-to-end scenario.
+    pub e2e_changes: usize,
+    /// Runs of the end-to-end scenario (and its ceiling); the median is reported.
+    pub e2e_runs: usize,
+    /// Versioned writes of the synchronize scenario.
+    pub sync_keys: usize,
+    /// `get_multi` calls of 100 keys per run.
+    pub get_multi_calls: usize,
+    /// Runs of the short scenarios; the median is reported.
+    pub runs: usize,
+}
+
+impl Size {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                e2e_changes: 2_000,
+                e2e_runs: 3,
+                sync_keys: 10_000,
+                get_multi_calls: 200,
+                runs: 3,
+            }
+        } else {
+            Self {
+                e2e_changes: 100_000,
+                e2e_runs: 3,
+                sync_keys: 100_000,
+                get_multi_calls: 2_000,
+                runs: 5,
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let mut quick = false;
+    let mut scenario: Option<String> = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--scenario" => {
+                let name = rest.next().context("--scenario needs a NAME")?;
+                if !SCENARIOS.contains(&name.as_str()) {
+                    bail!("unknown scenario `{name}`\n\n{USAGE}");
+                }
+                scenario = Some(name.clone());
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            other => bail!("unknown option `{other}`\n\n{USAGE}"),
+        }
+    }
+    let size = Size::new(quick);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    let mut figures = Vec::new();
+    for name in SCENARIOS {
+        if scenario.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        eprintln!("bench: {name} …");
+        let started = Instant::now();
+        let figure = match name {
+            "e2e_sqlite_hello" => runtime.block_on(e2e::sqlite_hello(size))?,
+            "sync_redis" => runtime.block_on(sync::redis(size))?,
+            "get_multi_redis" => runtime.block_on(read::redis(size))?,
+            "get_multi_sqlite" => runtime.block_on(read::database(
+                pubsync_database::Dialect::Sqlite,
+                name,
+                size,
+            ))?,
+            "get_multi_postgres" => runtime.block_on(read::postgres(name, size))?,
+            _ => unreachable!("every scenario has an arm"),
+        };
+        eprintln!(
+            "bench: {name}: {} ({:.1} s)",
+            figure.summary(),
+            started.elapsed().as_secs_f64()
+        );
+        figures.push(figure);
+    }
+
+    let root = workspace_root();
+    let command = std::iter::once("cargo xtask bench".to_owned())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let report = Report::new(report::machine(), figures);
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let json_path = out.join("results.json");
+    std::fs::write(&json_path, report.json()?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let markdown_path = if quick || scenario.is_some() {
+        out.join("benchmarks.md")
+    } else {
+        root.join("docs/benchmarks.md")
+    };
+    std::fs::write(&markdown_path, report.markdown(&command, size, quick))
+        .with_context(|| format!("writing {}", markdown_path.display()))?;
+    println!("{}", report.table());
+    println!(
+        "wrote {} and {}",
+        json_path.display(),
+        markdown_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workspace root: two levels above this crate.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the crate lives in crates/ of the workspace")
+        .to_path_buf()
+}
+
+/// The median of `durations` (the upper middle one for an even count).
+pub fn median(mut durations: Vec<Duration>) -> Duration {
+    durations.sort();
+    durations[durations.len() / 2]
+}
+
+/// Items per second for `count` items in `elapsed`.
+pub fn per_second(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// A figure measured against its ceiling, both in items per second.
+pub fn throughput(name: &str, unit: &str, value: f64, ceiling: f64) -> Figure {
+    Figure {
+        name: name.to_owned(),
+        value: Some(value),
+        unit: unit.to_owned(),
+        ceiling: Some(ceiling),
+        note: None,
+    }
+}
