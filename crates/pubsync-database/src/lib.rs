@@ -422,7 +422,7 @@ struct SqliteSettings {
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteSettings {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         let pragmas = format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             self.busy_timeout.as_millis()
         );
         conn.batch_execute(&pragmas)
@@ -502,12 +502,21 @@ impl Database {
                 let settings = SqliteSettings {
                     busy_timeout: options.timeout,
                 };
-                Pool::Sqlite(build_pool(
+                let pool = build_pool(
                     url,
                     &path.to_string_lossy(),
                     options,
                     Some(Box::new(settings)),
-                )?)
+                )?;
+                // WAL is a property of the file: set it once, not on every new connection (which
+                // would need a lock each time and fail while another connection writes).
+                let mut conn = pool.get().map_err(|source| DatabaseError::Connect {
+                    url: url.redacted(),
+                    source,
+                })?;
+                conn.batch_execute("PRAGMA journal_mode = WAL")
+                    .map_err(DatabaseError::query("enable the WAL journal"))?;
+                Pool::Sqlite(pool)
             }
             #[cfg(feature = "postgres")]
             DatabaseUrl::Postgres(postgres_url) => {
