@@ -139,6 +139,7 @@ on_every_database! {
         assert_eq!(report.handled, 1, "publishing still happens");
         assert_eq!(t.message_storage().len(), 1);
         assert_eq!(report.synchronized, 0);
+        assert_eq!(report.sync_relayed, 0, "the storage table's triggers recorded no sync intent");
         assert_eq!(redis.get("message:1"), None, "nothing reaches Redis");
         let depth = t.app.queue().await.unwrap().depth("sync.storage.hello").await.unwrap();
         assert!(depth.is_empty(), "nothing is sent to the sync queue");

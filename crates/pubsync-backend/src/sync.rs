@@ -119,6 +119,41 @@ struct SyncRow {
     version: i64,
 }
 
+/// The database-wide setting that the sync triggers read: with synchronization switched off,
+/// tables that follow the global switch record no sync intents at all (no outbox rows to write,
+/// relay and delete). Written by `pubsync setup` and at every worker start.
+pub const SETTING_TABLE: &str = "pubsync_setting";
+
+/// Records the global synchronization switch in `database` for its sync triggers.
+pub fn record_switch(database: &Database, enabled: bool) -> Result<(), DatabaseError> {
+    let dialect = database.dialect();
+    let (table, name, value) = (
+        dialect.quote(SETTING_TABLE),
+        dialect.quote("name"),
+        dialect.quote("value"),
+    );
+    let placeholders = dialect.placeholders(1, 2);
+    let sql = match dialect {
+        pubsync_database::Dialect::Mysql => {
+            format!(
+                "INSERT INTO {table} ({name}, {value}) VALUES ({placeholders}) ON DUPLICATE KEY UPDATE {value} = VALUES({value})"
+            )
+        }
+        _ => format!(
+            "INSERT INTO {table} ({name}, {value}) VALUES ({placeholders}) ON CONFLICT ({name}) DO UPDATE SET {value} = excluded.{value}"
+        ),
+    };
+    let setting = if enabled { "on" } else { "off" };
+    with_connection!(database, |conn| {
+        diesel::sql_query(&sql)
+            .bind::<Text, _>("synchronization")
+            .bind::<Text, _>(setting)
+            .execute(conn)
+            .map(drop)
+            .map_err(DatabaseError::query("record the synchronization switch"))
+    })
+}
+
 /// What one sync relay pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncPass {

@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 use backends::{AnyQueue, AnyStorage};
 use config::{QueueUrl, StorageUrl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
-use pubsync_backend::sync::SyncTables;
+use pubsync_backend::sync::{SyncTables, record_switch};
 use pubsync_backend::{EventCollection, OUTBOX_TABLE, StorageWriter, Worker};
 use pubsync_client::StorageClient;
 use pubsync_database::{Database, Dialect, PoolOptions, with_connection};
@@ -103,7 +103,8 @@ impl App {
         &self.listeners
     }
 
-    /// Creates or migrates the schema. Returns the migrations it applied.
+    /// Creates or migrates the schema and records the synchronization switch for the triggers.
+    /// Returns the migrations it applied.
     pub fn setup(&self) -> anyhow::Result<Vec<String>> {
         let migrations = migrations(self.database.dialect())?;
         let applied: Vec<String> = with_connection!(self.database, |conn| {
@@ -111,6 +112,8 @@ impl App {
                 .map(|versions| versions.iter().map(ToString::to_string).collect())
                 .map_err(|error| anyhow::anyhow!("migrating {}: {error}", self.database.url()))
         })?;
+        record_switch(&self.database, self.settings.sync.enabled)
+            .context("recording the synchronization switch")?;
         Ok(applied)
     }
 
@@ -168,6 +171,11 @@ impl App {
     /// A worker over the configured queue, synchronizing into the configured storage when
     /// that is a key-value store.
     pub async fn worker(&self) -> anyhow::Result<Worker<AppQueue, AnyStorage>> {
+        let enabled = self.settings.sync.enabled;
+        self.database
+            .blocking(move |db| record_switch(db, enabled))
+            .await
+            .context("recording the synchronization switch (run `pubsync setup` first?)")?;
         let storage = StorageWriter::new(self.database.clone(), self.keys.clone());
         let storage_backend = self.storage().await?;
         let writer = storage_backend.is_writable().then_some(storage_backend);

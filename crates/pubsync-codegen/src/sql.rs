@@ -319,10 +319,13 @@ fn sync_trigger_suffixes(dialect: Dialect) -> &'static [&'static str] {
     }
 }
 
+/// The table of database-wide pubsync settings, read by the sync triggers.
+pub const SETTING_TABLE: &str = "pubsync_setting";
+
 /// The statements creating the triggers of a table: capture triggers writing to the outbox
 /// when it has the event behaviour, sync-intent triggers writing to the sync outbox when it
-/// has the synchronization behaviour (none for other tables). On PostgreSQL each set is a
-/// trigger function and its triggers.
+/// has the synchronization behaviour and synchronization is not switched off for it for good
+/// (none for other tables). On PostgreSQL each set is a trigger function and its triggers.
 pub fn create_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
     let mut statements = Vec::new();
     if table.event.is_some() {
@@ -333,7 +336,12 @@ pub fn create_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
             }
         }
     }
-    if table.synchronization.is_some() {
+    // A table whose synchronization is switched off for good records no sync intents at all.
+    if table
+        .synchronization
+        .as_ref()
+        .is_some_and(|sync| sync.synchronization_enabled != Some(false))
+    {
         statements.extend(SyncTriggers { dialect, table }.all());
     }
     statements
@@ -874,7 +882,36 @@ impl SyncTriggers<'_> {
             .join(" OR ")
     }
 
+    /// The setting that switches synchronization off for the whole database
+    /// (`pubsync_setting`, written from the configuration by `pubsync setup` and every worker).
+    fn switched_off(&self) -> String {
+        format!(
+            "EXISTS (SELECT 1 FROM {} WHERE {} = 'synchronization' AND {} = 'off')",
+            self.quoted(SETTING_TABLE),
+            self.quoted("name"),
+            self.quoted("value")
+        )
+    }
+
+    /// `condition`, and for a table that follows the global switch (no `synchronization_enabled`
+    /// of its own), only while synchronization is not switched off.
+    fn gated(&self, condition: Option<String>) -> Option<String> {
+        let follows_global = self
+            .table
+            .synchronization
+            .as_ref()
+            .is_some_and(|sync| sync.synchronization_enabled.is_none());
+        match (follows_global, condition) {
+            (false, condition) => condition,
+            (true, None) => Some(format!("NOT {}", self.switched_off())),
+            (true, Some(condition)) => {
+                Some(format!("({condition}) AND NOT {}", self.switched_off()))
+            }
+        }
+    }
+
     fn all(&self) -> Vec<String> {
+        let follows_global = self.gated(None).is_some();
         let write_new = self.insert("write", "NEW", None);
         let write_changed = self.insert("write", "NEW", Some("OLD"));
         let delete_old = self.insert("delete", "OLD", Some("OLD"));
@@ -892,20 +929,33 @@ impl SyncTriggers<'_> {
                 };
                 let key = self.quoted("key");
                 vec![
-                    trigger("sync_insert", "AFTER INSERT", None, &[&write_new]),
+                    trigger(
+                        "sync_insert",
+                        "AFTER INSERT",
+                        self.gated(None),
+                        &[&write_new],
+                    ),
                     trigger(
                         "sync_update",
                         "AFTER UPDATE",
-                        Some(format!("OLD.{key} IS NEW.{key} AND ({})", self.changed())),
+                        self.gated(Some(format!(
+                            "OLD.{key} IS NEW.{key} AND ({})",
+                            self.changed()
+                        ))),
                         &[&write_changed],
                     ),
                     trigger(
                         "sync_key_change",
                         "AFTER UPDATE",
-                        Some(key_changed),
+                        self.gated(Some(key_changed)),
                         &[&delete_old, &write_changed],
                     ),
-                    trigger("sync_delete", "AFTER DELETE", None, &[&delete_old]),
+                    trigger(
+                        "sync_delete",
+                        "AFTER DELETE",
+                        self.gated(None),
+                        &[&delete_old],
+                    ),
                 ]
             }
             Dialect::Postgres => {
@@ -913,6 +963,15 @@ impl SyncTriggers<'_> {
                 let branches = format!(
                     "    IF TG_OP = 'INSERT' THEN\n        {write_new}\n    ELSIF TG_OP = 'UPDATE' THEN\n        IF {key_changed} THEN\n            {delete_old}\n        END IF;\n        {write_changed}\n    ELSIF TG_OP = 'DELETE' THEN\n        {delete_old}\n    END IF;\n"
                 );
+                // A trigger's WHEN cannot hold a subquery in PostgreSQL: the function checks.
+                let branches = if follows_global {
+                    format!(
+                        "    IF {} THEN\n        RETURN NULL;\n    END IF;\n{branches}",
+                        self.switched_off()
+                    )
+                } else {
+                    branches
+                };
                 vec![
                     postgres_function(&function, &branches),
                     postgres_trigger(self.table, "sync_insert", "AFTER INSERT", None, &function),
@@ -926,29 +985,43 @@ impl SyncTriggers<'_> {
                     postgres_trigger(self.table, "sync_delete", "AFTER DELETE", None, &function),
                 ]
             }
-            Dialect::Mysql => vec![
-                mysql_trigger(
-                    self.table,
-                    "sync_insert",
-                    "AFTER INSERT",
-                    &format!("    {write_new}\n"),
-                ),
-                mysql_trigger(
-                    self.table,
-                    "sync_update",
-                    "AFTER UPDATE",
-                    &format!(
-                        "    IF {key_changed} THEN\n        {delete_old}\n        {write_changed}\n    ELSEIF {} THEN\n        {write_changed}\n    END IF;\n",
-                        self.changed()
+            Dialect::Mysql => {
+                let guard = |body: String| {
+                    if follows_global {
+                        let indented = body.replace("\n    ", "\n        ");
+                        format!(
+                            "    IF NOT {} THEN\n        {}    END IF;\n",
+                            self.switched_off(),
+                            indented.trim_start_matches(' ')
+                        )
+                    } else {
+                        body
+                    }
+                };
+                vec![
+                    mysql_trigger(
+                        self.table,
+                        "sync_insert",
+                        "AFTER INSERT",
+                        &guard(format!("    {write_new}\n")),
                     ),
-                ),
-                mysql_trigger(
-                    self.table,
-                    "sync_delete",
-                    "AFTER DELETE",
-                    &format!("    {delete_old}\n"),
-                ),
-            ],
+                    mysql_trigger(
+                        self.table,
+                        "sync_update",
+                        "AFTER UPDATE",
+                        &guard(format!(
+                            "    IF {key_changed} THEN\n        {delete_old}\n        {write_changed}\n    ELSEIF {} THEN\n        {write_changed}\n    END IF;\n",
+                            self.changed()
+                        )),
+                    ),
+                    mysql_trigger(
+                        self.table,
+                        "sync_delete",
+                        "AFTER DELETE",
+                        &guard(format!("    {delete_old}\n")),
+                    ),
+                ]
+            }
         }
     }
 }

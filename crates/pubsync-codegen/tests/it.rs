@@ -519,6 +519,28 @@ mod sync_triggers {
         <column name="version" type="BIGINT" required="true"/>
         <behavior name="timestampable"><parameter name="disable_updated_at" value="true"/></behavior>
     </table>
+    <table name="pubsync_setting">
+        <column name="name" type="VARCHAR" size="64" required="true" primaryKey="true"/>
+        <column name="value" type="VARCHAR" size="255" required="true"/>
+    </table>
+    <table name="spy_forced_storage">
+        <column name="id_forced_storage" type="BIGINT" autoIncrement="true" primaryKey="true"/>
+        <column name="fk_forced" type="INTEGER" required="true"/>
+        <behavior name="synchronization">
+            <parameter name="resource" value="forced"/>
+            <parameter name="key_suffix_column" value="fk_forced"/>
+            <parameter name="synchronization_enabled" value="true"/>
+        </behavior>
+    </table>
+    <table name="spy_off_storage">
+        <column name="id_off_storage" type="BIGINT" autoIncrement="true" primaryKey="true"/>
+        <column name="fk_off" type="INTEGER" required="true"/>
+        <behavior name="synchronization">
+            <parameter name="resource" value="off"/>
+            <parameter name="key_suffix_column" value="fk_off"/>
+            <parameter name="synchronization_enabled" value="false"/>
+        </behavior>
+    </table>
     <table name="spy_plain_storage">
         <column name="id_plain_storage" type="BIGINT" autoIncrement="true" primaryKey="true"/>
         <column name="fk_plain" type="INTEGER" required="true"/>
@@ -648,10 +670,63 @@ mod sync_triggers {
         rolled_back_transaction_records_nothing,
         versions_of_successive_updates_of_one_key_strictly_increase,
         previous_data_only_with_mappings,
+        the_global_switch_silences_the_tables_that_follow_it,
     );
 
     pub mod cases {
         use super::*;
+
+        /// `pubsync_setting('synchronization', 'off')` stops the intents of tables without a
+        /// `synchronization_enabled` of their own; a table forced on records anyway, one forced
+        /// off never does; switched on again, intents are recorded again.
+        pub fn the_global_switch_silences_the_tables_that_follow_it(dialect: Dialect) {
+            let Some(mut database) = database(dialect) else {
+                return;
+            };
+            let key = key(&database);
+            let write_all = |database: &mut Database, n: i32| {
+                database.execute(&format!(
+                    "INSERT INTO spy_plain_storage (fk_plain, data, {key}) VALUES ({n}, 'p', 'plain:{n}');
+                     INSERT INTO spy_forced_storage (fk_forced, data, {key}) VALUES ({n}, 'f', 'forced:{n}');
+                     INSERT INTO spy_off_storage (fk_off, data, {key}) VALUES ({n}, 'o', 'off:{n}');"
+                ));
+            };
+            let tables = |intents: &[Intent]| {
+                intents
+                    .iter()
+                    .map(|i| i.storage_table.clone())
+                    .collect::<Vec<_>>()
+            };
+
+            write_all(&mut database, 1);
+            assert_eq!(
+                tables(&take_intents(&mut database)),
+                ["spy_plain_storage", "spy_forced_storage"],
+                "no setting: on"
+            );
+
+            database.execute(
+                "INSERT INTO pubsync_setting (name, value) VALUES ('synchronization', 'off')",
+            );
+            write_all(&mut database, 2);
+            database.execute(&format!(
+                "DELETE FROM spy_plain_storage WHERE {key} = 'plain:1'"
+            ));
+            assert_eq!(
+                tables(&take_intents(&mut database)),
+                ["spy_forced_storage"],
+                "switched off"
+            );
+
+            database
+                .execute("UPDATE pubsync_setting SET value = 'on' WHERE name = 'synchronization'");
+            write_all(&mut database, 3);
+            assert_eq!(
+                tables(&take_intents(&mut database)),
+                ["spy_plain_storage", "spy_forced_storage"],
+                "on again"
+            );
+        }
 
         pub fn insert_records_a_write_with_the_clock_time_as_version(dialect: Dialect) {
             let Some(mut database) = database(dialect) else {

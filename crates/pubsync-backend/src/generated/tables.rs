@@ -38,8 +38,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The `pubsync_setting` table, from `crates/pubsync-backend/schema/pubsync_event_behavior.schema.xml`.
+    pubsync_setting (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     spy_event_behavior_entity_change,
     pubsync_sync_outbox,
-    pubsync_storage_alias
+    pubsync_storage_alias,
+    pubsync_setting
 );
