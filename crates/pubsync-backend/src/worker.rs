@@ -108,12 +108,15 @@ pub struct Worker<Q, W = NoKeyValueStorage> {
     listeners: Arc<EventCollection>,
     config: WorkerConfig,
     database: Database,
+    /// The event queues of the listeners, derived once.
+    event_queues: Vec<String>,
     sync: Option<Sync<W>>,
 }
 
 struct Sync<W> {
     relay: SyncRelay,
-    tables: SyncTables,
+    /// The sync queues of the tables that synchronize, derived once.
+    queues: Vec<String>,
     config: SyncConfig,
     writer: Option<W>,
 }
@@ -133,6 +136,7 @@ impl<Q: Queue> Worker<Q> {
             storage,
         };
         let consumer = EventConsumer::new(context, listeners.clone(), config.consumer.clone());
+        let listeners_queues = listeners.queues();
         Self {
             queue,
             relay,
@@ -140,6 +144,7 @@ impl<Q: Queue> Worker<Q> {
             listeners,
             config,
             database,
+            event_queues: listeners_queues,
             sync: None,
         }
     }
@@ -156,7 +161,8 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         config: SyncConfig,
         writer: Option<W2>,
     ) -> Worker<Q, W2> {
-        let relay = SyncRelay::new(self.database.clone(), tables.clone(), keys, config.clone());
+        let queues = tables.queues(&config);
+        let relay = SyncRelay::new(self.database.clone(), tables, keys, config.clone());
         Worker {
             queue: self.queue,
             relay: self.relay,
@@ -164,9 +170,10 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             listeners: self.listeners,
             config: self.config,
             database: self.database,
+            event_queues: self.event_queues,
             sync: Some(Sync {
                 relay,
-                tables,
+                queues,
                 config,
                 writer,
             }),
@@ -175,9 +182,9 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
 
     /// Every queue the worker processes: the event queues, and the sync queues it applies.
     pub fn queues(&self) -> Vec<String> {
-        let mut queues = self.listeners.queues();
+        let mut queues = self.event_queues.clone();
         if let Some(sync) = self.sync.as_ref().filter(|sync| sync.writer.is_some()) {
-            queues.extend(sync.tables.queues(&sync.config));
+            queues.extend(sync.queues.iter().cloned());
         }
         queues.sort();
         queues.dedup();
@@ -191,9 +198,9 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
 
     /// Declares every queue the worker sends to or processes (and their error queues).
     pub async fn declare(&self) -> Result<(), QueueError> {
-        let mut queues = self.listeners.queues();
+        let mut queues = self.event_queues.clone();
         if let Some(sync) = &self.sync {
-            queues.extend(sync.tables.queues(&sync.config));
+            queues.extend(sync.queues.iter().cloned());
             queues.push(crate::sync::UNROUTABLE_QUEUE.to_owned());
         }
         queues.sort();
@@ -245,10 +252,10 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         let pass = self.relay.relay_once(&self.listeners, &self.queue).await?;
         report.relayed += pass.rows;
         busy |= pass.rows > 0;
-        for queue_name in self.listeners.queues() {
+        for queue_name in &self.event_queues {
             let chunk = self
                 .queue
-                .receive(&queue_name, self.config.consumer.chunk_size, Duration::ZERO)
+                .receive(queue_name, self.config.consumer.chunk_size, Duration::ZERO)
                 .await?;
             if chunk.is_empty() {
                 continue;
@@ -256,7 +263,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             busy = true;
             report.add(
                 self.consumer
-                    .process(&self.queue, &queue_name, chunk, false)
+                    .process(&self.queue, queue_name, chunk, false)
                     .await?,
             );
         }
@@ -270,17 +277,17 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             report.failed += pass.failed;
             busy |= pass.rows > 0;
             if let Some(writer) = &sync.writer {
-                for queue_name in sync.tables.queues(&sync.config) {
+                for queue_name in &sync.queues {
                     let chunk = self
                         .queue
-                        .receive(&queue_name, sync.config.consumer_chunk_size, Duration::ZERO)
+                        .receive(queue_name, sync.config.consumer_chunk_size, Duration::ZERO)
                         .await?;
                     if chunk.is_empty() {
                         continue;
                     }
                     busy = true;
                     let outcome = SyncConsumer
-                        .process(&self.queue, &queue_name, chunk, writer)
+                        .process(&self.queue, queue_name, chunk, writer)
                         .await?;
                     report.messages += outcome.messages;
                     report.synchronized += outcome.applied;

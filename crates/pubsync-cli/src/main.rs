@@ -95,15 +95,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for version in applied {
                 println!("applied migration {version}");
             }
-            app.worker()
-                .await?
-                .declare()
-                .await
-                .context("declaring queues")?;
-            println!(
-                "queues declared: {}",
-                app.worker().await?.queues().join(", ")
-            );
+            let worker = app.worker().await?;
+            worker.declare().await.context("declaring queues")?;
+            println!("queues declared: {}", worker.queues().join(", "));
         }
         Command::WorkerStart { stop_when_empty } => {
             app.require_schema()?;
