@@ -50,9 +50,23 @@ impl Publisher for Flaky {
 }
 
 async fn worker(t: &TestApp, publisher: Arc<Flaky>, max_retries: u32) -> Worker<AppQueue> {
+    worker_publishing(t, publisher, max_retries, false).await
+}
+
+/// With `direct`, outbox events go to the listeners in the worker's process, not through the
+/// event queue; failures take the queue from there.
+async fn worker_publishing(
+    t: &TestApp,
+    publisher: Arc<Flaky>,
+    max_retries: u32,
+    direct: bool,
+) -> Worker<AppQueue> {
     let mut events = EventCollection::new();
     events.add_publisher(publisher);
-    let mut config = WorkerConfig::default();
+    let mut config = WorkerConfig {
+        direct_publish: direct,
+        ..WorkerConfig::default()
+    };
     config.consumer.max_retries = max_retries;
     config.consumer.retry_delay = Duration::from_millis(20);
     let storage = StorageWriter::new(t.app.database().clone(), Arc::default());
@@ -82,52 +96,71 @@ async fn drain_error_queue(t: &TestApp) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Ids 3 (fails) and 4 (panics) are retried twice each, then end in the error queue with the
+/// reason, while 1, 2 and 5 are published; through the event queue or `direct`ly.
+async fn failing_events_are_retried_then_sent_to_the_error_queue(t: &TestApp, direct: bool) {
+    let flaky = Arc::new(Flaky {
+        fail: [3].into(),
+        panic: [4].into(),
+        calls: Mutex::default(),
+    });
+    let worker = worker_publishing(t, flaky.clone(), 2, direct).await;
+    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2'), ('3'), ('4'), ('5')");
+    let report = worker.run(true, &Default::default()).await.unwrap();
+
+    let calls = flaky.calls.lock().unwrap().clone();
+    assert_eq!(calls[0], [1, 2, 3, 4, 5], "first one bulk call");
+    assert!(
+        calls[1..6].iter().all(|call| call.len() == 1),
+        "then one call per event: {calls:?}"
+    );
+    assert_eq!(
+        calls.iter().filter(|call| *call == &[3]).count(),
+        3,
+        "id 3: the single call and 2 retries"
+    );
+    assert_eq!(
+        report.handled, 3,
+        "ids 1, 2 and 5 are not held back by the failing ones"
+    );
+    assert_eq!(report.retried, 4);
+    assert_eq!(report.failed, 2);
+
+    let mut errors = drain_error_queue(t).await;
+    errors.sort_by_key(|e| e["transfers"][0]["id"].as_i64());
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0]["transfers"][0]["id"], 3);
+    assert_eq!(errors[0]["listenerName"], "test.Flaky");
+    assert_eq!(errors[0]["retry"], 2);
+    assert_eq!(errors[0]["errorMessage"], "cannot publish message 3");
+    assert_eq!(errors[1]["transfers"][0]["id"], 4);
+    assert!(
+        errors[1]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("publisher blew up on 4"),
+        "{:#?}",
+        errors[1]
+    );
+    assert!(
+        t.app
+            .queue()
+            .await
+            .unwrap()
+            .depth("event")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 on_every_database! {
     async fn a_failing_event_is_retried_then_sent_to_the_error_queue_with_its_reason(t: TestApp) {
-        let flaky = Arc::new(Flaky {
-            fail: [3].into(),
-            panic: [4].into(),
-            calls: Mutex::default(),
-        });
-        let worker = worker(&t, flaky.clone(), 2).await;
-        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2'), ('3'), ('4'), ('5')");
-        let report = worker.run(true, &Default::default()).await.unwrap();
+        failing_events_are_retried_then_sent_to_the_error_queue(&t, false).await;
+    }
 
-        let calls = flaky.calls.lock().unwrap().clone();
-        assert_eq!(calls[0], [1, 2, 3, 4, 5], "first one bulk call");
-        assert!(
-            calls[1..6].iter().all(|call| call.len() == 1),
-            "then one call per event: {calls:?}"
-        );
-        assert_eq!(
-            calls.iter().filter(|call| *call == &[3]).count(),
-            3,
-            "id 3: the single call and 2 retries"
-        );
-        assert_eq!(
-            report.handled, 3,
-            "ids 1, 2 and 5 are not held back by the failing ones"
-        );
-        assert_eq!(report.retried, 4);
-        assert_eq!(report.failed, 2);
-
-        let mut errors = drain_error_queue(&t).await;
-        errors.sort_by_key(|e| e["transfers"][0]["id"].as_i64());
-        assert_eq!(errors.len(), 2, "{errors:#?}");
-        assert_eq!(errors[0]["transfers"][0]["id"], 3);
-        assert_eq!(errors[0]["listenerName"], "test.Flaky");
-        assert_eq!(errors[0]["retry"], 2);
-        assert_eq!(errors[0]["errorMessage"], "cannot publish message 3");
-        assert_eq!(errors[1]["transfers"][0]["id"], 4);
-        assert!(
-            errors[1]["errorMessage"]
-                .as_str()
-                .unwrap()
-                .contains("publisher blew up on 4"),
-            "{:#?}",
-            errors[1]
-        );
-        assert!(t.app.queue().await.unwrap().depth("event").await.unwrap().is_empty());
+    async fn a_failing_event_published_directly_is_retried_through_the_queue_then_sent_to_the_error_queue(t: TestApp) {
+        failing_events_are_retried_then_sent_to_the_error_queue(&t, true).await;
     }
 
     async fn unreadable_messages_go_to_the_error_queue_with_the_reason(t: TestApp) {

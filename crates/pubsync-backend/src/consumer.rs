@@ -34,6 +34,9 @@ pub struct ConsumerConfig {
     pub max_retries: u32,
     /// The delay before the first retry; it doubles with each further retry.
     pub retry_delay: Duration,
+    /// The most events one `handle_bulk` call gets; a larger group is handed over in slices
+    /// (a chunk of batched messages can hold hundreds of thousands of events).
+    pub max_bulk: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -42,6 +45,7 @@ impl Default for ConsumerConfig {
             chunk_size: 500,
             max_retries: 3,
             retry_delay: Duration::from_secs(1),
+            max_bulk: 1000,
         }
     }
 }
@@ -80,6 +84,49 @@ struct Group {
     by_id: HashMap<i64, usize>,
 }
 
+/// The events of one queue, grouped by listener and event name, with repeated events about the
+/// same entity collapsed into one: what a chunk of messages (or, with direct publishing, of
+/// outbox rows) holds once decoded.
+#[derive(Default)]
+pub(crate) struct EventBatch {
+    groups: BTreeMap<(String, String), Group>,
+    collapsed: usize,
+}
+
+impl EventBatch {
+    /// Adds `transfers`, instances of `event_name` for `publisher`, tried `retry` times so far.
+    pub(crate) fn add(
+        &mut self,
+        publisher: &Arc<dyn Publisher>,
+        event_name: &str,
+        transfers: impl IntoIterator<Item = EventEntityTransfer>,
+        retry: u32,
+    ) {
+        let key = (publisher.name().to_owned(), event_name.to_owned());
+        let group = self.groups.entry(key).or_insert_with(|| Group {
+            publisher: publisher.clone(),
+            items: Vec::new(),
+            by_id: HashMap::new(),
+        });
+        for transfer in transfers {
+            match transfer.id.and_then(|id| group.by_id.get(&id).copied()) {
+                Some(index) => {
+                    let item = &mut group.items[index];
+                    item.transfer.absorb(transfer);
+                    item.retry = item.retry.min(retry);
+                    self.collapsed += 1;
+                }
+                None => {
+                    if let Some(id) = transfer.id {
+                        group.by_id.insert(id, group.items.len());
+                    }
+                    group.items.push(Item { transfer, retry });
+                }
+            }
+        }
+    }
+}
+
 impl EventConsumer {
     /// A consumer calling `listeners` with `context`.
     pub fn new(
@@ -114,7 +161,7 @@ impl EventConsumer {
             ..ChunkOutcome::default()
         };
         let mut settlement = Settlement::default();
-        let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+        let mut batch = EventBatch::default();
 
         for delivery in deliveries {
             if keep {
@@ -149,80 +196,91 @@ impl EventConsumer {
                 );
                 continue;
             };
-            let retry = message.retry;
-            let group = groups
-                .entry((message.listener_name.clone(), message.event_name.clone()))
-                .or_insert_with(|| Group {
-                    publisher: registration.publisher.clone(),
-                    items: Vec::new(),
-                    by_id: HashMap::new(),
-                });
-            for transfer in message.into_transfers() {
-                match transfer.id.and_then(|id| group.by_id.get(&id).copied()) {
-                    Some(index) => {
-                        let item = &mut group.items[index];
-                        item.transfer.absorb(transfer);
-                        item.retry = item.retry.min(retry);
-                        outcome.collapsed += 1;
-                    }
-                    None => {
-                        if let Some(id) = transfer.id {
-                            group.by_id.insert(id, group.items.len());
-                        }
-                        group.items.push(Item { transfer, retry });
-                    }
-                }
-            }
+            let (retry, event_name) = (message.retry, message.event_name.clone());
+            batch.add(
+                &registration.publisher,
+                &event_name,
+                message.into_transfers(),
+                retry,
+            );
         }
 
-        for ((listener, event_name), group) in groups {
-            let transfers: Vec<EventEntityTransfer> = group
-                .items
-                .iter()
-                .map(|item| item.transfer.clone())
-                .collect();
-            let context = self.context.clone();
-            let publisher = group.publisher.clone();
-            let event = event_name.clone();
-            let failures = tokio::task::spawn_blocking(move || {
-                handle_with_fallback(&*publisher, &context, &event, &transfers)
-            })
-            .await
-            .expect("handle_with_fallback catches panics");
-            outcome.handled += group.items.len() - failures.len();
-            if keep {
-                continue;
-            }
-            for (index, reason) in failures {
-                let item = &group.items[index];
-                let mut message =
-                    EventQueueMessage::batch(&listener, &event_name, vec![item.transfer.clone()]);
-                message.retry = item.retry;
-                if item.retry < self.config.max_retries {
-                    tracing::warn!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
-                        retry = item.retry + 1, error = %reason, "event failed, retrying");
-                    message.retry += 1;
-                    message.retry_message = Some(format!("Retry on: {reason}"));
-                    let delay = self
-                        .config
-                        .retry_delay
-                        .saturating_mul(2u32.saturating_pow(item.retry));
-                    settlement.retry.push((message.encode(), delay));
-                    outcome.retried += 1;
-                } else {
-                    tracing::error!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
-                        retries = item.retry, error = %reason, "event failed, moved to the error queue");
-                    message.error_message = Some(reason);
-                    settlement.error.push(message.encode());
-                    outcome.failed += 1;
-                }
-            }
-        }
+        let handled = self.handle(queue_name, batch, &mut settlement).await;
+        outcome.handled += handled.handled;
+        outcome.collapsed += handled.collapsed;
         if keep {
+            settlement.retry.clear();
             settlement.error.clear();
+        } else {
+            outcome.retried += handled.retried;
+            outcome.failed += handled.failed;
         }
         queue.settle(queue_name, settlement).await?;
         Ok(outcome)
+    }
+
+    /// Calls the listeners of `batch`, whose events belong to `queue_name`, and adds what
+    /// failed to `settlement`: a retry with a growing delay while an event's retry budget
+    /// lasts, then the error queue with the reason. Returns the counts (no `messages`).
+    pub(crate) async fn handle(
+        &self,
+        queue_name: &str,
+        batch: EventBatch,
+        settlement: &mut Settlement,
+    ) -> ChunkOutcome {
+        let mut outcome = ChunkOutcome {
+            collapsed: batch.collapsed,
+            ..ChunkOutcome::default()
+        };
+        let max_bulk = self.config.max_bulk.max(1);
+        for ((listener, event_name), group) in batch.groups {
+            let group = Arc::new(group);
+            for first in (0..group.items.len()).step_by(max_bulk) {
+                let slice = first..(first + max_bulk).min(group.items.len());
+                let context = self.context.clone();
+                let event = event_name.clone();
+                let items = group.clone();
+                let bulk = slice.clone();
+                let failures = tokio::task::spawn_blocking(move || {
+                    let transfers: Vec<EventEntityTransfer> = items.items[bulk]
+                        .iter()
+                        .map(|item| item.transfer.clone())
+                        .collect();
+                    handle_with_fallback(&*items.publisher, &context, &event, &transfers)
+                })
+                .await
+                .expect("handle_with_fallback catches panics");
+                outcome.handled += slice.len() - failures.len();
+                for (index, reason) in failures {
+                    let item = &group.items[first + index];
+                    let mut message = EventQueueMessage::batch(
+                        &listener,
+                        &event_name,
+                        vec![item.transfer.clone()],
+                    );
+                    message.retry = item.retry;
+                    if item.retry < self.config.max_retries {
+                        tracing::warn!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
+                            retry = item.retry + 1, error = %reason, "event failed, retrying");
+                        message.retry += 1;
+                        message.retry_message = Some(format!("Retry on: {reason}"));
+                        let delay = self
+                            .config
+                            .retry_delay
+                            .saturating_mul(2u32.saturating_pow(item.retry));
+                        settlement.retry.push((message.encode(), delay));
+                        outcome.retried += 1;
+                    } else {
+                        tracing::error!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
+                            retries = item.retry, error = %reason, "event failed, moved to the error queue");
+                        message.error_message = Some(reason);
+                        settlement.error.push(message.encode());
+                        outcome.failed += 1;
+                    }
+                }
+            }
+        }
+        outcome
     }
 }
 

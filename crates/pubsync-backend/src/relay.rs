@@ -5,18 +5,25 @@
 //! deletes the rows it read, by id. A crash between sending and deleting sends those events
 //! again; consumers are idempotent, so that is harmless. Rows are deleted by their ids, never
 //! by a range: a row with a lower id that commits later is not skipped.
+//!
+//! With direct publishing ([`OutboxRelay::publish_once`]) a pass hands the events to their
+//! listeners in this process instead, and only what fails travels on the event queue. That
+//! saves the queue round trip where the queue would be the same database as the outbox: the
+//! outbox already is a durable queue there.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Text};
-use pubsync_database::{Database, DatabaseError, WriteTransaction as _, with_connection};
-use pubsync_queue_extension::{Queue, SendError, error_queue_name};
+use pubsync_database::{Database, DatabaseError, Dialect, WriteTransaction as _, with_connection};
+use pubsync_queue_extension::{Queue, QueueError, SendError, Settlement, error_queue_name};
 use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::message::EventQueueMessage;
 use serde_json::json;
 
-use crate::listener::EventCollection;
+use crate::consumer::{ChunkOutcome, EventBatch, EventConsumer};
+use crate::listener::{EventCollection, Publisher};
 use crate::{DEFAULT_EVENT_QUEUE, OUTBOX_TABLE};
 
 /// Settings of the relay.
@@ -51,6 +58,9 @@ pub enum RelayError {
     /// The event queue did not take the messages.
     #[error("relaying the outbox: {0}")]
     Send(#[from] SendError),
+    /// The event queue did not take the retry or error messages of a direct publish.
+    #[error("publishing the outbox: {0}")]
+    Queue(#[from] QueueError),
 }
 
 impl RelayError {
@@ -59,6 +69,7 @@ impl RelayError {
         match self {
             Self::Database(error) => error.is_transient(),
             Self::Send(error) => error.source.is_transient(),
+            Self::Queue(error) => error.is_transient(),
         }
     }
 }
@@ -139,52 +150,81 @@ impl OutboxRelay {
             .is_empty())
     }
 
-    /// Groups the rows' events by queue, listener and event name (keeping their order within a
-    /// group) and packs each group into messages. Rows that are not events become messages for
-    /// the error queue of the default event queue, with the reason.
+    /// Publishes one chunk of the outbox in this process, without the event queue (direct
+    /// publishing): the rows' events go straight to their listeners, as a consumer would hand
+    /// them over, and the rows are deleted once every listener has returned. Events that fail
+    /// take the consumer's path from there: a retry message on their queue, then its error
+    /// queue. A crash before the delete publishes the rows again, which idempotent publishers
+    /// shrug off. Returns what the pass did; `rows == 0` means the outbox was empty.
+    pub async fn publish_once<Q: Queue>(
+        &self,
+        listeners: &EventCollection,
+        consumer: &EventConsumer,
+        queue: &Q,
+    ) -> Result<(RelayPass, ChunkOutcome), RelayError> {
+        let limit = self.config.chunk_size as i64;
+        let rows = self
+            .database
+            .blocking(move |db| read_outbox(db, limit))
+            .await?;
+        if rows.is_empty() {
+            return Ok(Default::default());
+        }
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|row| row.id_event_behavior_entity_change)
+            .collect();
+        let routed = route(listeners, rows);
+        let mut pass = RelayPass {
+            rows: ids.len(),
+            malformed: routed.malformed.len(),
+            ..RelayPass::default()
+        };
+        let mut batches: BTreeMap<String, EventBatch> = BTreeMap::new();
+        for ((queue_name, _, event_name), (publisher, transfers)) in routed.groups {
+            batches
+                .entry(queue_name)
+                .or_default()
+                .add(&publisher, &event_name, transfers, 0);
+        }
+        let mut outcome = ChunkOutcome::default();
+        for (queue_name, batch) in batches {
+            let mut settlement = Settlement::default();
+            let handled = consumer.handle(&queue_name, batch, &mut settlement).await;
+            outcome.handled += handled.handled;
+            outcome.collapsed += handled.collapsed;
+            outcome.retried += handled.retried;
+            outcome.failed += handled.failed;
+            pass.messages += settlement.retry.len() + settlement.error.len();
+            queue.settle(&queue_name, settlement).await?;
+        }
+        if !routed.malformed.is_empty() {
+            pass.messages += routed.malformed.len();
+            queue
+                .send(&error_queue_name(DEFAULT_EVENT_QUEUE), routed.malformed)
+                .await?;
+        }
+        self.database
+            .blocking(move |db| delete_outbox_rows(db, &ids))
+            .await?;
+        Ok((pass, outcome))
+    }
+
+    /// Packs the rows' events into messages for their queues (many events per message, or the
+    /// original's one event per message with `spryker_compatible`). Rows that are not events
+    /// become messages for the error queue of the default event queue, with the reason.
     fn messages_for(
         &self,
         listeners: &EventCollection,
         rows: Vec<OutboxRow>,
     ) -> (BTreeMap<String, Vec<Vec<u8>>>, usize) {
-        let mut groups: BTreeMap<(String, String, String), Vec<EventEntityTransfer>> =
-            BTreeMap::new();
+        let routed = route(listeners, rows);
+        let malformed = routed.malformed.len();
         let mut messages: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        let mut malformed = 0;
-        for row in rows {
-            let transfer = match serde_json::from_str::<EventEntityTransfer>(&row.data) {
-                Ok(transfer) if !transfer.event.is_empty() => transfer,
-                Ok(_) => {
-                    malformed += 1;
-                    messages
-                        .entry(error_queue_name(DEFAULT_EVENT_QUEUE))
-                        .or_default()
-                        .push(malformed_row(&row, "no event name"));
-                    continue;
-                }
-                Err(error) => {
-                    malformed += 1;
-                    messages
-                        .entry(error_queue_name(DEFAULT_EVENT_QUEUE))
-                        .or_default()
-                        .push(malformed_row(&row, &error.to_string()));
-                    continue;
-                }
-            };
-            let registrations = listeners.listeners(&transfer.event);
-            if registrations.is_empty() {
-                tracing::debug!(event = %transfer.event, id = ?transfer.id, "no listener for event");
-            }
-            for registration in registrations {
-                let group = (
-                    registration.queue.clone(),
-                    registration.publisher.name().to_owned(),
-                    transfer.event.clone(),
-                );
-                groups.entry(group).or_default().push(transfer.clone());
-            }
+        if malformed > 0 {
+            messages.insert(error_queue_name(DEFAULT_EVENT_QUEUE), routed.malformed);
         }
-        for ((queue_name, listener, event_name), transfers) in groups {
+        for ((queue_name, listener, event_name), (_, transfers)) in routed.groups {
             let bodies = messages.entry(queue_name).or_default();
             if self.config.spryker_compatible {
                 bodies.extend(transfers.into_iter().map(|t| {
@@ -200,6 +240,56 @@ impl OutboxRelay {
         }
         (messages, malformed)
     }
+}
+
+/// A chunk of outbox rows, routed: each listener's events by queue, listener name and event
+/// name (in outbox order within a group), and the error messages of rows that are not events.
+struct Routed {
+    groups: BTreeMap<RouteKey, (Arc<dyn Publisher>, Vec<EventEntityTransfer>)>,
+    malformed: Vec<Vec<u8>>,
+}
+
+/// `(queue, listener name, event name)`.
+type RouteKey = (String, String, String);
+
+fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed {
+    let mut routed = Routed {
+        groups: BTreeMap::new(),
+        malformed: Vec::new(),
+    };
+    for row in rows {
+        let transfer = match serde_json::from_str::<EventEntityTransfer>(&row.data) {
+            Ok(transfer) if !transfer.event.is_empty() => transfer,
+            Ok(_) => {
+                routed.malformed.push(malformed_row(&row, "no event name"));
+                continue;
+            }
+            Err(error) => {
+                routed
+                    .malformed
+                    .push(malformed_row(&row, &error.to_string()));
+                continue;
+            }
+        };
+        let registrations = listeners.listeners(&transfer.event);
+        if registrations.is_empty() {
+            tracing::debug!(event = %transfer.event, id = ?transfer.id, "no listener for event");
+        }
+        for registration in registrations {
+            let group = (
+                registration.queue.clone(),
+                registration.publisher.name().to_owned(),
+                transfer.event.clone(),
+            );
+            routed
+                .groups
+                .entry(group)
+                .or_insert_with(|| (registration.publisher.clone(), Vec::new()))
+                .1
+                .push(transfer.clone());
+        }
+    }
+    routed
 }
 
 fn malformed_row(row: &OutboxRow, reason: &str) -> Vec<u8> {
@@ -241,6 +331,10 @@ fn delete_outbox_rows(database: &Database, ids: &[i64]) -> Result<(), DatabaseEr
 
 /// Deletes the rows of `table` whose `id_column` is in `ids`, in one transaction, by id (never
 /// by range: a row with a lower id that commits later must not be skipped).
+///
+/// SQLite and PostgreSQL get the ids as one bound list (a JSON array, an array literal), so the
+/// statement stays small: SQLite parses a statement of a thousand placeholders anew each time,
+/// at a cost comparable to the delete itself. MySQL gets placeholders.
 pub(crate) fn delete_by_ids(
     database: &Database,
     table: &str,
@@ -249,8 +343,38 @@ pub(crate) fn delete_by_ids(
     operation: &str,
 ) -> Result<(), DatabaseError> {
     let dialect = database.dialect();
+    let list = |open: &str, close: &str| {
+        let mut list = String::with_capacity(ids.len() * 8 + 2);
+        list.push_str(open);
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            list.push_str(&id.to_string());
+        }
+        list.push_str(close);
+        list
+    };
+    let single = match dialect {
+        Dialect::Sqlite => Some((
+            format!("DELETE FROM {table} WHERE {id_column} IN (SELECT value FROM json_each(?))"),
+            list("[", "]"),
+        )),
+        Dialect::Postgres => Some((
+            format!("DELETE FROM {table} WHERE {id_column} = ANY(CAST($1 AS BIGINT[]))"),
+            list("{", "}"),
+        )),
+        Dialect::Mysql => None,
+    };
     with_connection!(database, |conn| {
         conn.write_transaction(|conn| {
+            if let Some((sql, list)) = &single {
+                diesel::sql_query(sql)
+                    .bind::<Text, _>(list)
+                    .execute(conn)
+                    .map_err(DatabaseError::query(operation))?;
+                return Ok(());
+            }
             for chunk in ids.chunks(1000) {
                 let sql = format!(
                     "DELETE FROM {table} WHERE {id_column} IN ({})",

@@ -26,6 +26,11 @@ pub struct WorkerConfig {
     pub idle_poll: Duration,
     /// How long `queue:task:start` waits for the first message of its chunk.
     pub task_wait: Duration,
+    /// Publishes outbox events in this process instead of through the event queues
+    /// ([`OutboxRelay::publish_once`]); the event queues then carry only retries (and messages
+    /// from elsewhere), and are looked at once per `idle_poll`. Worth it where the queue is the
+    /// same database as the outbox.
+    pub direct_publish: bool,
 }
 
 impl Default for WorkerConfig {
@@ -35,6 +40,7 @@ impl Default for WorkerConfig {
             consumer: ConsumerConfig::default(),
             idle_poll: Duration::from_millis(100),
             task_wait: Duration::from_secs(1),
+            direct_publish: false,
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct Worker<Q, W = NoKeyValueStorage> {
     database: Database,
     /// The event queues of the listeners, derived once.
     event_queues: Vec<String>,
+    /// With direct publishing, when the event queues were last looked at.
+    event_queues_polled: std::sync::Mutex<Option<std::time::Instant>>,
     sync: Option<Sync<W>>,
 }
 
@@ -145,6 +153,7 @@ impl<Q: Queue> Worker<Q> {
             config,
             database,
             event_queues: listeners_queues,
+            event_queues_polled: std::sync::Mutex::new(None),
             sync: None,
         }
     }
@@ -171,6 +180,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             config: self.config,
             database: self.database,
             event_queues: self.event_queues,
+            event_queues_polled: self.event_queues_polled,
             sync: Some(Sync {
                 relay,
                 queues,
@@ -245,14 +255,27 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         Ok(report)
     }
 
-    /// One round: relay what the outbox holds, one chunk of each event queue, relay the sync
-    /// outbox, one chunk of each sync queue. Returns whether there was anything to do.
+    /// One round: relay (or, with direct publishing, publish) a chunk of the outbox, one
+    /// chunk of each event queue, relay the sync outbox, one chunk of each sync queue. Returns
+    /// whether there was anything to do.
     async fn step(&self, report: &mut WorkerReport) -> Result<bool, WorkerError> {
         let mut busy = false;
-        let pass = self.relay.relay_once(&self.listeners, &self.queue).await?;
-        report.relayed += pass.rows;
-        busy |= pass.rows > 0;
-        for queue_name in &self.event_queues {
+        let poll_event_queues = if self.config.direct_publish {
+            let (pass, chunk) = self
+                .relay
+                .publish_once(&self.listeners, &self.consumer, &self.queue)
+                .await?;
+            report.relayed += pass.rows;
+            report.add(chunk);
+            busy |= pass.rows > 0;
+            self.event_queues_due()
+        } else {
+            let pass = self.relay.relay_once(&self.listeners, &self.queue).await?;
+            report.relayed += pass.rows;
+            busy |= pass.rows > 0;
+            true
+        };
+        for queue_name in self.event_queues.iter().filter(|_| poll_event_queues) {
             let chunk = self
                 .queue
                 .receive(queue_name, self.config.consumer.chunk_size, Duration::ZERO)
@@ -296,6 +319,23 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             }
         }
         Ok(busy)
+    }
+
+    /// With direct publishing, whether it is time to look at the event queues again (they
+    /// hold only retries then, so once per `idle_poll` is enough).
+    fn event_queues_due(&self) -> bool {
+        let now = std::time::Instant::now();
+        let mut polled = self
+            .event_queues_polled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *polled {
+            Some(at) if now.duration_since(at) < self.config.idle_poll => false,
+            _ => {
+                *polled = Some(now);
+                true
+            }
+        }
     }
 
     /// Whether the outboxes and every queue the worker processes are empty.

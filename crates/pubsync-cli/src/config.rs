@@ -99,6 +99,11 @@ pub struct WorkerSection {
     pub lease_seconds: Option<u64>,
     /// Send one message per event and listener, in the original's format (default false).
     pub spryker_compatible: Option<bool>,
+    /// Hand outbox events to their listeners in the worker's process instead of through the
+    /// event queue, which then carries only retries (default: on with the database queue,
+    /// whose messages would live next to the outbox anyway; off with RabbitMQ, which shares
+    /// the work among workers).
+    pub direct_publish: Option<bool>,
 }
 
 /// `[keys]` in `pubsync.toml`.
@@ -216,6 +221,10 @@ impl Settings {
         if let Some(compatible) = section.spryker_compatible {
             worker.relay.spryker_compatible = compatible;
         }
+        // Messages in the original's format are for someone to read: send them.
+        worker.direct_publish = section
+            .direct_publish
+            .unwrap_or(queue == QueueUrl::Database && !worker.relay.spryker_compatible);
         let section = &file.sync;
         let mut sync = SyncConfig {
             enabled: section.enabled.unwrap_or(storage != StorageUrl::Database),
@@ -322,6 +331,27 @@ mod tests {
         assert_eq!(settings.queue, QueueUrl::Database);
         assert_eq!(settings.storage, StorageUrl::Database);
         assert_eq!(settings.worker.consumer.chunk_size, 500);
+        assert!(
+            settings.worker.direct_publish,
+            "the database queue publishes in the worker's process"
+        );
+    }
+
+    #[test]
+    fn direct_publishing_follows_the_queue_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pubsync.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            Settings::load(Some(&path), env(&[])).unwrap().worker
+        };
+        assert!(!load("queue_url = \"amqp://guest:guest@localhost:5672\"\n").direct_publish);
+        assert!(!load("[worker]\nspryker_compatible = true\n").direct_publish);
+        assert!(!load("[worker]\ndirect_publish = false\n").direct_publish);
+        assert!(
+            load("queue_url = \"amqp://guest:guest@localhost:5672\"\n[worker]\ndirect_publish = true\n")
+                .direct_publish
+        );
     }
 
     #[test]

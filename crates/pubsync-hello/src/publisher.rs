@@ -1,5 +1,7 @@
 //! The Hello module's publisher: `spy_hello_spryker_message` → `spy_hello_spryker_message_storage`.
 
+use std::collections::HashSet;
+
 use diesel::prelude::*;
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
 use pubsync_backend::storage_writer::{Reference, RowKey, StorageRow};
@@ -81,9 +83,10 @@ impl Publisher for MessageStoragePublisher {
                 .expect("a transfer serialises"),
             })
             .collect();
+        let present: HashSet<i32> = found.iter().map(|(id, _, _)| *id).collect();
         let deletes: Vec<RowKey> = ids
             .iter()
-            .filter(|id| !found.iter().any(|(found, _, _)| found == *id))
+            .filter(|id| !present.contains(id))
             .map(|id| RowKey::reference(Reference::Int(i64::from(*id))))
             .collect();
         context

@@ -129,24 +129,59 @@ pub fn event_transfer_foreign_keys(transfers: &[EventEntityTransfer], column: &s
     values
 }
 
+/// An object, or PHP's empty array `[]` (how PHP encodes an empty associative array), or null.
+/// A visitor rather than an untagged enum: that would buffer every value before trying each
+/// variant, which costs more than the rest of reading an event.
 fn map_or_php_array<'de, D>(deserializer: D) -> Result<BTreeMap<String, Value>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum MapOrArray {
-        Map(BTreeMap<String, Value>),
-        Array(Vec<Value>),
+    struct MapOrEmptyArray;
+
+    impl<'de> serde::de::Visitor<'de> for MapOrEmptyArray {
+        type Value = BTreeMap<String, Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object or an empty array")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(self, inner: D2) -> Result<Self::Value, D2::Error> {
+            inner.deserialize_any(self)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            match seq.next_element::<serde::de::IgnoredAny>()? {
+                None => Ok(BTreeMap::new()),
+                Some(_) => Err(serde::de::Error::custom(
+                    "expected an object or an empty array",
+                )),
+            }
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut values = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                values.insert(key, value);
+            }
+            Ok(values)
+        }
     }
-    match Option::<MapOrArray>::deserialize(deserializer)? {
-        None => Ok(BTreeMap::new()),
-        Some(MapOrArray::Map(map)) => Ok(map),
-        Some(MapOrArray::Array(items)) if items.is_empty() => Ok(BTreeMap::new()),
-        Some(MapOrArray::Array(_)) => Err(serde::de::Error::custom(
-            "expected an object or an empty array",
-        )),
-    }
+
+    deserializer.deserialize_any(MapOrEmptyArray)
 }
 
 #[cfg(test)]
@@ -163,6 +198,24 @@ mod tests {
         assert_eq!(transfer.foreign_keys["spy_url.fk_locale"], 46);
         assert_eq!(transfer.modified_columns, ["spy_url.url"]);
         assert!(transfer.original_values.is_empty());
+    }
+
+    #[test]
+    fn values_are_objects_empty_arrays_or_null_and_nothing_else() {
+        let read = |values: &str| {
+            serde_json::from_str::<EventEntityTransfer>(&format!(
+                r#"{{"event":"Entity.t.update","originalValues":{values}}}"#
+            ))
+        };
+        assert_eq!(
+            read(r#"{"t.a":1,"t.b":"x"}"#).unwrap().original_values["t.b"],
+            "x"
+        );
+        assert!(read("null").unwrap().original_values.is_empty());
+        assert!(read("[]").unwrap().original_values.is_empty());
+        let error = read("[1]").unwrap_err().to_string();
+        assert!(error.contains("an object or an empty array"), "{error}");
+        assert!(read("7").is_err());
     }
 
     #[test]

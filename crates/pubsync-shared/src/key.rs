@@ -112,6 +112,9 @@ impl KeyBuilders {
 
     /// The key of `data` within `resource`.
     pub fn generate_key(&self, resource: &str, data: &SynchronizationData) -> String {
+        if self.custom.is_empty() {
+            return self.default.generate_key(resource, data);
+        }
         match self.custom.get(resource) {
             Some(generator) => generator.generate_key(resource, data),
             None => self.default.generate_key(resource, data),
@@ -137,17 +140,19 @@ impl KeyBuilders {
 
 /// `str_replace(['"', "'", ' ', "\0", "\n", "\r"], '-', mb_strtolower(trim(s)))`.
 pub fn escape_key(s: &str) -> String {
-    php_trim(s)
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if matches!(c, '"' | '\'' | ' ' | '\0' | '\n' | '\r') {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect()
+    let escape = |c: char| {
+        if matches!(c, '"' | '\'' | ' ' | '\0' | '\n' | '\r') {
+            '-'
+        } else {
+            c
+        }
+    };
+    let s = php_trim(s);
+    if s.is_ascii() {
+        // The common case (ids, SKUs): one pass, one allocation.
+        return s.chars().map(|c| escape(c.to_ascii_lowercase())).collect();
+    }
+    s.to_lowercase().chars().map(escape).collect()
 }
 
 /// The key a key-value store keeps `key` under: `[global_prefix]kv:<key>`.
