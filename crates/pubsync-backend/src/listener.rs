@@ -112,6 +112,13 @@ impl EventCollection {
         self.by_event.get(event_name).map_or(&[], Vec::as_slice)
     }
 
+    /// The listeners of `event_name`, with the collection's own copy of the name.
+    pub(crate) fn listeners_with_name(&self, event_name: &str) -> Option<(&str, &[Registration])> {
+        self.by_event
+            .get_key_value(event_name)
+            .map(|(name, registrations)| (name.as_str(), registrations.as_slice()))
+    }
+
     /// The listener called `name`.
     pub fn listener(&self, name: &str) -> Option<&Registration> {
         self.by_name.get(name)

@@ -180,23 +180,23 @@ impl OutboxRelay {
             malformed: routed.malformed.len(),
             ..RelayPass::default()
         };
-        let mut batches: BTreeMap<String, EventBatch> = BTreeMap::new();
+        let mut batches: BTreeMap<&str, EventBatch> = BTreeMap::new();
         for ((queue_name, _, event_name), (publisher, transfers)) in routed.groups {
             batches
                 .entry(queue_name)
                 .or_default()
-                .add(&publisher, &event_name, transfers, 0);
+                .add(&publisher, event_name, transfers, 0);
         }
         let mut outcome = ChunkOutcome::default();
         for (queue_name, batch) in batches {
             let mut settlement = Settlement::default();
-            let handled = consumer.handle(&queue_name, batch, &mut settlement).await;
+            let handled = consumer.handle(queue_name, batch, &mut settlement).await;
             outcome.handled += handled.handled;
             outcome.collapsed += handled.collapsed;
             outcome.retried += handled.retried;
             outcome.failed += handled.failed;
             pass.messages += settlement.retry.len() + settlement.error.len();
-            queue.settle(&queue_name, settlement).await?;
+            queue.settle(queue_name, settlement).await?;
         }
         if !routed.malformed.is_empty() {
             pass.messages += routed.malformed.len();
@@ -225,15 +225,15 @@ impl OutboxRelay {
             messages.insert(error_queue_name(DEFAULT_EVENT_QUEUE), routed.malformed);
         }
         for ((queue_name, listener, event_name), (_, transfers)) in routed.groups {
-            let bodies = messages.entry(queue_name).or_default();
+            let bodies = messages.entry(queue_name.to_owned()).or_default();
             if self.config.spryker_compatible {
                 bodies.extend(transfers.into_iter().map(|t| {
-                    EventQueueMessage::spryker_compatible(&listener, &event_name, t).encode()
+                    EventQueueMessage::spryker_compatible(listener, event_name, t).encode()
                 }));
             } else {
                 for chunk in transfers.chunks(self.config.events_per_message.max(1)) {
                     bodies.push(
-                        EventQueueMessage::batch(&listener, &event_name, chunk.to_vec()).encode(),
+                        EventQueueMessage::batch(listener, event_name, chunk.to_vec()).encode(),
                     );
                 }
             }
@@ -244,15 +244,16 @@ impl OutboxRelay {
 
 /// A chunk of outbox rows, routed: each listener's events by queue, listener name and event
 /// name (in outbox order within a group), and the error messages of rows that are not events.
-struct Routed {
-    groups: BTreeMap<RouteKey, (Arc<dyn Publisher>, Vec<EventEntityTransfer>)>,
+/// The names are borrowed from the listener collection: routing allocates nothing per event.
+struct Routed<'a> {
+    groups: BTreeMap<RouteKey<'a>, (Arc<dyn Publisher>, Vec<EventEntityTransfer>)>,
     malformed: Vec<Vec<u8>>,
 }
 
 /// `(queue, listener name, event name)`.
-type RouteKey = (String, String, String);
+type RouteKey<'a> = (&'a str, &'a str, &'a str);
 
-fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed {
+fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
     let mut routed = Routed {
         groups: BTreeMap::new(),
         malformed: Vec::new(),
@@ -271,22 +272,30 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed {
                 continue;
             }
         };
-        let registrations = listeners.listeners(&transfer.event);
-        if registrations.is_empty() {
+        let Some((event_name, registrations)) = listeners.listeners_with_name(&transfer.event)
+        else {
             tracing::debug!(event = %transfer.event, id = ?transfer.id, "no listener for event");
-        }
-        for registration in registrations {
-            let group = (
-                registration.queue.clone(),
-                registration.publisher.name().to_owned(),
-                transfer.event.clone(),
+            continue;
+        };
+        let mut transfer = Some(transfer);
+        for (index, registration) in registrations.iter().enumerate() {
+            let key = (
+                registration.queue.as_str(),
+                registration.publisher.name(),
+                event_name,
             );
+            // The last listener takes the event itself, the others a copy.
+            let event = if index + 1 == registrations.len() {
+                transfer.take()
+            } else {
+                transfer.clone()
+            };
             routed
                 .groups
-                .entry(group)
+                .entry(key)
                 .or_insert_with(|| (registration.publisher.clone(), Vec::new()))
                 .1
-                .push(transfer.clone());
+                .extend(event);
         }
     }
     routed

@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use diesel::RunQueryDsl as _;
-use diesel::sql_types::{BigInt, Nullable, Text};
-use pubsync_database::{Database, DatabaseError, Dialect, WriteTransaction as _, with_connection};
+use diesel::sql_types::Text;
+use pubsync_database::{
+    Bind, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bucketed,
+    with_connection,
+};
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
 use pubsync_shared::synchronization::SynchronizationDefinition;
 use serde_json::{Map, Value, json};
@@ -25,11 +28,14 @@ use serde_json::{Map, Value, json};
 /// (`storage_table`, `storage_key`) and the alias's value (`data`, `{"id":…,"_timestamp":…}`).
 pub const STORAGE_ALIAS_TABLE: &str = "pubsync_storage_alias";
 
-/// Storage rows upserted per statement.
-const UPSERT_CHUNK: usize = 500;
+/// Storage rows upserted per statement: a chunk takes the largest size that fits, so each
+/// table's upsert comes in four shapes, each prepared once per connection (see
+/// [`Statement`]). A multi-row statement is re-parsed in full each time otherwise, which on
+/// SQLite cost about as much as the writes.
+const UPSERT_CHUNKS: [usize; 4] = [500, 100, 20, 1];
 
-/// Keys deleted per statement.
-const DELETE_CHUNK: usize = 1000;
+/// Keys deleted per statement, chunked as the upserts are.
+const DELETE_CHUNKS: [usize; 4] = [1000, 100, 20, 1];
 
 /// Alias rows inserted per statement (four parameters each).
 const ALIAS_CHUNK: usize = 500;
@@ -174,9 +180,10 @@ impl StorageWriter {
         with_connection!(self.database, |conn| {
             conn.write_transaction(|conn| {
                 let mut outcome = WriteOutcome::default();
-                for chunk in upserts.chunks(UPSERT_CHUNK) {
-                    let sql = upsert_sql(dialect, table, &columns, chunk.len());
-                    let mut query = diesel::sql_query(sql).into_boxed();
+                for range in bucketed(upserts.len(), &UPSERT_CHUNKS) {
+                    let chunk = &upserts[range];
+                    let mut statement =
+                        Statement::new(upsert_sql(dialect, table, &columns, chunk.len()));
                     for Upsert {
                         key,
                         data,
@@ -185,32 +192,32 @@ impl StorageWriter {
                         ..
                     } in chunk
                     {
-                        query = query
-                            .bind::<Text, _>(key.clone())
-                            .bind::<Text, _>(data.clone());
+                        statement
+                            .push(Bind::Text(key.clone()))
+                            .push(Bind::Text(data.clone()));
                         match (&columns.reference, &row.key.reference) {
                             (Some(_), Reference::Int(value)) => {
-                                query = query.bind::<BigInt, _>(*value)
+                                statement.push(Bind::BigInt(*value));
                             }
                             (Some(_), Reference::Text(value)) => {
-                                query = query.bind::<Text, _>(value.clone())
+                                statement.push(Bind::Text(value.clone()));
                             }
                             (Some(_), Reference::None) => {
-                                query = query.bind::<Nullable<Text>, _>(None::<String>)
+                                statement.push(Bind::NullableText(None));
                             }
                             (None, _) => {}
                         }
                         if table.store {
-                            query = query.bind::<Nullable<Text>, _>(row.key.store.clone());
+                            statement.push(Bind::NullableText(row.key.store.clone()));
                         }
                         if table.locale {
-                            query = query.bind::<Nullable<Text>, _>(row.key.locale.clone());
+                            statement.push(Bind::NullableText(row.key.locale.clone()));
                         }
                         if columns.alias_keys {
-                            query = query.bind::<Nullable<Text>, _>(alias_keys.clone());
+                            statement.push(Bind::NullableText(alias_keys.clone()));
                         }
                     }
-                    outcome.written += query
+                    outcome.written += statement
                         .execute(conn)
                         .map_err(DatabaseError::query(format!("upsert into {}", table.table)))?;
                     if !columns.alias_keys {
@@ -246,18 +253,18 @@ impl StorageWriter {
                         )))?;
                     }
                 }
-                for chunk in delete_keys.chunks(DELETE_CHUNK) {
-                    let sql = format!(
+                for range in bucketed(delete_keys.len(), &DELETE_CHUNKS) {
+                    let chunk = &delete_keys[range];
+                    let mut statement = Statement::new(format!(
                         "DELETE FROM {} WHERE {} IN ({})",
                         dialect.quote(table.table),
                         dialect.quote("key"),
-                        dialect.placeholders(1, chunk.len())
-                    );
-                    let mut query = diesel::sql_query(sql).into_boxed();
+                        question_marks(chunk.len())
+                    ));
                     for key in chunk {
-                        query = query.bind::<Text, _>(key.clone());
+                        statement.push(Bind::Text(key.clone()));
                     }
-                    outcome.deleted += query
+                    outcome.deleted += statement
                         .execute(conn)
                         .map_err(DatabaseError::query(format!("delete from {}", table.table)))?;
                     if columns.alias_keys {
@@ -384,7 +391,8 @@ impl Columns {
     }
 }
 
-/// `INSERT … ON CONFLICT (key) DO UPDATE … WHERE data changed` for `rows` rows.
+/// `INSERT … ON CONFLICT (key) DO UPDATE … WHERE data changed` for `rows` rows, with `?`
+/// placeholders (a [`Statement`]).
 fn upsert_sql(
     dialect: Dialect,
     table: &SynchronizationDefinition,
@@ -394,9 +402,8 @@ fn upsert_sql(
     let names = columns.names(table);
     let per_row = names.len();
     let quoted: Vec<String> = names.iter().map(|name| dialect.quote(name)).collect();
-    let values: Vec<String> = (0..rows)
-        .map(|row| format!("({})", dialect.placeholders(1 + row * per_row, per_row)))
-        .collect();
+    let row_values = format!("({})", question_marks(per_row));
+    let values: Vec<&str> = (0..rows).map(|_| row_values.as_str()).collect();
     let target = dialect.quote(table.table);
     let data = dialect.quote("data");
     let insert = format!(
@@ -450,6 +457,18 @@ fn upsert_sql(
         dialect.quote("key"),
         updates.join(", "),
     )
+}
+
+/// `count` comma-separated `?`: the placeholders of a [`Statement`] on every database.
+fn question_marks(count: usize) -> String {
+    let mut marks = String::with_capacity(count * 3);
+    for i in 0..count {
+        if i > 0 {
+            marks.push_str(", ");
+        }
+        marks.push('?');
+    }
+    marks
 }
 
 /// `DELETE FROM pubsync_storage_alias WHERE storage_table = ? AND storage_key IN (…)`: the
@@ -565,7 +584,7 @@ mod tests {
         assert_eq!(
             upsert_sql(Dialect::Postgres, &MAPPED, &columns, 1),
             "INSERT INTO \"spy_product_abstract_storage\" (\"key\", \"data\", \"fk_product_abstract\", \"store\", \"locale\", \"alias_keys\") \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (\"key\") DO UPDATE SET \"data\" = excluded.\"data\", \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (\"key\") DO UPDATE SET \"data\" = excluded.\"data\", \
              \"fk_product_abstract\" = excluded.\"fk_product_abstract\", \"store\" = excluded.\"store\", \
              \"locale\" = excluded.\"locale\", \"alias_keys\" = excluded.\"alias_keys\", \"updated_at\" = CURRENT_TIMESTAMP \
              WHERE \"spy_product_abstract_storage\".\"data\" IS DISTINCT FROM excluded.\"data\""

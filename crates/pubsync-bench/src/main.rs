@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use report::{Figure, Report};
 
+/// The allocator of the `pubsync` binary, so that the bench measures what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 
   --quick          small N, for CI: the benchmark keeps running, its figures mean little

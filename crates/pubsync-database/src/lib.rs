@@ -20,7 +20,9 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
+pub use statement::{Bind, Statement, bucketed};
 
+mod statement;
 #[cfg(feature = "testing")]
 pub mod testing;
 
