@@ -2,13 +2,15 @@
 --
 -- KEYS: for change i, KEYS[2i-1] is its `kv:` key and KEYS[2i] its tombstone key.
 -- ARGV[1]: the tombstone TTL in milliseconds; ARGV[2]: the operations, one byte per change
--- (`w` write, `d` delete); then per change, in order, its version (decimal text) and, for a
--- write, its value. Returns how many changes were applied.
+-- (`w` write, `d` delete); ARGV[3]: the versions, 8 bytes per change (little-endian IEEE 754
+-- doubles, read with struct.unpack: no strtod, one argument for the chunk); then per change, in
+-- order, ARGV[3+i]: a write's value, or a delete's version as decimal text for its tombstone.
+-- Returns how many changes were applied.
 --
 -- The stored version of a live key is its value's `_timestamp`; of a deleted key, its tombstone.
 -- A change is applied when there is no stored version or its version is greater (an equal
--- version, a redelivered message, is not). Versions are compared as Lua numbers (doubles, read
--- with strtod): microsecond Unix times (~1.7e9 s) are 4 doubles apart per microsecond, so their
+-- version, a redelivered message, is not). Versions are compared as Lua numbers (doubles; stored
+-- ones read with strtod): microsecond Unix times (~1.7e9 s) are 4 doubles apart per microsecond, so their
 -- order is kept. Versions are stored as the text received and never formatted by Lua, whose
 -- tostring keeps only 14 digits.
 --
@@ -16,7 +18,7 @@
 -- changes worked out in order in flat arrays (a key may come several times), then one MSET,
 -- one DEL and one SET PX per new tombstone. Every per-change step counts: a script call of
 -- 1000 changes spends most of its time passing arguments and running these loops, so they
--- avoid per-key tables, repeated `tonumber` (strtod) and string building.
+-- avoid per-key tables, `tonumber` (strtod) of the incoming versions and string building.
 
 -- The end of the last `"_timestamp"` in `value` from `from` on, or nil.
 local function last_timestamp(value, from)
@@ -83,24 +85,22 @@ end
 local byte = string.byte
 local DELETE = 100 -- string.byte('d')
 
+local packed = ARGV[3]
+if #packed ~= 8 * count then
+  return redis.error_reply('pubsync: ' .. count .. ' changes but ' .. #packed .. ' bytes of versions')
+end
 -- Per change: its version as a number, and where its value (a write, > 0) or its version text
--- (a delete, < 0) is in ARGV. Refuses the whole chunk before writing anything if a version is
--- not a number.
+-- (a delete, < 0) is in ARGV.
 local versions, argument, kv_keys = {}, {}, {}
-local at = 3
+local unpack_double = struct.unpack
+local position = 1
 for i = 1, count do
-  local version = tonumber(ARGV[at])
-  if version == nil then
-    return redis.error_reply('pubsync: the version of change ' .. i .. ' is not a number')
-  end
-  versions[i] = version
+  versions[i], position = unpack_double('<d', packed, position)
   kv_keys[i] = KEYS[2 * i - 1]
   if byte(operations, i) == DELETE then
-    argument[i] = -at
-    at = at + 1
+    argument[i] = -(3 + i)
   else
-    argument[i] = at + 1
-    at = at + 2
+    argument[i] = 3 + i
   end
 end
 

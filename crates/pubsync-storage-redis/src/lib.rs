@@ -333,14 +333,28 @@ impl RedisStorage {
             key.push_str(key_of(change));
             command.arg(key.as_str());
         }
-        command.arg(&self.inner.tombstone_ttl_ms).arg(operations);
+        let mut versions = Vec::with_capacity(8 * chunk.len());
+        for change in chunk {
+            versions.extend_from_slice(&version_of(change).to_le_bytes());
+        }
+        command
+            .arg(&self.inner.tombstone_ttl_ms)
+            .arg(operations)
+            .arg(versions);
         let mut version = String::new();
         for change in chunk {
-            version.clear();
-            write_version(&mut version, version_of(change));
-            command.arg(version.as_str());
-            if let StorageChange::Write { value, .. } = change {
-                command.arg(value.as_str());
+            match change {
+                StorageChange::Write { value, .. } => {
+                    command.arg(value.as_str());
+                }
+                StorageChange::Delete {
+                    version: number, ..
+                } => {
+                    // The tombstone keeps the version as text.
+                    version.clear();
+                    write_version(&mut version, *number);
+                    command.arg(version.as_str());
+                }
             }
         }
         let mut connection = self.connection.clone();
