@@ -5,8 +5,8 @@
 //! optional global prefix (`REDIS:REDIS_KEY_PREFIX`, empty by default). Values are stored exactly
 //! as given: the JSON text of the sync message's `value`, `_timestamp` included.
 //!
-//! - Reads: [`get`](StorageReader::get) is `GET`, [`get_multi`](StorageReader::get_multi) is
-//!   `MGET` in chunks of [`MGET_CHUNK`] keys, all chunks pipelined in one round trip, and
+//! - Reads: [`get`](StorageReader::get) is `GET`, [`get_multi`](StorageReader::get_multi) is one
+//!   `MGET`, or for more than [`MGET_CHUNK`] keys one per chunk, pipelined in one round trip, and
 //!   [`scan`](StorageReader::scan) is `SCAN … MATCH <prefix>kv:<pattern> COUNT 100`.
 //! - Writes: [`apply`](StorageWriter::apply) sends one Lua script call (`EVALSHA`) per chunk of
 //!   [`RedisStorageOptions::chunk_size`] changes, one round trip like `MSET`. The script applies a
@@ -426,19 +426,32 @@ impl StorageReader for RedisStorage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipeline = redis::pipe();
-        for chunk in keys.chunks(MGET_CHUNK) {
-            let redis_keys: Vec<String> = chunk.iter().map(|key| self.redis_key(key)).collect();
-            // `MGET` rather than `mget()`: the driver sends one key as `GET`, whose reply is
-            // not a list.
-            pipeline.cmd("MGET").arg(redis_keys);
-        }
         let mut connection = self.connection.clone();
-        let chunks: Vec<Vec<Option<Vec<u8>>>> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|error| self.error("get_multi", error))?;
-        let values: Vec<Option<Vec<u8>>> = chunks.into_iter().flatten().collect();
+        let values: Vec<Option<Vec<u8>>> = if keys.len() <= MGET_CHUNK {
+            // One `MGET`, as the original; `cmd("MGET")` rather than `mget()`: the driver sends
+            // one key as `GET`, whose reply is not a list.
+            let mut command = redis::cmd("MGET");
+            for key in keys {
+                command.arg(self.redis_key(key));
+            }
+            command
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| self.error("get_multi", error))?
+        } else {
+            let mut pipeline = redis::pipe();
+            for chunk in keys.chunks(MGET_CHUNK) {
+                let command = pipeline.cmd("MGET");
+                for key in chunk {
+                    command.arg(self.redis_key(key));
+                }
+            }
+            let chunks: Vec<Vec<Option<Vec<u8>>>> = pipeline
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| self.error("get_multi", error))?;
+            chunks.into_iter().flatten().collect()
+        };
         if values.len() != keys.len() {
             return Err(StorageError::Operation {
                 operation: "get_multi",
