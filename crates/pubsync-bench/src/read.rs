@@ -84,6 +84,7 @@ async fn measure_redis(bench: &sync::Bench, size: Size) -> anyhow::Result<Figure
                 .arg(keys)
                 .query_async(&mut connection)
                 .await?;
+            let values = decode(values.iter().map(Option::as_deref))?;
             ensure!(
                 values.iter().all(Option::is_some),
                 "MGET missed keys of call {call}"
@@ -92,6 +93,17 @@ async fn measure_redis(bench: &sync::Bench, size: Size) -> anyhow::Result<Figure
         ceiling_runs.push(started.elapsed());
     }
     Ok(result("get_multi_redis", calls, pubsync_runs, ceiling_runs))
+}
+
+/// The values decoded as `StorageClient::get_multi` returns them (`serde_json::Value`), so that
+/// the ceiling does the same work as the client contract: only what lies between is measured.
+fn decode<'a>(
+    values: impl Iterator<Item = Option<&'a [u8]>>,
+) -> anyhow::Result<Vec<Option<serde_json::Value>>> {
+    values
+        .map(|value| value.map(serde_json::from_slice).transpose())
+        .collect::<Result<_, _>>()
+        .context("decoding a value")
 }
 
 fn result(name: &str, calls: usize, pubsync: Vec<Duration>, ceiling: Vec<Duration>) -> Figure {
@@ -181,35 +193,37 @@ async fn measure_database(app: &App, name: &str, size: Size) -> anyhow::Result<F
     Ok(result(name, calls, pubsync_runs, ceiling_runs))
 }
 
-/// `calls` raw `SELECT "key", "data" … WHERE "key" IN (…)` of 100 bound keys, each on a
-/// pooled connection as the storage takes one.
+/// A row of the raw select.
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    #[allow(dead_code)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    data: String,
+}
+
+/// `calls` raw selects of 100 bound keys, each on a pooled connection as the storage takes one,
+/// values decoded as the client's: `SELECT "key", "data" … WHERE "key" = ANY($1)` with one
+/// array parameter on PostgreSQL, `… WHERE "key" IN (?, …)` elsewhere.
 fn raw_selects(database: &Database, calls: usize) -> anyhow::Result<Duration> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        #[allow(dead_code)]
-        key: String,
-        #[diesel(sql_type = Text)]
-        #[allow(dead_code)]
-        data: String,
-    }
     let dialect = database.dialect();
+    let predicate = if dialect == Dialect::Postgres {
+        "= ANY($1)".to_owned()
+    } else {
+        format!("IN ({})", dialect.placeholders(1, KEYS_PER_CALL))
+    };
     let sql = format!(
-        "SELECT {key}, {data} FROM spy_hello_spryker_message_storage WHERE {key} IN ({placeholders})",
+        "SELECT {key}, {data} FROM spy_hello_spryker_message_storage WHERE {key} {predicate}",
         key = dialect.quote("key"),
         data = dialect.quote("data"),
-        placeholders = dialect.placeholders(1, KEYS_PER_CALL),
     );
     let started = Instant::now();
     for call in 0..calls {
         let keys = keys_of_call(call);
-        let rows: Vec<Row> = with_connection!(database, |conn| {
-            let mut query = diesel::sql_query(&sql).into_boxed();
-            for key in &keys {
-                query = query.bind::<Text, _>(key.as_str());
-            }
-            query.load(conn).map_err(DatabaseError::query(&sql))
-        })?;
+        let rows: Vec<Row> = select(database, &sql, &keys)?;
+        let values = decode(rows.iter().map(|row| Some(row.data.as_bytes())))?;
+        ensure!(values.len() == rows.len(), "decoded {} rows", values.len());
         ensure!(
             rows.len() == KEYS_PER_CALL,
             "the select found {} of {KEYS_PER_CALL} keys",
@@ -217,4 +231,24 @@ fn raw_selects(database: &Database, calls: usize) -> anyhow::Result<Duration> {
         );
     }
     Ok(started.elapsed())
+}
+
+/// Runs `sql` with `keys` bound: one `text[]` parameter on PostgreSQL, one parameter per key
+/// elsewhere.
+fn select(database: &Database, sql: &str, keys: &[String]) -> anyhow::Result<Vec<Row>> {
+    #[cfg(feature = "postgres")]
+    if let pubsync_database::Pool::Postgres(pool) = database.pool() {
+        let mut conn = pool.get().context("pooled connection")?;
+        return Ok(diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Array<Text>, _>(keys)
+            .load(&mut *conn)
+            .map_err(DatabaseError::query(sql))?);
+    }
+    Ok(with_connection!(database, |conn| {
+        let mut query = diesel::sql_query(sql).into_boxed();
+        for key in keys {
+            query = query.bind::<Text, _>(key.as_str());
+        }
+        query.load(conn).map_err(DatabaseError::query(sql))
+    })?)
 }

@@ -157,8 +157,10 @@ impl Report {
              1000 per pipeline.\n\
              - `get_multi_*`: `StorageClient::get_multi` (values decoded from JSON) of 100 \
              present keys, {calls} calls per run. Ceiling on Redis: MGET of the same keys on the \
-             same connection; on a database: `SELECT \"key\", \"data\" … WHERE \"key\" IN (…)` \
-             with bound keys on the same kind of pooled diesel connection.\n\
+             same connection; on a database: `SELECT \"key\", \"data\" … WHERE \"key\" = \
+             ANY($1)` (one array parameter) on PostgreSQL, `… WHERE \"key\" IN (…)` with bound \
+             keys elsewhere, on the same kind of pooled diesel connection. Each ceiling decodes \
+             the values into `serde_json::Value` as the client contract does.\n\
              \n## Machine\n\n{machine}\n\n## Command\n\n```\n{command}\n```\n",
             e2e = size.e2e_changes,
             e2e_runs = size.e2e_runs,

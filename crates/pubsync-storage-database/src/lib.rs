@@ -206,6 +206,10 @@ fn read_keys(
     database: &Database,
     groups: &[TableGroup],
 ) -> Result<HashMap<String, String>, StorageError> {
+    #[cfg(feature = "postgres")]
+    if let pubsync_database::Pool::Postgres(pool) = database.pool() {
+        return read_keys_postgres(database, pool, groups);
+    }
     let dialect = database.dialect();
     with_connection!(database, |conn| {
         // A closure, so that `?` leaves the statement loop and not this function.
@@ -235,6 +239,37 @@ fn read_keys(
         read()
     })
     .map_err(storage_error(database, "get"))
+}
+
+/// [`read_keys`] on PostgreSQL: one `WHERE "key" = ANY($1)` per table, all keys in one array
+/// parameter, so the statement text is the same whatever the number of keys.
+#[cfg(feature = "postgres")]
+fn read_keys_postgres(
+    database: &Database,
+    pool: &diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<diesel::pg::PgConnection>>,
+    groups: &[TableGroup],
+) -> Result<HashMap<String, String>, StorageError> {
+    let read = || -> Result<HashMap<String, String>, DatabaseError> {
+        let mut conn = pool.get().map_err(|source| DatabaseError::Connect {
+            url: database.url().redacted(),
+            source,
+        })?;
+        let mut found = HashMap::new();
+        for group in groups {
+            let statement = sql::select_by_key_array(&group.table);
+            let rows = diesel::sql_query(statement)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&group.keys)
+                .load::<StorageRow>(&mut *conn)
+                .map_err(DatabaseError::query(format!("read {}", group.table)))?;
+            for row in rows {
+                if let Some(data) = row.data {
+                    found.insert(row.key, data);
+                }
+            }
+        }
+        Ok(found)
+    };
+    read().map_err(storage_error(database, "get"))
 }
 
 /// Reads the alias rows of `missing` (key → the table its resource maps to): key → data of

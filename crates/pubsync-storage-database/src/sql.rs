@@ -17,9 +17,7 @@ pub const MAX_KEYS_PER_STATEMENT: usize = 500;
 /// every row once per key (reference section 7.4). Identifiers are quoted: `key` is a reserved
 /// word in MySQL.
 ///
-/// On PostgreSQL one array parameter, `WHERE "key" = ANY($1)`, would keep a single prepared
-/// statement for every key count; that needs an array bind, which arrives with PostgreSQL
-/// support. `IN` with one placeholder per key works on every dialect meanwhile.
+/// PostgreSQL uses [`select_by_key_array`] instead.
 pub fn select_by_keys(dialect: Dialect, table: &str, key_count: usize) -> String {
     format!(
         "SELECT {key}, {data} FROM {table} WHERE {key} IN ({placeholders})",
@@ -27,6 +25,19 @@ pub fn select_by_keys(dialect: Dialect, table: &str, key_count: usize) -> String
         data = dialect.quote("data"),
         table = dialect.quote(table),
         placeholders = dialect.placeholders(1, key_count.max(1)),
+    )
+}
+
+/// PostgreSQL: `SELECT "key", "data" FROM "<table>" WHERE "key" = ANY($1)`, every key in one
+/// `text[]` parameter: one statement text for any number of keys (no chunks), served by the
+/// unique index on `key` like `IN`.
+pub fn select_by_key_array(table: &str) -> String {
+    let dialect = Dialect::Postgres;
+    format!(
+        "SELECT {key}, {data} FROM {table} WHERE {key} = ANY($1)",
+        key = dialect.quote("key"),
+        data = dialect.quote("data"),
+        table = dialect.quote(table),
     )
 }
 
@@ -66,6 +77,14 @@ mod tests {
         assert_eq!(
             select_by_keys(Dialect::Postgres, "spy_x_storage", 3),
             r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" IN ($1, $2, $3)"#
+        );
+    }
+
+    #[test]
+    fn postgres_reads_keys_with_one_array_parameter() {
+        assert_eq!(
+            select_by_key_array("spy_x_storage"),
+            r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" = ANY($1)"#
         );
     }
 

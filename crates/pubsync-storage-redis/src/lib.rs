@@ -5,8 +5,8 @@
 //! optional global prefix (`REDIS:REDIS_KEY_PREFIX`, empty by default). Values are stored exactly
 //! as given: the JSON text of the sync message's `value`, `_timestamp` included.
 //!
-//! - Reads: [`get`](StorageReader::get) is `GET`, [`get_multi`](StorageReader::get_multi) is
-//!   `MGET` in chunks of [`MGET_CHUNK`] keys, all chunks pipelined in one round trip, and
+//! - Reads: [`get`](StorageReader::get) is `GET`, [`get_multi`](StorageReader::get_multi) is one
+//!   `MGET`, or for more than [`MGET_CHUNK`] keys one per chunk, pipelined in one round trip, and
 //!   [`scan`](StorageReader::scan) is `SCAN … MATCH <prefix>kv:<pattern> COUNT 100`.
 //! - Writes: [`apply`](StorageWriter::apply) sends one Lua script call (`EVALSHA`) per chunk of
 //!   [`RedisStorageOptions::chunk_size`] changes, one round trip like `MSET`. The script applies a
@@ -41,7 +41,7 @@ use pubsync_storage_extension::{
     BoxError, ScanPage, StorageChange, StorageError, StorageReader, StorageWriter,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, RetryMethod};
+use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind};
 
 pub use address::{InvalidRedisUrl, RedisAddress, redact_url};
 /// The driver, so that callers use the same version as this crate.
@@ -309,31 +309,69 @@ impl RedisStorage {
         Ok(count)
     }
 
-    /// One script call for `chunk`.
+    /// One script call for `chunk`: `EVALSHA`, loading the script first when the server does
+    /// not know it (a restart, `SCRIPT FLUSH`). The command is built in place, each argument
+    /// copied once into its buffer.
     async fn apply_chunk(&self, chunk: &[StorageChange]) -> Result<usize, StorageError> {
-        let mut invocation = APPLY.prepare_invoke();
-        invocation.arg(&self.inner.tombstone_ttl_ms);
+        let mut operations = String::with_capacity(chunk.len());
         for change in chunk {
-            let (key, operation, version, value) = match change {
-                StorageChange::Write {
-                    key,
-                    value,
-                    version,
-                } => (key, "w", *version, value.as_str()),
-                StorageChange::Delete { key, version } => (key, "d", *version, ""),
-            };
-            invocation
-                .key(self.redis_key(key))
-                .key(self.tombstone_key(key))
-                .arg(operation)
-                .arg(version_text(version))
-                .arg(value);
+            operations.push(match change {
+                StorageChange::Write { .. } => 'w',
+                StorageChange::Delete { .. } => 'd',
+            });
+        }
+        let mut command = redis::cmd("EVALSHA");
+        command.arg(APPLY.get_hash()).arg(2 * chunk.len());
+        let mut key = String::new();
+        for change in chunk {
+            key.clear();
+            key.push_str(&self.inner.kv_prefix);
+            key.push_str(key_of(change));
+            command.arg(key.as_str());
+            key.clear();
+            key.push_str(&self.inner.tombstone_prefix);
+            key.push_str(key_of(change));
+            command.arg(key.as_str());
+        }
+        let mut versions = Vec::with_capacity(8 * chunk.len());
+        for change in chunk {
+            versions.extend_from_slice(&version_of(change).to_le_bytes());
+        }
+        command
+            .arg(&self.inner.tombstone_ttl_ms)
+            .arg(operations)
+            .arg(versions);
+        let mut version = String::new();
+        for change in chunk {
+            match change {
+                StorageChange::Write { value, .. } => {
+                    command.arg(value.as_str());
+                }
+                StorageChange::Delete {
+                    version: number, ..
+                } => {
+                    // The tombstone keeps the version as text.
+                    version.clear();
+                    write_version(&mut version, *number);
+                    command.arg(version.as_str());
+                }
+            }
         }
         let mut connection = self.connection.clone();
-        let applied: u64 = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|error| self.error("apply", error))?;
+        let applied: u64 = match command.query_async(&mut connection).await {
+            Ok(applied) => applied,
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let _: String = APPLY
+                    .load_async(&mut connection)
+                    .await
+                    .map_err(|error| self.error("apply", error))?;
+                command
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|error| self.error("apply", error))?
+            }
+            Err(error) => return Err(self.error("apply", error)),
+        };
         Ok(usize::try_from(applied).unwrap_or(usize::MAX))
     }
 
@@ -388,19 +426,32 @@ impl StorageReader for RedisStorage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipeline = redis::pipe();
-        for chunk in keys.chunks(MGET_CHUNK) {
-            let redis_keys: Vec<String> = chunk.iter().map(|key| self.redis_key(key)).collect();
-            // `MGET` rather than `mget()`: the driver sends one key as `GET`, whose reply is
-            // not a list.
-            pipeline.cmd("MGET").arg(redis_keys);
-        }
         let mut connection = self.connection.clone();
-        let chunks: Vec<Vec<Option<Vec<u8>>>> = pipeline
-            .query_async(&mut connection)
-            .await
-            .map_err(|error| self.error("get_multi", error))?;
-        let values: Vec<Option<Vec<u8>>> = chunks.into_iter().flatten().collect();
+        let values: Vec<Option<Vec<u8>>> = if keys.len() <= MGET_CHUNK {
+            // One `MGET`, as the original; `cmd("MGET")` rather than `mget()`: the driver sends
+            // one key as `GET`, whose reply is not a list.
+            let mut command = redis::cmd("MGET");
+            for key in keys {
+                command.arg(self.redis_key(key));
+            }
+            command
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| self.error("get_multi", error))?
+        } else {
+            let mut pipeline = redis::pipe();
+            for chunk in keys.chunks(MGET_CHUNK) {
+                let command = pipeline.cmd("MGET");
+                for key in chunk {
+                    command.arg(self.redis_key(key));
+                }
+            }
+            let chunks: Vec<Vec<Option<Vec<u8>>>> = pipeline
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| self.error("get_multi", error))?;
+            chunks.into_iter().flatten().collect()
+        };
         if values.len() != keys.len() {
             return Err(StorageError::Operation {
                 operation: "get_multi",
@@ -497,8 +548,17 @@ fn key_of(change: &StorageChange) -> &str {
 
 /// A version as decimal text that Lua's `tonumber` reads back as the same double: Rust prints
 /// the shortest text that round-trips, never in exponent form.
+#[cfg(test)]
 fn version_text(version: f64) -> String {
-    version.to_string()
+    let mut text = String::new();
+    write_version(&mut text, version);
+    text
+}
+
+/// Appends [`version_text`] of `version` to `text`.
+fn write_version(text: &mut String, version: f64) {
+    use std::fmt::Write as _;
+    let _ = write!(text, "{version}");
 }
 
 /// `text` with the glob characters of `SCAN MATCH` escaped, so a prefix matches literally.

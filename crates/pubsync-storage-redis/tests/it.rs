@@ -149,6 +149,25 @@ async fn newer_then_older_write_keeps_the_newer() {
 }
 
 #[tokio::test]
+async fn apply_loads_the_script_when_the_server_has_forgotten_it() {
+    let Some((storage, _cleanup)) = storage("redis_script_flush").await else {
+        return;
+    };
+    // Every client of this server loses its cached scripts; the driver's and ours reload them.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut storage.connection())
+        .await
+        .expect("script flush");
+    let change = write("message:1", "1700000000.000001", 1);
+    assert_eq!(storage.apply(vec![change]).await.expect("apply"), 1);
+    assert_eq!(
+        storage.get("message:1").await.expect("get"),
+        Some(value("1700000000.000001", 1))
+    );
+}
+
+#[tokio::test]
 async fn delete_then_older_write_stays_deleted() {
     let Some((storage, _cleanup)) = storage("redis_delete_older").await else {
         return;
