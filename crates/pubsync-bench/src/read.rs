@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 use pubsync_cli::{App, Settings};
 use pubsync_client::StorageClient;
 use pubsync_database::testing::TestDatabase;
-use pubsync_database::{Database, DatabaseError, Dialect, with_connection};
+use pubsync_database::{Bind, Database, DatabaseError, Dialect, Statement, with_connection};
 use pubsync_shared::key::{KeyBuilder, KeyBuilders};
 use pubsync_storage_extension::StorageChange;
 use pubsync_storage_redis::redis;
@@ -205,13 +205,14 @@ struct Row {
 
 /// `calls` raw selects of 100 bound keys, each on a pooled connection as the storage takes one,
 /// values decoded as the client's: `SELECT "key", "data" … WHERE "key" = ANY($1)` with one
-/// array parameter on PostgreSQL, `… WHERE "key" IN (?, …)` elsewhere.
+/// array parameter on PostgreSQL, `… WHERE "key" IN (?, …)` elsewhere, kept prepared as a raw
+/// client would keep a statement it runs over and over.
 fn raw_selects(database: &Database, calls: usize) -> anyhow::Result<Duration> {
     let dialect = database.dialect();
     let predicate = if dialect == Dialect::Postgres {
         "= ANY($1)".to_owned()
     } else {
-        format!("IN ({})", dialect.placeholders(1, KEYS_PER_CALL))
+        format!("IN ({})", vec!["?"; KEYS_PER_CALL].join(", "))
     };
     let sql = format!(
         "SELECT {key}, {data} FROM spy_hello_spryker_message_storage WHERE {key} {predicate}",
@@ -244,11 +245,12 @@ fn select(database: &Database, sql: &str, keys: &[String]) -> anyhow::Result<Vec
             .load(&mut *conn)
             .map_err(DatabaseError::query(sql))?);
     }
-    Ok(with_connection!(database, |conn| {
-        let mut query = diesel::sql_query(sql).into_boxed();
-        for key in keys {
-            query = query.bind::<Text, _>(key.as_str());
-        }
-        query.load(conn).map_err(DatabaseError::query(sql))
-    })?)
+    let mut statement = Statement::new(sql);
+    for key in keys {
+        statement.push(Bind::Text(key.clone()));
+    }
+    Ok(with_connection!(database, |conn| statement
+        .clone()
+        .load(conn)
+        .map_err(DatabaseError::query(sql)))?)
 }

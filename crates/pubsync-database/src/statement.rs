@@ -7,9 +7,9 @@
 //! stays prepared on every pooled connection that ran it.
 
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text};
+use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// One bound value.
@@ -57,6 +57,11 @@ impl Statement {
     pub fn sql(&self) -> &str {
         &self.sql
     }
+}
+
+impl Query for Statement {
+    // Rows are read by column name (`QueryableByName`), as with `sql_query`.
+    type SqlType = Untyped;
 }
 
 impl QueryId for Statement {
@@ -189,7 +194,8 @@ mod tests {
             #[diesel(sql_type = Nullable<Text>)]
             v: Option<String>,
         }
-        let rows: Vec<Row> = diesel::sql_query("SELECT k, n, v FROM t ORDER BY k")
+        let rows: Vec<Row> = Statement::new("SELECT k, n, v FROM t WHERE n > ? ORDER BY k")
+            .bind(Bind::BigInt(0))
             .load(&mut conn)
             .unwrap();
         assert_eq!(

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use pubsync_database::diesel::{self, RunQueryDsl as _};
-use pubsync_database::{Database, DatabaseError, with_connection};
+use pubsync_database::{Bind, Database, DatabaseError, Dialect, Statement, with_connection};
 use pubsync_shared::key::resource_of;
 use pubsync_storage_extension::{ScanPage, StorageError, StorageReader};
 
@@ -211,26 +211,31 @@ fn read_keys(
         return read_keys_postgres(database, pool, groups);
     }
     let dialect = database.dialect();
+    let statements: Vec<(&str, Statement)> = groups
+        .iter()
+        .flat_map(|group| {
+            keys_statements(dialect, &group.keys, |count| match count {
+                None => sql::select_by_key_json(&group.table),
+                Some(count) => sql::select_by_keys(dialect, &group.table, count),
+            })
+            .into_iter()
+            .map(|statement| (group.table.as_str(), statement))
+        })
+        .collect();
     with_connection!(database, |conn| {
         // A closure, so that `?` leaves the statement loop and not this function.
         let mut read = || -> Result<HashMap<String, String>, DatabaseError> {
             let mut found = HashMap::new();
-            for group in groups {
-                for chunk in group.keys.chunks(sql::MAX_KEYS_PER_STATEMENT) {
-                    let statement = sql::select_by_keys(dialect, &group.table, chunk.len());
-                    let mut query = diesel::sql_query(statement).into_boxed();
-                    for key in chunk {
-                        query = query.bind::<diesel::sql_types::Text, _>(key.as_str());
-                    }
-                    let rows = query
-                        .load::<StorageRow>(conn)
-                        .map_err(DatabaseError::query(format!("read {}", group.table)))?;
-                    // Rows are matched to keys exactly: a MySQL collation that ignores case
-                    // or trailing spaces may return a row for a key other than the one asked.
-                    for row in rows {
-                        if let Some(data) = row.data {
-                            found.insert(row.key, data);
-                        }
+            for (table, statement) in &statements {
+                let rows = statement
+                    .clone()
+                    .load::<StorageRow>(conn)
+                    .map_err(DatabaseError::query(format!("read {table}")))?;
+                // Rows are matched to keys exactly: a MySQL collation that ignores case
+                // or trailing spaces may return a row for a key other than the one asked.
+                for row in rows {
+                    if let Some(data) = row.data {
+                        found.insert(row.key, data);
                     }
                 }
             }
@@ -239,6 +244,31 @@ fn read_keys(
         read()
     })
     .map_err(storage_error(database, "get"))
+}
+
+/// The statements that look `keys` up, each a prepared [`Statement`]: on SQLite one with every
+/// key in a JSON array (`sql(None)`), elsewhere one per bucketed chunk (`sql(Some(count))`).
+fn keys_statements<K: AsRef<str>>(
+    dialect: Dialect,
+    keys: &[K],
+    sql: impl Fn(Option<usize>) -> String,
+) -> Vec<Statement> {
+    if dialect == Dialect::Sqlite {
+        let list: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        let json = serde_json::to_string(&list).expect("strings serialise");
+        return vec![Statement::new(sql(None)).bind(Bind::Text(json))];
+    }
+    pubsync_database::bucketed(keys.len(), &sql::KEYS_PER_STATEMENT)
+        .into_iter()
+        .map(|range| {
+            let chunk = &keys[range];
+            let mut statement = Statement::new(sql(Some(chunk.len())));
+            for key in chunk {
+                statement.push(Bind::Text(key.as_ref().to_owned()));
+            }
+            statement
+        })
+        .collect()
 }
 
 /// [`read_keys`] on PostgreSQL: one `WHERE "key" = ANY($1)` per table, all keys in one array
@@ -280,16 +310,16 @@ fn read_aliases(
 ) -> Result<HashMap<String, String>, StorageError> {
     let dialect = database.dialect();
     let keys: Vec<&str> = missing.keys().copied().collect();
+    let statements = keys_statements(dialect, &keys, |count| match count {
+        None => sql::select_aliases_json(),
+        Some(count) => sql::select_aliases(dialect, count),
+    });
     with_connection!(database, |conn| {
         let mut read = || -> Result<HashMap<String, String>, DatabaseError> {
             let mut found = HashMap::new();
-            for chunk in keys.chunks(sql::MAX_KEYS_PER_STATEMENT) {
-                let statement = sql::select_aliases(dialect, chunk.len());
-                let mut query = diesel::sql_query(statement).into_boxed();
-                for key in chunk {
-                    query = query.bind::<diesel::sql_types::Text, _>(*key);
-                }
-                let rows = query
+            for statement in &statements {
+                let rows = statement
+                    .clone()
                     .load::<AliasRow>(conn)
                     .map_err(DatabaseError::query(format!("read {}", sql::ALIAS_TABLE)))?;
                 // Matched exactly, as storage rows are; an alias of another table than the

@@ -2,15 +2,22 @@
 
 use pubsync_database::Dialect;
 
+/// `count` comma-separated `?`: the placeholders of a `pubsync_database::Statement`, which
+/// writes each database's own.
+fn question_marks(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
 /// The side table of alias (mapping) keys the storage writer keeps: `alias_key` (primary key),
 /// `storage_table`, `storage_key` and `data`, the alias's value `{"id":…,"_timestamp":…}`.
 pub const ALIAS_TABLE: &str = "pubsync_storage_alias";
 
-/// Most keys bound in one statement. SQLite before 3.32 allows 999 parameters, PostgreSQL and
-/// MySQL 65,535; 500 stays well inside all of them and keeps statements short.
-pub const MAX_KEYS_PER_STATEMENT: usize = 500;
+/// Keys bound in one MySQL statement: a chunk takes the largest size that fits, so a table's
+/// look-up comes in a few shapes that stay prepared (`pubsync_database::bucketed`). SQLite and
+/// PostgreSQL bind all keys as one parameter.
+pub const KEYS_PER_STATEMENT: [usize; 5] = [500, 100, 20, 5, 1];
 
-/// `SELECT "key", "data" FROM "<table>" WHERE "key" IN (?, …)` with `key_count` placeholders.
+/// `SELECT "key", "data" FROM "<table>" WHERE "key" IN (?, …)` with `key_count` placeholders (`?`, for a `Statement`).
 ///
 /// The key predicate lets the database use the storage table's unique index on `key`, one
 /// index look-up per key; the original's statement has no predicate and evaluates a `CASE` over
@@ -24,7 +31,35 @@ pub fn select_by_keys(dialect: Dialect, table: &str, key_count: usize) -> String
         key = dialect.quote("key"),
         data = dialect.quote("data"),
         table = dialect.quote(table),
-        placeholders = dialect.placeholders(1, key_count.max(1)),
+        placeholders = question_marks(key_count.max(1)),
+    )
+}
+
+/// SQLite: `SELECT t."key", t."data" FROM json_each(?) AS k CROSS JOIN "<table>" AS t ON
+/// t."key" = k.value`, every key in one JSON array parameter: one statement text for any number
+/// of keys, so it stays prepared. `CROSS JOIN` keeps the key list the outer loop (SQLite does
+/// not reorder it), so each key is one look-up in the unique index, with no temporary index
+/// built from the list first, as `IN (…)` does.
+pub fn select_by_key_json(table: &str) -> String {
+    let dialect = Dialect::Sqlite;
+    format!(
+        "SELECT t.{key}, t.{data} FROM json_each(?) AS k CROSS JOIN {table} AS t ON t.{key} = k.value",
+        key = dialect.quote("key"),
+        data = dialect.quote("data"),
+        table = dialect.quote(table),
+    )
+}
+
+/// SQLite: [`select_aliases`] with every key in one JSON array parameter, as
+/// [`select_by_key_json`].
+pub fn select_aliases_json() -> String {
+    let dialect = Dialect::Sqlite;
+    format!(
+        "SELECT a.{alias_key}, a.{storage_table}, a.{data} FROM json_each(?) AS k CROSS JOIN {table} AS a ON a.{alias_key} = k.value",
+        alias_key = dialect.quote("alias_key"),
+        storage_table = dialect.quote("storage_table"),
+        data = dialect.quote("data"),
+        table = dialect.quote(ALIAS_TABLE),
     )
 }
 
@@ -56,7 +91,7 @@ pub fn select_aliases(dialect: Dialect, key_count: usize) -> String {
         storage_table = dialect.quote("storage_table"),
         data = dialect.quote("data"),
         table = dialect.quote(ALIAS_TABLE),
-        placeholders = dialect.placeholders(1, key_count.max(1)),
+        placeholders = question_marks(key_count.max(1)),
     )
 }
 
@@ -76,7 +111,7 @@ mod tests {
         );
         assert_eq!(
             select_by_keys(Dialect::Postgres, "spy_x_storage", 3),
-            r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" IN ($1, $2, $3)"#
+            r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" IN (?, ?, ?)"#
         );
     }
 
@@ -100,7 +135,7 @@ mod tests {
         );
         assert_eq!(
             select_aliases(Dialect::Postgres, 3),
-            r#"SELECT "alias_key", "storage_table", "data" FROM "pubsync_storage_alias" WHERE "alias_key" IN ($1, $2, $3)"#
+            r#"SELECT "alias_key", "storage_table", "data" FROM "pubsync_storage_alias" WHERE "alias_key" IN (?, ?, ?)"#
         );
     }
 }
