@@ -28,15 +28,27 @@ use crate::listener::{EventCollection, PublishContext, Publisher};
 /// Settings of the event consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// Messages taken per chunk (the original's `EVENT_CHUNK`).
+    /// Messages taken per chunk (the original's `EVENT_CHUNK`), at most: see
+    /// [`max_chunk_events`](Self::max_chunk_events).
     pub chunk_size: usize,
     /// How often an event that fails is tried again before it goes to the error queue.
     pub max_retries: u32,
     /// The delay before the first retry; it doubles with each further retry.
     pub retry_delay: Duration,
-    /// The most events one `handle_bulk` call gets; a larger group is handed over in slices
-    /// (a chunk of batched messages can hold hundreds of thousands of events).
+    /// The most events one `handle_bulk` call gets; a larger group is handed over in slices.
     pub max_bulk: usize,
+    /// About how many events a chunk may hold: with many events per message, a chunk takes
+    /// fewer messages than `chunk_size`, so that the events of a chunk (about 1 KB each once
+    /// decoded) stay within the worker's memory budget whatever the backlog.
+    pub max_chunk_events: usize,
+}
+
+impl ConsumerConfig {
+    /// Messages to take per chunk when each carries up to `events_per_message` events.
+    pub fn messages_per_chunk(&self, events_per_message: usize) -> usize {
+        let by_events = self.max_chunk_events / events_per_message.max(1);
+        self.chunk_size.min(by_events).max(1)
+    }
 }
 
 impl Default for ConsumerConfig {
@@ -46,6 +58,7 @@ impl Default for ConsumerConfig {
             max_retries: 3,
             retry_delay: Duration::from_secs(1),
             max_bulk: 1000,
+            max_chunk_events: 10_000,
         }
     }
 }
@@ -326,6 +339,27 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_of_batched_messages_is_bounded_by_its_events() {
+        let config = ConsumerConfig::default();
+        assert_eq!(
+            config.messages_per_chunk(1),
+            500,
+            "the original's chunk of 500"
+        );
+        assert_eq!(
+            config.messages_per_chunk(500),
+            20,
+            "20 messages of 500 events"
+        );
+        assert_eq!(config.messages_per_chunk(100_000), 1, "always at least one");
+    }
 }
 
 fn undecodable_body(body: &[u8], reason: &str) -> Vec<u8> {

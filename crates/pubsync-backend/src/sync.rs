@@ -45,8 +45,25 @@ pub struct SyncConfig {
     pub changes_per_message: usize,
     /// One sync message per queue message, as the original sends them.
     pub spryker_compatible: bool,
-    /// Queue messages taken per chunk by the consumer.
+    /// Queue messages taken per chunk by the consumer, at most: a chunk holds about
+    /// `max_chunk_changes` changes ([`SyncConfig::messages_per_chunk`]).
     pub consumer_chunk_size: usize,
+    /// About how many changes a consumer chunk may hold, whatever the number of messages.
+    pub max_chunk_changes: usize,
+}
+
+impl SyncConfig {
+    /// Sync queue messages the consumer takes per chunk.
+    pub fn messages_per_chunk(&self) -> usize {
+        let per_message = if self.spryker_compatible {
+            1
+        } else {
+            self.changes_per_message.max(1)
+        };
+        self.consumer_chunk_size
+            .min(self.max_chunk_changes / per_message)
+            .max(1)
+    }
 }
 
 impl Default for SyncConfig {
@@ -58,6 +75,7 @@ impl Default for SyncConfig {
             changes_per_message: 500,
             spryker_compatible: false,
             consumer_chunk_size: 100,
+            max_chunk_changes: 10_000,
         }
     }
 }

@@ -33,6 +33,19 @@ pub struct WorkerConfig {
     pub direct_publish: bool,
 }
 
+impl WorkerConfig {
+    /// Event queue messages taken per chunk: `consumer.chunk_size`, fewer when each message
+    /// carries many events ([`ConsumerConfig::messages_per_chunk`]).
+    pub fn event_messages_per_chunk(&self) -> usize {
+        let events_per_message = if self.relay.spryker_compatible {
+            1
+        } else {
+            self.relay.events_per_message
+        };
+        self.consumer.messages_per_chunk(events_per_message)
+    }
+}
+
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
@@ -278,7 +291,11 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         for queue_name in self.event_queues.iter().filter(|_| poll_event_queues) {
             let chunk = self
                 .queue
-                .receive(queue_name, self.config.consumer.chunk_size, Duration::ZERO)
+                .receive(
+                    queue_name,
+                    self.config.event_messages_per_chunk(),
+                    Duration::ZERO,
+                )
                 .await?;
             if chunk.is_empty() {
                 continue;
@@ -303,7 +320,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
                 for queue_name in &sync.queues {
                     let chunk = self
                         .queue
-                        .receive(queue_name, sync.config.consumer_chunk_size, Duration::ZERO)
+                        .receive(queue_name, sync.config.messages_per_chunk(), Duration::ZERO)
                         .await?;
                     if chunk.is_empty() {
                         continue;
@@ -374,7 +391,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             .queue
             .receive(
                 queue_name,
-                self.config.consumer.chunk_size,
+                self.config.event_messages_per_chunk(),
                 self.config.task_wait,
             )
             .await?;

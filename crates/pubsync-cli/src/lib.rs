@@ -147,12 +147,12 @@ impl App {
             ))),
             #[cfg(feature = "rabbitmq")]
             QueueUrl::Amqp(url) => {
+                // Room for one chunk of the largest kind the worker takes.
                 let chunk = self
                     .settings
                     .worker
-                    .consumer
-                    .chunk_size
-                    .max(self.settings.sync.consumer_chunk_size);
+                    .event_messages_per_chunk()
+                    .max(self.settings.sync.messages_per_chunk());
                 let options = pubsync_queue_rabbitmq::RabbitQueueOptions {
                     prefetch: u16::try_from(chunk).unwrap_or(u16::MAX),
                     quorum: self.settings.quorum_queues,
