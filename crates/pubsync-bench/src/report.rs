@@ -93,9 +93,15 @@ impl Target {
             Bound::AtLeast => "≥",
             Bound::AtMost => "≤",
         };
+        // Limits are round: 50, 0.5, 25,000.
+        let limit = if self.limit.fract() == 0.0 {
+            number(self.limit).trim_end_matches(".00").to_owned()
+        } else {
+            self.limit.to_string()
+        };
         match self.measure {
-            Measure::Value => format!("{comparison} {} {unit}", number(self.limit)),
-            Measure::Ratio => format!("ratio {comparison} {}", number(self.limit)),
+            Measure::Value => format!("{comparison} {limit} {unit}"),
+            Measure::Ratio => format!("ratio {comparison} {limit}"),
         }
     }
 
@@ -446,6 +452,121 @@ mod tests {
         assert_eq!(number(1_234_567.4), "1,234,567");
         assert_eq!(number(100.0), "100");
         assert_eq!(number(0.456), "0.46");
+    }
+
+    fn figure(name: &str, value: Option<f64>, ceiling: Option<f64>) -> Figure {
+        Figure {
+            name: name.into(),
+            value,
+            unit: "u".into(),
+            ceiling,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn targets_judge_the_value_or_the_ratio_on_the_right_side() {
+        let throughput = target("e2e_sqlite_hello").unwrap();
+        assert_eq!(
+            throughput.met_by(&figure("e2e_sqlite_hello", Some(100_000.0), None)),
+            Some(true)
+        );
+        assert_eq!(
+            throughput.met_by(&figure("e2e_sqlite_hello", Some(99_999.0), Some(1e6))),
+            Some(false)
+        );
+        let memory = target("worker_rss_full_speed").unwrap();
+        assert_eq!(
+            memory.met_by(&figure("worker_rss_full_speed", Some(50.0), None)),
+            Some(true)
+        );
+        assert_eq!(
+            memory.met_by(&figure("worker_rss_full_speed", Some(50.1), None)),
+            Some(false)
+        );
+        let ratio = target("sync_redis").unwrap();
+        assert_eq!(
+            ratio.met_by(&figure("sync_redis", Some(60.0), Some(100.0))),
+            Some(true)
+        );
+        assert_eq!(
+            ratio.met_by(&figure("sync_redis", Some(40.0), Some(100.0))),
+            Some(false)
+        );
+        assert_eq!(ratio.met_by(&figure("sync_redis", Some(40.0), None)), None);
+        assert_eq!(ratio.met_by(&figure("sync_redis", None, Some(1.0))), None);
+        assert_eq!(target("publish_sqlite"), None);
+    }
+
+    #[test]
+    fn every_target_of_issue_4_is_in_the_table_once() {
+        let names: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+        for name in [
+            "e2e_postgres_rabbitmq_redis_hello",
+            "e2e_postgres_rabbitmq_redis_1kb",
+            "e2e_sqlite_hello",
+            "latency_p99_postgres_rabbitmq_redis_1k",
+            "sync_redis",
+            "get_multi_redis",
+            "get_multi_postgres",
+            "get_multi_sqlite",
+            "spryker_shaped_ratio",
+            "worker_rss_full_speed",
+            "worker_rss_backlog_1m",
+        ] {
+            assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
+        }
+        assert_eq!(names.len(), 11);
+    }
+
+    #[test]
+    fn the_table_shows_targets_and_verdicts() {
+        let figures = vec![
+            figure("worker_rss_full_speed", Some(60.0), None),
+            figure("sync_redis", Some(60.0), Some(100.0)),
+            Figure::missing("get_multi_redis", "keys/s", "down"),
+            figure("publish_sqlite", Some(1.0), Some(2.0)),
+        ];
+        let report = Report::new("m".into(), figures.clone());
+        let table = report.table();
+        assert!(
+            table.contains("| `worker_rss_full_speed` | 60.00 | u | – | – | ≤ 50 u | **missed** |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| `sync_redis` | 60.00 | u | 100 | 0.60 | ratio ≥ 0.5 | met |"),
+            "{table}"
+        );
+        assert!(table.contains("| ratio ≥ 0.8 | not measured |"), "{table}");
+        assert!(
+            table.contains("| `publish_sqlite` | 1.00 | u | 2.00 | 0.50 | – | – |"),
+            "{table}"
+        );
+        assert_eq!(report.verdicts(), (1, 1));
+
+        let quick = Report::new("m".into(), figures).judged(false);
+        assert!(quick.table().contains("| ≤ 50 u | not judged |"));
+        assert_eq!(quick.verdicts(), (0, 0));
+        let json: serde_json::Value = serde_json::from_str(&quick.json().unwrap()).unwrap();
+        assert_eq!(
+            json["figures"][0]["target"],
+            json!({"of": "value", "comparison": "<=", "limit": 50.0, "met": null})
+        );
+    }
+
+    #[test]
+    fn json_carries_targets_beside_the_required_keys() {
+        let report = Report::new(
+            "m".into(),
+            vec![figure("sync_redis", Some(40.0), Some(100.0))],
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.json().unwrap()).unwrap();
+        assert_eq!(
+            json["figures"][0],
+            json!({"name": "sync_redis", "value": 40.0, "unit": "u", "ceiling": 100.0,
+                   "ratio": 0.4, "target": {"of": "ratio", "comparison": ">=", "limit": 0.5,
+                   "met": false}})
+        );
     }
 
     #[test]
