@@ -26,7 +26,7 @@ commands:
       (target/bench/benchmarks.md for --quick or --scenario); --quick uses a small N (CI);
       NAME is one of e2e_sqlite_hello, capture_sqlite, capture_postgres, publish_sqlite,
       publish_postgres, sync_redis, get_multi_redis, get_multi_sqlite, get_multi_postgres,
-      worker_rss_full_speed, worker_rss_backlog_1m";
+      worker_rss_full_speed, worker_rss_backlog_1m, worker_rss_backlog_1m_queued";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -39,10 +39,11 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
   --scenario NAME  run one scenario alone; NAME is one of:
                    e2e_sqlite_hello, capture_sqlite, capture_postgres, publish_sqlite,
                    publish_postgres, sync_redis, get_multi_redis, get_multi_sqlite,
-                   get_multi_postgres, worker_rss_full_speed, worker_rss_backlog_1m";
+                   get_multi_postgres, worker_rss_full_speed, worker_rss_backlog_1m,
+                   worker_rss_backlog_1m_queued";
 
 /// Every scenario, in the order they run; each yields the figure of the same name.
-pub const SCENARIOS: [&str; 11] = [
+pub const SCENARIOS: [&str; 12] = [
     "e2e_sqlite_hello",
     "capture_sqlite",
     "capture_postgres",
@@ -54,6 +55,7 @@ pub const SCENARIOS: [&str; 11] = [
     "get_multi_postgres",
     "worker_rss_full_speed",
     "worker_rss_backlog_1m",
+    "worker_rss_backlog_1m_queued",
 ];
 
 /// How much work each scenario does.
@@ -152,8 +154,21 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             "publish_postgres" => {
                 runtime.block_on(steps::publish(name, Dialect::Postgres, size))?
             }
-            "worker_rss_full_speed" => memory::worker_rss(name, size.e2e_changes)?,
-            "worker_rss_backlog_1m" => memory::worker_rss(name, size.backlog_changes)?,
+            "worker_rss_full_speed" => runtime.block_on(memory::worker_rss(
+                name,
+                size.e2e_changes,
+                memory::Backlog::Outbox,
+            ))?,
+            "worker_rss_backlog_1m" => runtime.block_on(memory::worker_rss(
+                name,
+                size.backlog_changes,
+                memory::Backlog::Outbox,
+            ))?,
+            "worker_rss_backlog_1m_queued" => runtime.block_on(memory::worker_rss(
+                name,
+                size.backlog_changes,
+                memory::Backlog::Queue,
+            ))?,
             "sync_redis" => runtime.block_on(sync::redis(size))?,
             "get_multi_redis" => runtime.block_on(read::redis(size))?,
             "get_multi_sqlite" => runtime.block_on(read::database(Dialect::Sqlite, name, size))?,

@@ -3,7 +3,11 @@
 //! default (SQLite, database queue, database storage).
 //!
 //! The changes are written before the worker starts, so it works at full speed from its first
-//! step to its last; the peak is the kernel's high-water mark of the process's resident set
+//! step to its last. They wait either in the outbox (the worker's relay moves 1000 rows per
+//! step into the event queue, and its consumer takes them from there) or, for
+//! `worker_rss_backlog_1m_queued`, already relayed into the event queue (as after a consumer
+//! outage while the relay kept running), where the consumer takes 500 messages per chunk.
+//! the peak is the kernel's high-water mark of the process's resident set
 //! (`VmHWM` in `/proc/<pid>/status`), read every 5 ms while it runs. The mark only grows, so
 //! a poll misses nothing but growth in the last 5 ms before the process exits.
 
@@ -12,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use pubsync_backend::OutboxRelay;
 use pubsync_database::Dialect;
 
 use crate::e2e::{Plan, check};
@@ -41,23 +46,37 @@ impl WorkerRun {
     }
 }
 
-/// `worker_rss_full_speed` (the end-to-end scenario's 100k Hello changes) and
-/// `worker_rss_backlog_1m` (1M changes): the worker's peak RSS with `changes` changes waiting
-/// in the outbox when it starts.
-pub fn worker_rss(name: &str, changes: usize) -> anyhow::Result<Figure> {
+/// Where the changes wait when the worker starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog {
+    /// In the outbox, as the capture triggers left them.
+    Outbox,
+    /// Relayed into the event queue, 500 events per message.
+    Queue,
+}
+
+/// `worker_rss_full_speed` (the end-to-end scenario's 100k Hello changes),
+/// `worker_rss_backlog_1m` (1M changes in the outbox) and `worker_rss_backlog_1m_queued` (1M
+/// changes in the event queue): the worker's peak RSS with `changes` changes waiting in
+/// `backlog` when it starts.
+pub async fn worker_rss(name: &str, changes: usize, backlog: Backlog) -> anyhow::Result<Figure> {
     let binary = match pubsync_binary() {
         Ok(binary) => binary,
         Err(note) => return Ok(Figure::missing(name, UNIT, note)),
     };
-    let run = worker_run(&binary, changes)?;
+    let run = worker_run(&binary, changes, backlog).await?;
     Ok(Figure {
         name: name.to_owned(),
         value: Some(run.megabytes()),
         unit: UNIT.to_owned(),
         ceiling: None,
         note: Some(format!(
-            "{} changes waiting in the outbox, drained in {:.1} s ({} changes/s)",
+            "{} changes waiting in the {}, drained in {:.1} s ({} changes/s)",
             crate::report::number(run.changes as f64),
+            match backlog {
+                Backlog::Outbox => "outbox",
+                Backlog::Queue => "event queue",
+            },
             run.elapsed.as_secs_f64(),
             crate::report::number(crate::per_second(run.changes, run.elapsed)),
         )),
@@ -82,7 +101,11 @@ fn pubsync_binary() -> Result<PathBuf, String> {
 
 /// Writes `changes` Hello changes into a fresh SQLite database, runs the worker binary on it
 /// until everything is published, checks the result and returns the worker's peak RSS.
-pub fn worker_run(binary: &Path, changes: usize) -> anyhow::Result<WorkerRun> {
+pub async fn worker_run(
+    binary: &Path,
+    changes: usize,
+    backlog: Backlog,
+) -> anyhow::Result<WorkerRun> {
     let plan = Plan::new(changes);
     let test_database = database(Dialect::Sqlite).map_err(anyhow::Error::msg)?;
     let dir = tempfile::tempdir().context("temporary directory")?;
@@ -99,10 +122,31 @@ pub fn worker_run(binary: &Path, changes: usize) -> anyhow::Result<WorkerRun> {
         "{outbox} outbox rows after {changes} changes"
     );
     eprintln!(
-        "bench:   {changes} changes written in {:.1} s; starting {}",
+        "bench:   {changes} changes written in {:.1} s",
         written.elapsed().as_secs_f64(),
-        binary.display()
     );
+    if backlog == Backlog::Queue {
+        let relayed = Instant::now();
+        let queue = app.queue().await?;
+        let relay = OutboxRelay::new(app.database().clone(), app.settings().worker.relay.clone());
+        while relay
+            .relay_once(app.listeners(), &queue)
+            .await
+            .context("relaying the outbox")?
+            .rows
+            > 0
+        {}
+        let messages = count(app.database(), "pubsync_queue_message")?;
+        ensure!(
+            count(app.database(), OUTBOX)? == 0 && messages > 0,
+            "the outbox was not relayed"
+        );
+        eprintln!(
+            "bench:   relayed into {messages} event messages in {:.1} s",
+            relayed.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!("bench:   starting {}", binary.display());
 
     let config = dir.path().join("worker.toml");
     std::fs::write(

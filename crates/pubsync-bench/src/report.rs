@@ -144,6 +144,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("spryker_shaped_ratio", Target::value_at_least(5.0)),
     ("worker_rss_full_speed", Target::value_at_most(50.0)),
     ("worker_rss_backlog_1m", Target::value_at_most(100.0)),
+    // Our reading of "a backlog of 1M messages" where they wait in the queue, not the outbox.
+    ("worker_rss_backlog_1m_queued", Target::value_at_most(100.0)),
 ];
 
 /// The target of the figure named `name`, if it has one.
@@ -369,7 +371,11 @@ impl Report {
              that is {backlog} events, which the relay packs 500 to a queue message (about \
              {backlog_messages} event messages, relayed 1000 outbox rows per pass while the \
              worker consumes); in the original's one-event-per-message format it would be \
-             {backlog} queue messages. The note under the table says how long the worker took.\n\
+             {backlog} queue messages. `worker_rss_backlog_1m_queued`: the same {backlog} changes \
+             already relayed into the event queue before the worker starts ({backlog_messages} \
+             messages of 500 events, as after a consumer outage while the relay kept running), \
+             so that the consumer takes full chunks of 500 messages; judged against the same \
+             target. The notes under the table say how long the worker took.\n\
              \n## Targets\n\nFrom issue 4, in `TARGETS` (`crates/pubsync-bench/src/report.rs`), \
              judged in every full run (not under `--quick`); a missed target does not fail the \
              run. `results.json` carries each target beside its figure (`\"target\": {{\"of\", \
@@ -513,10 +519,11 @@ mod tests {
             "spryker_shaped_ratio",
             "worker_rss_full_speed",
             "worker_rss_backlog_1m",
+            "worker_rss_backlog_1m_queued",
         ] {
             assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
         }
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
     }
 
     #[test]
