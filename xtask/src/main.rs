@@ -24,8 +24,9 @@ commands:
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
       (target/bench/benchmarks.md for --quick or --scenario); --quick uses a small N (CI);
-      NAME is one of e2e_sqlite_hello, sync_redis, get_multi_redis, get_multi_sqlite,
-      get_multi_postgres";
+      NAME is one of e2e_sqlite_hello, capture_sqlite, capture_postgres, publish_sqlite,
+      publish_postgres, sync_redis, get_multi_redis, get_multi_sqlite, get_multi_postgres,
+      worker_rss_full_speed, worker_rss_backlog_1m, worker_rss_backlog_1m_queued";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,10 +71,29 @@ mod bench {
     /// The features the benchmark is built with: every backend it can measure.
     const FEATURES: &str = "postgres";
 
-    /// Builds and runs `pubsync-bench` in release from the workspace root; it checks its own
+    /// Builds `pubsync-bench` and the `pubsync` binary (whose worker the memory scenarios run
+    /// as a process of its own; built in the same invocation, so it shares the bench's
+    /// features) in release, then runs the bench from the workspace root; it checks its own
     /// arguments.
     pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let features = FEATURES
+            .split(',')
+            .map(|feature| format!("pubsync-bench/{feature}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let status = Command::new(&cargo)
+            .current_dir(super::workspace_root())
+            .args(["build", "--quiet", "--release"])
+            .args(["--package", "pubsync-bench", "--package", "pubsync-cli"])
+            .args(["--features", &features])
+            .status()
+            .context(
+                "running cargo build --release --package pubsync-bench --package pubsync-cli",
+            )?;
+        if !status.success() {
+            return Ok(ExitCode::FAILURE);
+        }
         let status = Command::new(cargo)
             .current_dir(super::workspace_root())
             .args(["run", "--quiet", "--release", "--package", "pubsync-bench"])

@@ -19,7 +19,7 @@ use crate::report::Figure;
 use crate::{Size, median, per_second, throughput};
 
 /// Rows per written statement.
-const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 1000;
 
 /// How the application's own connection is set up (the ceiling's pool does the same): WAL
 /// (already the file's journal mode), `synchronous = NORMAL`, and a busy timeout so that it
@@ -51,14 +51,14 @@ pub async fn sqlite_hello(size: Size) -> anyhow::Result<Figure> {
 /// The three phases of `changes` entity changes: ids `1..=inserts` are inserted, `1..=updates`
 /// updated, and the last `deletes` of the inserted ids deleted.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    inserts: usize,
-    updates: usize,
-    deletes: usize,
+pub(crate) struct Plan {
+    pub(crate) inserts: usize,
+    pub(crate) updates: usize,
+    pub(crate) deletes: usize,
 }
 
 impl Plan {
-    fn new(changes: usize) -> Self {
+    pub(crate) fn new(changes: usize) -> Self {
         let inserts = changes / 2;
         let updates = changes / 4;
         Self {
@@ -69,12 +69,12 @@ impl Plan {
     }
 
     /// Messages left at the end.
-    fn remaining(self) -> usize {
+    pub(crate) fn remaining(self) -> usize {
         self.inserts - self.deletes
     }
 
     /// The statements that write the changes, in order, at most [`BATCH`] rows each.
-    fn statements(self) -> Vec<String> {
+    pub(crate) fn statements(self) -> Vec<String> {
         let mut statements = Vec::new();
         for first in (1..=self.inserts).step_by(BATCH) {
             let last = (first + BATCH - 1).min(self.inserts);
@@ -181,7 +181,7 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
 }
 
 /// The storage table holds exactly what the changes leave, and nothing is left to do.
-fn check(database: &Database, plan: Plan) -> anyhow::Result<()> {
+pub(crate) fn check(database: &Database, plan: Plan) -> anyhow::Result<()> {
     let count = |sql: &str| -> anyhow::Result<i64> {
         #[derive(diesel::QueryableByName)]
         struct N {

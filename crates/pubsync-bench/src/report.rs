@@ -17,8 +17,143 @@ pub struct Figure {
     pub unit: String,
     /// The same work with the raw client, in the same unit; `None` where there is none.
     pub ceiling: Option<f64>,
-    /// Why the figure is missing.
+    /// A remark printed under the table: why the figure is missing, or what else its run saw.
     pub note: Option<String>,
+}
+
+/// Which number of a figure a target applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// The measured value, in the figure's unit.
+    Value,
+    /// The value divided by its ceiling.
+    Ratio,
+}
+
+/// Which side of its limit a figure must be on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// At least the limit (throughput, ratios).
+    AtLeast,
+    /// At most the limit (latency, memory).
+    AtMost,
+}
+
+/// What a figure must reach (issue 4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// The number the target applies to.
+    pub measure: Measure,
+    /// Which side of the limit is good.
+    pub bound: Bound,
+    /// The limit, in the figure's unit (or as a plain ratio).
+    pub limit: f64,
+}
+
+impl Target {
+    const fn value_at_least(limit: f64) -> Self {
+        Self {
+            measure: Measure::Value,
+            bound: Bound::AtLeast,
+            limit,
+        }
+    }
+
+    const fn value_at_most(limit: f64) -> Self {
+        Self {
+            measure: Measure::Value,
+            bound: Bound::AtMost,
+            limit,
+        }
+    }
+
+    const fn ratio_at_least(limit: f64) -> Self {
+        Self {
+            measure: Measure::Ratio,
+            bound: Bound::AtLeast,
+            limit,
+        }
+    }
+
+    /// Whether `figure` meets the target; `None` when the number it applies to is missing.
+    pub fn met_by(&self, figure: &Figure) -> Option<bool> {
+        let measured = match self.measure {
+            Measure::Value => figure.value?,
+            Measure::Ratio => figure.ratio()?,
+        };
+        Some(match self.bound {
+            Bound::AtLeast => measured >= self.limit,
+            Bound::AtMost => measured <= self.limit,
+        })
+    }
+
+    /// `≥ 25,000 changes/s`, `ratio ≥ 0.50`.
+    pub fn describe(&self, unit: &str) -> String {
+        let comparison = match self.bound {
+            Bound::AtLeast => "≥",
+            Bound::AtMost => "≤",
+        };
+        // Limits are round: 50, 0.5, 25,000.
+        let limit = if self.limit.fract() == 0.0 {
+            number(self.limit).trim_end_matches(".00").to_owned()
+        } else {
+            self.limit.to_string()
+        };
+        match self.measure {
+            Measure::Value => format!("{comparison} {limit} {unit}"),
+            Measure::Ratio => format!("ratio {comparison} {limit}"),
+        }
+    }
+
+    fn json(&self, met: Option<bool>) -> serde_json::Value {
+        json!({
+            "of": match self.measure {
+                Measure::Value => "value",
+                Measure::Ratio => "ratio",
+            },
+            "comparison": match self.bound {
+                Bound::AtLeast => ">=",
+                Bound::AtMost => "<=",
+            },
+            "limit": self.limit,
+            "met": met,
+        })
+    }
+}
+
+/// Every target of issue 4, by figure name. A figure named here is judged whenever a scenario
+/// reports it; a name no scenario reports yet costs nothing.
+pub const TARGETS: &[(&str, Target)] = &[
+    (
+        "e2e_postgres_rabbitmq_redis_hello",
+        Target::value_at_least(25_000.0),
+    ),
+    (
+        "e2e_postgres_rabbitmq_redis_1kb",
+        Target::value_at_least(10_000.0),
+    ),
+    ("e2e_sqlite_hello", Target::value_at_least(100_000.0)),
+    (
+        "latency_p99_postgres_rabbitmq_redis_1k",
+        Target::value_at_most(50.0),
+    ),
+    ("sync_redis", Target::ratio_at_least(0.5)),
+    ("get_multi_redis", Target::ratio_at_least(0.8)),
+    ("get_multi_postgres", Target::ratio_at_least(0.8)),
+    ("get_multi_sqlite", Target::ratio_at_least(0.8)),
+    ("spryker_shaped_ratio", Target::value_at_least(5.0)),
+    ("worker_rss_full_speed", Target::value_at_most(50.0)),
+    ("worker_rss_backlog_1m", Target::value_at_most(100.0)),
+    // Our reading of "a backlog of 1M messages" where they wait in the queue, not the outbox.
+    ("worker_rss_backlog_1m_queued", Target::value_at_most(100.0)),
+];
+
+/// The target of the figure named `name`, if it has one.
+pub fn target(name: &str) -> Option<Target> {
+    TARGETS
+        .iter()
+        .find(|(figure, _)| *figure == name)
+        .map(|(_, target)| *target)
 }
 
 impl Figure {
@@ -63,12 +198,30 @@ impl Figure {
 pub struct Report {
     machine: String,
     figures: Vec<Figure>,
+    judged: bool,
 }
 
 impl Report {
-    /// The figures measured on `machine`.
+    /// The figures measured on `machine`, judged against their targets.
     pub fn new(machine: String, figures: Vec<Figure>) -> Self {
-        Self { machine, figures }
+        Self {
+            machine,
+            figures,
+            judged: true,
+        }
+    }
+
+    /// Whether figures are judged against their targets (not in a `--quick` run, whose small
+    /// N says little about throughput or memory). Targets are shown either way.
+    pub fn judged(mut self, judged: bool) -> Self {
+        self.judged = judged;
+        self
+    }
+
+    /// The verdict on `figure`: `None` when it has no target, or the run is not judged.
+    fn verdict(&self, figure: &Figure) -> Option<(Target, Option<bool>)> {
+        let target = target(&figure.name)?;
+        Some((target, self.judged.then(|| target.met_by(figure)).flatten()))
     }
 
     /// `results.json`, in the format of issue 4.
@@ -77,13 +230,17 @@ impl Report {
             .figures
             .iter()
             .map(|figure| {
-                json!({
+                let mut entry = json!({
                     "name": figure.name,
                     "value": figure.value,
                     "unit": figure.unit,
                     "ceiling": figure.ceiling,
                     "ratio": figure.ratio(),
-                })
+                });
+                if let Some((target, met)) = self.verdict(figure) {
+                    entry["target"] = target.json(met);
+                }
+                entry
             })
             .collect();
         let mut text = serde_json::to_string_pretty(&json!({
@@ -94,23 +251,48 @@ impl Report {
         Ok(text)
     }
 
-    /// The figures as a Markdown table.
+    /// The figures as a Markdown table, each with its target and whether it was met.
     pub fn table(&self) -> String {
-        let mut table =
-            String::from("| figure | value | unit | ceiling | ratio |\n|---|---:|---|---:|---:|\n");
+        let mut table = String::from(
+            "| figure | value | unit | ceiling | ratio | target | met |\n\
+             |---|---:|---|---:|---:|---|---|\n",
+        );
         for figure in &self.figures {
             let value = figure.value.map_or_else(|| "missing".to_owned(), number);
             let ceiling = figure.ceiling.map_or_else(|| "–".to_owned(), number);
             let ratio = figure
                 .ratio()
                 .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}"));
+            let (target, met) = match self.verdict(figure) {
+                None => ("–".to_owned(), "–"),
+                Some((target, met)) => (
+                    target.describe(&figure.unit),
+                    match met {
+                        Some(true) => "met",
+                        Some(false) => "**missed**",
+                        None if !self.judged => "not judged",
+                        None => "not measured",
+                    },
+                ),
+            };
             let _ = writeln!(
                 table,
-                "| `{}` | {value} | {} | {ceiling} | {ratio} |",
+                "| `{}` | {value} | {} | {ceiling} | {ratio} | {target} | {met} |",
                 figure.name, figure.unit
             );
         }
         table
+    }
+
+    /// How many judged figures met and missed their targets.
+    pub fn verdicts(&self) -> (usize, usize) {
+        let verdicts: Vec<bool> = self
+            .figures
+            .iter()
+            .filter_map(|figure| self.verdict(figure)?.1)
+            .collect();
+        let met = verdicts.iter().filter(|met| **met).count();
+        (met, verdicts.len() - met)
     }
 
     /// The Markdown page: the table, what each figure measures, the machine and the command.
@@ -134,8 +316,13 @@ impl Report {
             for figure in notes {
                 let _ = writeln!(
                     page,
-                    "- `{}` is missing: {}",
+                    "- `{}`{} {}",
                     figure.name,
+                    if figure.value.is_some() {
+                        ":"
+                    } else {
+                        " is missing:"
+                    },
                     figure.note.as_deref().unwrap_or_default()
                 );
             }
@@ -146,9 +333,10 @@ impl Report {
              - `e2e_sqlite_hello`: on a fresh SQLite file with the embedded default (database \
              queue, database storage), {e2e} Hello message changes written with plain SQL in \
              statements of 1000 rows, each its own transaction (half inserts, then a quarter \
-             updates, then a quarter deletes), then the real worker (`pubsync_cli::App`, \
-             `Worker::run` until empty); timed from the first write until the last change is in \
-             the storage table, median of {e2e_runs} runs. The result is checked (row count, \
+             updates, then a quarter deletes), by the application on a connection of its own, \
+             while the real worker (`pubsync_cli::App`, `Worker::run`) runs, as in production; \
+             timed from the first write until the last change is in the storage table, median \
+             of {e2e_runs} runs. The result is checked (row count, \
              values, empty outbox) before a figure is reported. Ceiling: the same number of rows \
              written with multi-row INSERTs of 1000 rows into a plain table (WAL, \
              synchronous=NORMAL).\n\
@@ -159,9 +347,46 @@ impl Report {
              present keys, {calls} calls per run. Ceiling on Redis: MGET of the same keys on the \
              same connection; on a database: `SELECT \"key\", \"data\" … WHERE \"key\" = \
              ANY($1)` (one array parameter) on PostgreSQL, `… WHERE \"key\" IN (…)` with bound \
-             keys elsewhere, on the same kind of pooled diesel connection. Each ceiling decodes \
-             the values into `serde_json::Value` as the client contract does.\n\
+             keys elsewhere, kept prepared, on the same kind of pooled diesel connection. Each \
+             ceiling decodes the values into `serde_json::Value` as the client contract does.\n\
+             - `capture_*`: the changes of `e2e_sqlite_hello` ({e2e}, in statements of 1000 \
+             rows) written into a set-up pubsync database, whose generated triggers write one \
+             outbox row per change; rows/s are outbox rows, checked by count, median of \
+             {e2e_runs} runs on a fresh database each. Ceiling: the same statements against a \
+             plain copy of the table without triggers, in the same database.\n\
+             - `publish_*`: the outbox filled by those changes (not timed), then the real worker \
+             with synchronization off (database storage) until it is empty: outbox, Hello \
+             publisher (published directly, the default with the database queue), storage \
+             table; events/s are outbox \
+             events turned into storage rows, the storage table checked as in \
+             `e2e_sqlite_hello`. Ceiling: what a publisher cannot avoid, with raw SQL: per 1000 \
+             events in capture order, one `SELECT … WHERE id IN (…)` of the source rows, then in \
+             one transaction one multi-row upsert (`INSERT … ON CONFLICT (key) DO UPDATE … \
+             WHERE data changed`) of their storage rows and one `DELETE … WHERE key IN (…)` of \
+             the rows whose source is gone, into a plain copy of the storage table; no outbox, \
+             queue or message encoding.\n\
+             - `worker_rss_*`: the peak resident set (`VmHWM`, the kernel's high-water mark, \
+             read every 5 ms; MB = 10^6 bytes) of the release `pubsync` binary run as its own \
+             process, `pubsync --config … queue:worker:start --stop-when-empty`, on the \
+             embedded default (SQLite, database queue, database storage), with every change \
+             written before it starts and the storage table checked after it exits. \
+             `worker_rss_full_speed`: the {e2e} changes of `e2e_sqlite_hello`. \
+             `worker_rss_backlog_1m`: {backlog} changes (the same mix) waiting in the outbox, \
+             that is {backlog} events, which the relay packs 500 to a queue message (about \
+             {backlog_messages} event messages, relayed 1000 outbox rows per pass while the \
+             worker consumes); in the original's one-event-per-message format it would be \
+             {backlog} queue messages. `worker_rss_backlog_1m_queued`: the same {backlog} changes \
+             already relayed into the event queue before the worker starts ({backlog_messages} \
+             messages of 500 events, as after a consumer outage while the relay kept running), \
+             so that the consumer takes full chunks (about 10,000 events); judged against the \
+             same target. The notes under the table say how long the worker took.\n\
+             \n## Targets\n\nFrom issue 4, in `TARGETS` (`crates/pubsync-bench/src/report.rs`), \
+             judged in every full run (not under `--quick`); a missed target does not fail the \
+             run. `results.json` carries each target beside its figure (`\"target\": {{\"of\", \
+             \"comparison\", \"limit\", \"met\"}}`).\n\
              \n## Machine\n\n{machine}\n\n## Command\n\n```\n{command}\n```\n",
+            backlog = size.backlog_changes,
+            backlog_messages = size.backlog_changes.div_ceil(500),
             e2e = size.e2e_changes,
             e2e_runs = size.e2e_runs,
             sync = size.sync_keys,
@@ -173,7 +398,7 @@ impl Report {
 }
 
 /// A number for people: no decimals above 100, two below.
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     if value.abs() >= 100.0 {
         let digits = format!("{value:.0}");
         let (sign, digits) = digits
@@ -237,6 +462,122 @@ mod tests {
         assert_eq!(number(1_234_567.4), "1,234,567");
         assert_eq!(number(100.0), "100");
         assert_eq!(number(0.456), "0.46");
+    }
+
+    fn figure(name: &str, value: Option<f64>, ceiling: Option<f64>) -> Figure {
+        Figure {
+            name: name.into(),
+            value,
+            unit: "u".into(),
+            ceiling,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn targets_judge_the_value_or_the_ratio_on_the_right_side() {
+        let throughput = target("e2e_sqlite_hello").unwrap();
+        assert_eq!(
+            throughput.met_by(&figure("e2e_sqlite_hello", Some(100_000.0), None)),
+            Some(true)
+        );
+        assert_eq!(
+            throughput.met_by(&figure("e2e_sqlite_hello", Some(99_999.0), Some(1e6))),
+            Some(false)
+        );
+        let memory = target("worker_rss_full_speed").unwrap();
+        assert_eq!(
+            memory.met_by(&figure("worker_rss_full_speed", Some(50.0), None)),
+            Some(true)
+        );
+        assert_eq!(
+            memory.met_by(&figure("worker_rss_full_speed", Some(50.1), None)),
+            Some(false)
+        );
+        let ratio = target("sync_redis").unwrap();
+        assert_eq!(
+            ratio.met_by(&figure("sync_redis", Some(60.0), Some(100.0))),
+            Some(true)
+        );
+        assert_eq!(
+            ratio.met_by(&figure("sync_redis", Some(40.0), Some(100.0))),
+            Some(false)
+        );
+        assert_eq!(ratio.met_by(&figure("sync_redis", Some(40.0), None)), None);
+        assert_eq!(ratio.met_by(&figure("sync_redis", None, Some(1.0))), None);
+        assert_eq!(target("publish_sqlite"), None);
+    }
+
+    #[test]
+    fn every_target_of_issue_4_is_in_the_table_once() {
+        let names: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+        for name in [
+            "e2e_postgres_rabbitmq_redis_hello",
+            "e2e_postgres_rabbitmq_redis_1kb",
+            "e2e_sqlite_hello",
+            "latency_p99_postgres_rabbitmq_redis_1k",
+            "sync_redis",
+            "get_multi_redis",
+            "get_multi_postgres",
+            "get_multi_sqlite",
+            "spryker_shaped_ratio",
+            "worker_rss_full_speed",
+            "worker_rss_backlog_1m",
+            "worker_rss_backlog_1m_queued",
+        ] {
+            assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
+        }
+        assert_eq!(names.len(), 12);
+    }
+
+    #[test]
+    fn the_table_shows_targets_and_verdicts() {
+        let figures = vec![
+            figure("worker_rss_full_speed", Some(60.0), None),
+            figure("sync_redis", Some(60.0), Some(100.0)),
+            Figure::missing("get_multi_redis", "keys/s", "down"),
+            figure("publish_sqlite", Some(1.0), Some(2.0)),
+        ];
+        let report = Report::new("m".into(), figures.clone());
+        let table = report.table();
+        assert!(
+            table.contains("| `worker_rss_full_speed` | 60.00 | u | – | – | ≤ 50 u | **missed** |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| `sync_redis` | 60.00 | u | 100 | 0.60 | ratio ≥ 0.5 | met |"),
+            "{table}"
+        );
+        assert!(table.contains("| ratio ≥ 0.8 | not measured |"), "{table}");
+        assert!(
+            table.contains("| `publish_sqlite` | 1.00 | u | 2.00 | 0.50 | – | – |"),
+            "{table}"
+        );
+        assert_eq!(report.verdicts(), (1, 1));
+
+        let quick = Report::new("m".into(), figures).judged(false);
+        assert!(quick.table().contains("| ≤ 50 u | not judged |"));
+        assert_eq!(quick.verdicts(), (0, 0));
+        let json: serde_json::Value = serde_json::from_str(&quick.json().unwrap()).unwrap();
+        assert_eq!(
+            json["figures"][0]["target"],
+            json!({"of": "value", "comparison": "<=", "limit": 50.0, "met": null})
+        );
+    }
+
+    #[test]
+    fn json_carries_targets_beside_the_required_keys() {
+        let report = Report::new(
+            "m".into(),
+            vec![figure("sync_redis", Some(40.0), Some(100.0))],
+        );
+        let json: serde_json::Value = serde_json::from_str(&report.json().unwrap()).unwrap();
+        assert_eq!(
+            json["figures"][0],
+            json!({"name": "sync_redis", "value": 40.0, "unit": "u", "ceiling": 100.0,
+                   "ratio": 0.4, "target": {"of": "ratio", "comparison": ">=", "limit": 0.5,
+                   "met": false}})
+        );
     }
 
     #[test]
