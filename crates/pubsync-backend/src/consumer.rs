@@ -86,14 +86,12 @@ pub struct EventConsumer {
     config: ConsumerConfig,
 }
 
-struct Item {
-    transfer: EventEntityTransfer,
-    retry: u32,
-}
-
 struct Group {
     publisher: Arc<dyn Publisher>,
-    items: Vec<Item>,
+    /// The events, handed to the publisher as slices of this vector (no copies).
+    transfers: Vec<EventEntityTransfer>,
+    /// How often each event (same index) was tried before.
+    retries: Vec<u32>,
     by_id: HashMap<i64, usize>,
 }
 
@@ -118,22 +116,23 @@ impl EventBatch {
         let key = (publisher.name().to_owned(), event_name.to_owned());
         let group = self.groups.entry(key).or_insert_with(|| Group {
             publisher: publisher.clone(),
-            items: Vec::new(),
+            transfers: Vec::new(),
+            retries: Vec::new(),
             by_id: HashMap::new(),
         });
         for transfer in transfers {
             match transfer.id.and_then(|id| group.by_id.get(&id).copied()) {
                 Some(index) => {
-                    let item = &mut group.items[index];
-                    item.transfer.absorb(transfer);
-                    item.retry = item.retry.min(retry);
+                    group.transfers[index].absorb(transfer);
+                    group.retries[index] = group.retries[index].min(retry);
                     self.collapsed += 1;
                 }
                 None => {
                     if let Some(id) = transfer.id {
-                        group.by_id.insert(id, group.items.len());
+                        group.by_id.insert(id, group.transfers.len());
                     }
-                    group.items.push(Item { transfer, retry });
+                    group.transfers.push(transfer);
+                    group.retries.push(retry);
                 }
             }
         }
@@ -248,44 +247,41 @@ impl EventConsumer {
         let max_bulk = self.config.max_bulk.max(1);
         for ((listener, event_name), group) in batch.groups {
             let group = Arc::new(group);
-            for first in (0..group.items.len()).step_by(max_bulk) {
-                let slice = first..(first + max_bulk).min(group.items.len());
+            for first in (0..group.transfers.len()).step_by(max_bulk) {
+                let slice = first..(first + max_bulk).min(group.transfers.len());
                 let context = self.context.clone();
                 let event = event_name.clone();
-                let items = group.clone();
+                let shared = group.clone();
                 let bulk = slice.clone();
                 let failures = tokio::task::spawn_blocking(move || {
-                    let transfers: Vec<EventEntityTransfer> = items.items[bulk]
-                        .iter()
-                        .map(|item| item.transfer.clone())
-                        .collect();
-                    handle_with_fallback(&*items.publisher, &context, &event, &transfers)
+                    let transfers = &shared.transfers[bulk];
+                    handle_with_fallback(&*shared.publisher, &context, &event, transfers)
                 })
                 .await
                 .expect("handle_with_fallback catches panics");
                 outcome.handled += slice.len() - failures.len();
                 for (index, reason) in failures {
-                    let item = &group.items[first + index];
-                    let mut message = EventQueueMessage::batch(
-                        &listener,
-                        &event_name,
-                        vec![item.transfer.clone()],
+                    let (transfer, retry) = (
+                        &group.transfers[first + index],
+                        group.retries[first + index],
                     );
-                    message.retry = item.retry;
-                    if item.retry < self.config.max_retries {
-                        tracing::warn!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
-                            retry = item.retry + 1, error = %reason, "event failed, retrying");
+                    let mut message =
+                        EventQueueMessage::batch(&listener, &event_name, vec![transfer.clone()]);
+                    message.retry = retry;
+                    if retry < self.config.max_retries {
+                        tracing::warn!(queue = queue_name, listener = %listener, event = %event_name, id = ?transfer.id,
+                            retry = retry + 1, error = %reason, "event failed, retrying");
                         message.retry += 1;
                         message.retry_message = Some(format!("Retry on: {reason}"));
                         let delay = self
                             .config
                             .retry_delay
-                            .saturating_mul(2u32.saturating_pow(item.retry));
+                            .saturating_mul(2u32.saturating_pow(retry));
                         settlement.retry.push((message.encode(), delay));
                         outcome.retried += 1;
                     } else {
-                        tracing::error!(queue = queue_name, listener = %listener, event = %event_name, id = ?item.transfer.id,
-                            retries = item.retry, error = %reason, "event failed, moved to the error queue");
+                        tracing::error!(queue = queue_name, listener = %listener, event = %event_name, id = ?transfer.id,
+                            retries = retry, error = %reason, "event failed, moved to the error queue");
                         message.error_message = Some(reason);
                         settlement.error.push(message.encode());
                         outcome.failed += 1;

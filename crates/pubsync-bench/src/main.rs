@@ -33,10 +33,6 @@ use anyhow::{Context as _, bail};
 use pubsync_database::Dialect;
 use report::{Figure, Report};
 
-/// The allocator of the `pubsync` binary, so that the bench measures what users run.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 
   --quick          small N, for CI: the benchmark keeps running, its figures mean little

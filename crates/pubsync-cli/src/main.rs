@@ -11,11 +11,6 @@ use pubsync_cli::{App, Settings, demo};
 use pubsync_queue_extension::Queue as _;
 use pubsync_storage_extension::StorageReader as _;
 
-/// mimalloc rather than glibc's malloc: the worker allocates per event (decoded transfers,
-/// keys, bound values), and glibc's allocator took a quarter of its instructions.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Publish & Synchronize: keeps a key-value read model of your database's tables in step.
 ///
 /// Configuration: PUBSYNC_DATABASE_URL (default sqlite://pubsync.db), PUBSYNC_QUEUE_URL
