@@ -68,7 +68,7 @@ mod bench {
     use anyhow::{Context, Result};
 
     /// The features the benchmark is built with: every backend it can measure.
-    const FEATURES: &str = "postgres";
+    const FEATURES: &str = "postgres,mysql,rabbitmq,redis";
 
     /// Builds and runs `pubsync-bench` in release from the workspace root; it checks its own
     /// arguments.
