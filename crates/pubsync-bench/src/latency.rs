@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::Size;
 use crate::report::Figure;
-use crate::servers::{Payload, Pipeline, Servers, insert_statement, mget};
+use crate::servers::{Payload, Pipeline, Servers, both, insert_statement, mget};
 
 /// Rows per transaction.
 const ROWS_PER_COMMIT: usize = 10;
@@ -36,9 +36,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Figure>> {
     };
     let pipeline = Pipeline::start(&servers, "").await?;
     let result = measure(&pipeline, size.latency_seconds).await;
-    let report = pipeline.finish().await;
-    let mut latencies = result?;
-    let report = report?;
+    let (mut latencies, report) = both(result, pipeline.finish().await)?;
     ensure!(
         report.failed == 0 && report.retried == 0,
         "the worker failed or retried events: {report:?}"
@@ -143,6 +141,7 @@ async fn measure(pipeline: &Pipeline, seconds: u64) -> anyhow::Result<Vec<Durati
                 }
                 outstanding = still;
             }
+            pipeline.ensure_running()?;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         anyhow::Ok(())

@@ -155,7 +155,13 @@ pub fn insert_statement(
 }
 
 /// The three phases of `changes` entity changes: ids `1..=inserts` are inserted, `1..=updates`
-/// updated, and the last `deletes` of the inserted ids deleted (as the SQLite scenario does).
+/// updated, and the last `deletes` of the inserted ids deleted (as the SQLite scenario does);
+/// then one more row, the sentinel, is inserted to mark the end.
+///
+/// A deleted key is absent from Redis both before its insert arrives and after its delete (a
+/// delete that meets its insert in one chunk leaves no trace at all), so absence alone says
+/// nothing. With one worker the changes reach Redis in commit order, so once the sentinel is
+/// there every earlier change is too, and absence then means deleted.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
     inserts: usize,
@@ -177,9 +183,14 @@ impl Plan {
         }
     }
 
-    /// Keys left at the end.
+    /// Keys left at the end, the sentinel not counted.
     pub fn remaining(self) -> usize {
         self.inserts - self.deletes
+    }
+
+    /// The id of the row inserted last.
+    fn sentinel(self) -> usize {
+        self.inserts + 1
     }
 
     /// The statements that write the changes, in order, at most [`BATCH`] rows each; plain
@@ -213,10 +224,17 @@ impl Plan {
                  WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
             ));
         }
+        statements.push(insert_statement(
+            "spy_hello_spryker_message",
+            "id_hello_spryker_message",
+            self.payload,
+            self.sentinel(),
+            self.sentinel(),
+        ));
         statements
     }
 
-    /// What Redis must hold at the end, key by key; the last change of each kind last.
+    /// What Redis must hold at the end, key by key; the sentinel last.
     fn expected(self) -> Vec<Expected> {
         let mut expected: Vec<Expected> = (1..=self.remaining())
             .map(|id| Expected::Value {
@@ -229,6 +247,10 @@ impl Plan {
             })
             .collect();
         expected.extend((self.remaining() + 1..=self.inserts).map(|id| Expected::Deleted { id }));
+        expected.push(Expected::Value {
+            id: self.sentinel(),
+            message: self.payload.inserted(self.sentinel()),
+        });
         expected
     }
 }
@@ -238,8 +260,7 @@ impl Plan {
 enum Expected {
     /// `kv:message:<id>` holds `{"name": "name <id>", "message": <message>, …}`.
     Value { id: usize, message: String },
-    /// `kv:message:<id>` is gone and its delete's tombstone is there (so the delete, not a
-    /// missing insert, is what is seen).
+    /// `kv:message:<id>` is absent (once the sentinel is there, see [`Plan`]).
     Deleted { id: usize },
 }
 
@@ -250,8 +271,8 @@ impl Expected {
         }
     }
 
-    /// Whether `value` (of the `kv:` key) and `tombstone` show the final state.
-    fn holds(&self, value: Option<&str>, tombstone: Option<&str>) -> bool {
+    /// Whether `value` (of the `kv:` key) shows the final state.
+    fn holds(&self, value: Option<&str>) -> bool {
         match self {
             Self::Value { id, message } => value
                 .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
@@ -259,7 +280,7 @@ impl Expected {
                     json["name"].as_str() == Some(&format!("name {id}"))
                         && json["message"].as_str() == Some(message)
                 }),
-            Self::Deleted { .. } => value.is_none() && tombstone.is_some(),
+            Self::Deleted { .. } => value.is_none(),
         }
     }
 }
@@ -398,6 +419,19 @@ impl Pipeline {
         delete_keys(&self.storage, &format!("{}*", self.key_prefix)).await
     }
 
+    /// Fails when the worker has stopped (it only stops on an error before [`finish`]).
+    ///
+    /// [`finish`]: Self::finish
+    pub fn ensure_running(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.worker
+                .as_ref()
+                .is_some_and(|worker| !worker.is_finished()),
+            "the worker stopped (its error follows when the pipeline finishes)"
+        );
+        Ok(())
+    }
+
     /// How many `kv:` keys the pipeline's prefix holds.
     pub async fn count_keys(&self) -> anyhow::Result<usize> {
         Ok(scan(&self.storage, &format!("{}kv:*", self.key_prefix))
@@ -409,6 +443,16 @@ impl Pipeline {
 impl Drop for Pipeline {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Both results, or the first error; when both failed, the worker's error (which usually
+/// explains the run's) with the run's as context.
+pub fn both<T, U>(run: anyhow::Result<T>, worker: anyhow::Result<U>) -> anyhow::Result<(T, U)> {
+    match (run, worker) {
+        (Ok(run), Ok(worker)) => Ok((run, worker)),
+        (Err(run), Err(worker)) => Err(worker.context(format!("{run:#}"))),
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
     }
 }
 
@@ -454,48 +498,29 @@ pub async fn mget(storage: &RedisStorage, keys: &[String]) -> anyhow::Result<Vec
 }
 
 /// Waits until Redis holds `expected`, and returns when the last key was seen in its final
-/// state. First polls the last change of each kind (cheap, every millisecond), then checks
-/// every key, again and again for those not there yet. Fails when nothing moves for
-/// [`STUCK_AFTER`].
-async fn wait_for(storage: &RedisStorage, expected: Vec<Expected>) -> anyhow::Result<Instant> {
+/// state. First polls the sentinel (the last item, cheap, every millisecond), then checks every
+/// key, again and again for those not there yet. Fails when the worker stops, or nothing moves
+/// for [`STUCK_AFTER`].
+async fn wait_for(pipeline: &Pipeline, expected: Vec<Expected>) -> anyhow::Result<Instant> {
+    let storage = pipeline.storage();
     let keys = |items: &[Expected]| -> Vec<String> {
         items
             .iter()
-            .flat_map(|item| {
-                let key = format!("message:{}", item.id());
-                [storage.redis_key(&key), storage.tombstone_key(&key)]
-            })
+            .map(|item| storage.redis_key(&format!("message:{}", item.id())))
             .collect()
     };
-    let mut probe: Vec<Expected> = Vec::new();
-    if let Some(last) = expected
-        .iter()
-        .rev()
-        .find(|e| matches!(e, Expected::Deleted { .. }))
-    {
-        probe.push(last.clone());
-    }
-    if let Some(last) = expected
-        .iter()
-        .filter(|e| matches!(e, Expected::Value { .. }))
-        .max_by_key(|e| e.id())
-    {
-        probe.push(last.clone());
-    }
-    let probe_keys = keys(&probe);
-    let mut progress = Instant::now();
+    let sentinel = expected.last().context("nothing expected")?.clone();
+    let sentinel_key = keys(std::slice::from_ref(&sentinel));
+    let started = Instant::now();
     loop {
-        let values = mget(storage, &probe_keys).await?;
-        if probe
-            .iter()
-            .zip(values.chunks(2))
-            .all(|(item, pair)| item.holds(pair[0].as_deref(), pair[1].as_deref()))
-        {
+        let values = mget(storage, &sentinel_key).await?;
+        if sentinel.holds(values[0].as_deref()) {
             break;
         }
+        pipeline.ensure_running()?;
         ensure!(
-            progress.elapsed() < STUCK_AFTER * 5,
-            "the last changes did not reach Redis within {:?}",
+            started.elapsed() < STUCK_AFTER * 5,
+            "the last change did not reach Redis within {:?}",
             STUCK_AFTER * 5
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -503,14 +528,14 @@ async fn wait_for(storage: &RedisStorage, expected: Vec<Expected>) -> anyhow::Re
 
     let mut outstanding = expected;
     let mut last_seen = Instant::now();
-    progress = Instant::now();
+    let mut progress = Instant::now();
     loop {
         let mut next = Vec::new();
         for chunk in outstanding.chunks(CHECK_CHUNK) {
             let values = mget(storage, &keys(chunk)).await?;
             let now = Instant::now();
-            for (item, pair) in chunk.iter().zip(values.chunks(2)) {
-                if item.holds(pair[0].as_deref(), pair[1].as_deref()) {
+            for (item, value) in chunk.iter().zip(values) {
+                if item.holds(value.as_deref()) {
                     last_seen = now;
                 } else {
                     next.push(item.clone());
@@ -523,6 +548,7 @@ async fn wait_for(storage: &RedisStorage, expected: Vec<Expected>) -> anyhow::Re
         if next.len() < outstanding.len() {
             progress = Instant::now();
         }
+        pipeline.ensure_running()?;
         ensure!(
             progress.elapsed() < STUCK_AFTER,
             "{} keys did not reach their final state within {STUCK_AFTER:?}, e.g. {:?}",
@@ -554,19 +580,17 @@ pub async fn pipeline_run(
         let started = Instant::now();
         pipeline.write(statements).await?;
         let written = started.elapsed();
-        let visible = wait_for(pipeline.storage(), plan.expected()).await? - started;
+        let visible = wait_for(&pipeline, plan.expected()).await? - started;
         let keys = pipeline.count_keys().await?;
         ensure!(
-            keys == plan.remaining(),
-            "{keys} kv: keys in Redis, expected {}",
+            keys == plan.remaining() + 1,
+            "{keys} kv: keys in Redis, expected {} and the sentinel",
             plan.remaining()
         );
         anyhow::Ok((written, visible))
     }
     .await;
-    let report = pipeline.finish().await;
-    let (written, visible) = result?;
-    let report = report?;
+    let ((written, visible), report) = both(result, pipeline.finish().await)?;
     eprintln!(
         "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
          (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
@@ -659,9 +683,9 @@ mod tests {
     #[test]
     fn the_plan_adds_up_and_expects_every_key() {
         let plan = Plan::new(2_000, Payload::Hello);
-        assert_eq!(plan.statements().len(), 3);
+        assert_eq!(plan.statements().len(), 3 + 1);
         let expected = plan.expected();
-        assert_eq!(expected.len(), plan.inserts);
+        assert_eq!(expected.len(), plan.inserts + 1);
         assert_eq!(
             expected[0],
             Expected::Value {
@@ -669,8 +693,15 @@ mod tests {
                 message: "updated 1".into()
             }
         );
-        assert_eq!(expected.last(), Some(&Expected::Deleted { id: 1000 }));
-        assert_eq!(Plan::new(100_000, Payload::Hello).statements().len(), 100);
+        assert_eq!(expected[999], Expected::Deleted { id: 1000 });
+        assert_eq!(
+            expected.last(),
+            Some(&Expected::Value {
+                id: 1001,
+                message: "Hello Spryker! 1001".into()
+            })
+        );
+        assert_eq!(Plan::new(100_000, Payload::Hello).statements().len(), 101);
     }
 
     #[test]
@@ -690,18 +721,13 @@ mod tests {
             id: 7,
             message: "updated 7".into(),
         };
-        assert!(value.holds(
-            Some(r#"{"name":"name 7","message":"updated 7","_timestamp":1.5}"#),
-            None
-        ));
-        assert!(!value.holds(Some(r#"{"name":"name 7","message":"Hello"}"#), None));
-        assert!(!value.holds(None, None));
+        assert!(value.holds(Some(
+            r#"{"name":"name 7","message":"updated 7","_timestamp":1.5}"#
+        )));
+        assert!(!value.holds(Some(r#"{"name":"name 7","message":"Hello"}"#)));
+        assert!(!value.holds(None));
         let deleted = Expected::Deleted { id: 7 };
-        assert!(deleted.holds(None, Some("1.5")));
-        assert!(
-            !deleted.holds(None, None),
-            "not inserted yet is not deleted"
-        );
-        assert!(!deleted.holds(Some("{}"), Some("1.5")));
+        assert!(deleted.holds(None));
+        assert!(!deleted.holds(Some("{}")));
     }
 }
