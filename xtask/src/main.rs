@@ -24,8 +24,10 @@ commands:
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
       (target/bench/benchmarks.md for --quick or --scenario); --quick uses a small N (CI);
-      NAME is one of e2e_sqlite_hello, sync_redis, get_multi_redis, get_multi_sqlite,
-      get_multi_postgres";
+      NAME is one of e2e_sqlite_hello, e2e_postgres_rabbitmq_redis_hello,
+      e2e_postgres_rabbitmq_redis_1kb, e2e_mysql_rabbitmq_redis_hello,
+      latency_postgres_rabbitmq_redis_1k, spryker_shaped_ratio, sync_redis, queue_rabbitmq,
+      get_multi_redis, get_multi_sqlite, get_multi_postgres";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -67,7 +69,8 @@ mod bench {
 
     use anyhow::{Context, Result};
 
-    /// The features the benchmark is built with: every backend it can measure.
+    /// The features the benchmark is built with: every backend it can measure (the server
+    /// scenarios need all four).
     const FEATURES: &str = "postgres,mysql,rabbitmq,redis";
 
     /// Builds and runs `pubsync-bench` in release from the workspace root; it checks its own

@@ -255,7 +255,7 @@ async fn raw_run(url: &str, messages: usize) -> anyhow::Result<Duration> {
                     )
                     .await?;
                 published += 1;
-                if published % BATCH as u64 == 0 || i + 1 == messages {
+                if published.is_multiple_of(BATCH as u64) || i + 1 == messages {
                     let mut receiver = status.subscribe();
                     let confirmed = receiver
                         .wait_for(|c| c.through >= published || c.closed)
