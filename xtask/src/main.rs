@@ -24,9 +24,12 @@ commands:
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
       (target/bench/benchmarks.md for --quick or --scenario); --quick uses a small N (CI);
-      NAME is one of e2e_sqlite_hello, capture_sqlite, capture_postgres, publish_sqlite,
-      publish_postgres, sync_redis, get_multi_redis, get_multi_sqlite, get_multi_postgres,
-      worker_rss_full_speed, worker_rss_backlog_1m, worker_rss_backlog_1m_queued";
+      NAME is one of e2e_sqlite_hello, e2e_postgres_rabbitmq_redis_hello,
+      e2e_postgres_rabbitmq_redis_1kb, e2e_mysql_rabbitmq_redis_hello,
+      latency_postgres_rabbitmq_redis_1k, spryker_shaped_ratio, capture_sqlite,
+      capture_postgres, publish_sqlite, publish_postgres, sync_redis, queue_rabbitmq,
+      get_multi_redis, get_multi_sqlite, get_multi_postgres, worker_rss_full_speed,
+      worker_rss_backlog_1m, worker_rss_backlog_1m_queued";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,8 +71,9 @@ mod bench {
 
     use anyhow::{Context, Result};
 
-    /// The features the benchmark is built with: every backend it can measure.
-    const FEATURES: &str = "postgres";
+    /// The features the benchmark is built with: every backend it can measure (the server
+    /// scenarios need all four).
+    const FEATURES: &str = "postgres,mysql,rabbitmq,redis";
 
     /// Builds `pubsync-bench` and the `pubsync` binary (whose worker the memory scenarios run
     /// as a process of its own; built in the same invocation, so it shares the bench's

@@ -7,16 +7,20 @@
 //! scenario, `target/bench/benchmarks.md` after `--quick` or `--scenario`, so a quick run never
 //! replaces the committed figures.
 //!
-//! A scenario whose server (Redis, PostgreSQL) is unreachable records its figure as missing
-//! (`value` null) with a note on stderr, or fails under `CI=true`, as the tests do
-//! ([`pubsync_test_support::require`]).
+//! A scenario whose server (Redis, PostgreSQL, MySQL, RabbitMQ) is unreachable records its
+//! figures as missing (`value` null) with a note on stderr, or fails under `CI=true`, as the
+//! tests do ([`pubsync_test_support::require`]).
+//!
+//! The server scenarios (`servers`, `latency`, `spryker`, `queue`: PostgreSQL/MySQL +
+//! RabbitMQ + Redis end to end, latency at a fixed offered load, the Spryker-shaped run and the
+//! RabbitMQ step) need the `postgres`, `mysql`, `rabbitmq` and `redis` features, which
+//! `cargo xtask bench` turns on; without them their figures are missing.
 //!
 //! Figures with a target of issue 4 are judged against it in the report ([`report::TARGETS`]),
 //! never in a test.
 //!
-//! What it deliberately does not do (yet): the PostgreSQL/MySQL + RabbitMQ + Redis end-to-end
-//! scenarios, latency at a fixed offered load, the Spryker-shaped run; the capture and publish
-//! steps on MySQL; the worker's memory on PostgreSQL + RabbitMQ + Redis; see issue 4.
+//! What it deliberately does not do (yet): the capture and publish steps on MySQL; the worker's
+//! memory on PostgreSQL + RabbitMQ + Redis; latency at full speed; see issue 4.
 
 mod e2e;
 mod memory;
@@ -24,6 +28,56 @@ mod read;
 mod report;
 mod steps;
 mod sync;
+
+#[cfg(all(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "rabbitmq",
+    feature = "redis"
+))]
+mod latency;
+#[cfg(all(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "rabbitmq",
+    feature = "redis"
+))]
+mod queue;
+#[cfg(all(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "rabbitmq",
+    feature = "redis"
+))]
+mod servers;
+#[cfg(all(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "rabbitmq",
+    feature = "redis"
+))]
+mod spryker;
+
+/// Without the server features: the server scenarios' figures are missing.
+#[cfg(not(all(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "rabbitmq",
+    feature = "redis"
+)))]
+mod servers {
+    use crate::Size;
+    use crate::report::Figure;
+
+    pub async fn run(name: &str, _size: Size) -> anyhow::Result<Vec<Figure>> {
+        Ok(vec![Figure::missing(
+            name,
+            "",
+            "built without the postgres, mysql, rabbitmq and redis features \
+             (cargo xtask bench turns them on)",
+        )])
+    }
+}
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,19 +91,30 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 
   --quick          small N, for CI: the benchmark keeps running, its figures mean little
   --scenario NAME  run one scenario alone; NAME is one of:
-                   e2e_sqlite_hello, capture_sqlite, capture_postgres, publish_sqlite,
-                   publish_postgres, sync_redis, get_multi_redis, get_multi_sqlite,
+                   e2e_sqlite_hello, e2e_postgres_rabbitmq_redis_hello,
+                   e2e_postgres_rabbitmq_redis_1kb, e2e_mysql_rabbitmq_redis_hello,
+                   latency_postgres_rabbitmq_redis_1k, spryker_shaped_ratio,
+                   capture_sqlite, capture_postgres, publish_sqlite, publish_postgres,
+                   sync_redis, queue_rabbitmq, get_multi_redis, get_multi_sqlite,
                    get_multi_postgres, worker_rss_full_speed, worker_rss_backlog_1m,
                    worker_rss_backlog_1m_queued";
 
-/// Every scenario, in the order they run; each yields the figure of the same name.
-pub const SCENARIOS: [&str; 12] = [
+/// Every scenario, in the order they run; each yields the figure of the same name, except
+/// `latency_postgres_rabbitmq_redis_1k` (`latency_p50_…_1k`, `latency_p99_…_1k`) and
+/// `spryker_shaped_ratio` (also `e2e_postgres_rabbitmq_redis_spryker_shaped`).
+pub const SCENARIOS: [&str; 18] = [
     "e2e_sqlite_hello",
+    "e2e_postgres_rabbitmq_redis_hello",
+    "e2e_postgres_rabbitmq_redis_1kb",
+    "e2e_mysql_rabbitmq_redis_hello",
+    "latency_postgres_rabbitmq_redis_1k",
+    "spryker_shaped_ratio",
     "capture_sqlite",
     "capture_postgres",
     "publish_sqlite",
     "publish_postgres",
     "sync_redis",
+    "queue_rabbitmq",
     "get_multi_redis",
     "get_multi_sqlite",
     "get_multi_postgres",
@@ -73,6 +138,12 @@ pub struct Size {
     pub runs: usize,
     /// Entity changes waiting when the worker starts, for `worker_rss_backlog_1m`.
     pub backlog_changes: usize,
+    /// Seconds of offered load in the latency scenario.
+    pub latency_seconds: u64,
+    /// Entity changes of each side of the Spryker-shaped ratio.
+    pub spryker_changes: usize,
+    /// Messages through the queue step.
+    pub queue_messages: usize,
 }
 
 impl Size {
@@ -85,6 +156,9 @@ impl Size {
                 get_multi_calls: 200,
                 runs: 3,
                 backlog_changes: 20_000,
+                latency_seconds: 1,
+                spryker_changes: 2_000,
+                queue_messages: 5_000,
             }
         } else {
             Self {
@@ -94,6 +168,9 @@ impl Size {
                 get_multi_calls: 2_000,
                 runs: 5,
                 backlog_changes: 1_000_000,
+                latency_seconds: 10,
+                spryker_changes: 20_000,
+                queue_messages: 100_000,
             }
         }
     }
@@ -144,43 +221,58 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         }
         eprintln!("bench: {name} …");
         let started = Instant::now();
-        let figure = match name {
-            "e2e_sqlite_hello" => runtime.block_on(e2e::sqlite_hello(size))?,
-            "capture_sqlite" => runtime.block_on(steps::capture(name, Dialect::Sqlite, size))?,
+        let scenario_figures = match name {
+            "e2e_sqlite_hello" => vec![runtime.block_on(e2e::sqlite_hello(size))?],
+            "capture_sqlite" => {
+                vec![runtime.block_on(steps::capture(name, Dialect::Sqlite, size))?]
+            }
             "capture_postgres" => {
-                runtime.block_on(steps::capture(name, Dialect::Postgres, size))?
+                vec![runtime.block_on(steps::capture(name, Dialect::Postgres, size))?]
             }
-            "publish_sqlite" => runtime.block_on(steps::publish(name, Dialect::Sqlite, size))?,
+            "publish_sqlite" => {
+                vec![runtime.block_on(steps::publish(name, Dialect::Sqlite, size))?]
+            }
             "publish_postgres" => {
-                runtime.block_on(steps::publish(name, Dialect::Postgres, size))?
+                vec![runtime.block_on(steps::publish(name, Dialect::Postgres, size))?]
             }
-            "worker_rss_full_speed" => runtime.block_on(memory::worker_rss(
+            "worker_rss_full_speed" => vec![runtime.block_on(memory::worker_rss(
                 name,
                 size.e2e_changes,
                 memory::Backlog::Outbox,
-            ))?,
-            "worker_rss_backlog_1m" => runtime.block_on(memory::worker_rss(
+            ))?],
+            "worker_rss_backlog_1m" => vec![runtime.block_on(memory::worker_rss(
                 name,
                 size.backlog_changes,
                 memory::Backlog::Outbox,
-            ))?,
-            "worker_rss_backlog_1m_queued" => runtime.block_on(memory::worker_rss(
+            ))?],
+            "worker_rss_backlog_1m_queued" => vec![runtime.block_on(memory::worker_rss(
                 name,
                 size.backlog_changes,
                 memory::Backlog::Queue,
-            ))?,
-            "sync_redis" => runtime.block_on(sync::redis(size))?,
-            "get_multi_redis" => runtime.block_on(read::redis(size))?,
-            "get_multi_sqlite" => runtime.block_on(read::database(Dialect::Sqlite, name, size))?,
-            "get_multi_postgres" => runtime.block_on(read::postgres(name, size))?,
+            ))?],
+            "sync_redis" => vec![runtime.block_on(sync::redis(size))?],
+            "get_multi_redis" => vec![runtime.block_on(read::redis(size))?],
+            "get_multi_sqlite" => {
+                vec![runtime.block_on(read::database(Dialect::Sqlite, name, size))?]
+            }
+            "get_multi_postgres" => vec![runtime.block_on(read::postgres(name, size))?],
+            "e2e_postgres_rabbitmq_redis_hello"
+            | "e2e_postgres_rabbitmq_redis_1kb"
+            | "e2e_mysql_rabbitmq_redis_hello"
+            | "latency_postgres_rabbitmq_redis_1k"
+            | "spryker_shaped_ratio"
+            | "queue_rabbitmq" => runtime.block_on(servers::run(name, size))?,
             _ => unreachable!("every scenario has an arm"),
         };
-        eprintln!(
-            "bench: {name}: {} ({:.1} s)",
-            figure.summary(),
-            started.elapsed().as_secs_f64()
-        );
-        figures.push(figure);
+        for figure in scenario_figures {
+            eprintln!(
+                "bench: {}: {} ({:.1} s)",
+                figure.name,
+                figure.summary(),
+                started.elapsed().as_secs_f64()
+            );
+            figures.push(figure);
+        }
     }
 
     let root = workspace_root();

@@ -340,6 +340,31 @@ impl Report {
              values, empty outbox) before a figure is reported. Ceiling: the same number of rows \
              written with multi-row INSERTs of 1000 rows into a plain table (WAL, \
              synchronous=NORMAL).\n\
+             - `e2e_postgres_rabbitmq_redis_*`, `e2e_mysql_rabbitmq_redis_hello`: the same {e2e} \
+             changes on a fresh PostgreSQL or MySQL/MariaDB database with RabbitMQ as the queue \
+             and Redis as the storage (`App` from a `pubsync.toml` with its own queue and key \
+             prefixes, defaults otherwise), the worker running before the first write; then one \
+             more row (the sentinel) marks the end. Timed from the first write until every key \
+             is seen in its final state in Redis (values by MGET, deleted keys absent once the \
+             sentinel is there, key count), median of {e2e_runs} runs. `_hello`: Hello rows \
+             (stored JSON ~80 bytes); `_1kb`: the message padded so the stored JSON is ~1 KB \
+             (inserts and updates alike). Ceiling: the same rows as multi-row INSERTs of 1000 \
+             into a plain table on the same server.\n\
+             - `latency_p50/p99_postgres_rabbitmq_redis_1k`: PostgreSQL + RabbitMQ + Redis, the \
+             worker running, an offered load of 1,000 changes/s (10 new rows in one \
+             transaction every 10 ms) for {latency} s; a poller MGETs the keys not yet visible \
+             every millisecond; commit to first seen in Redis, per key.\n\
+             - `spryker_shaped_ratio`: {spryker} changes on PostgreSQL + RabbitMQ + Redis with \
+             pubsync's defaults, over the same pipeline configured like the original \
+             (`e2e_postgres_rabbitmq_redis_spryker_shaped`: one message per event and listener \
+             in the original's format, chunks of 500 messages, one change per sync message, an \
+             idle poll of 1 s); medians of {e2e_runs} runs each. Generous to the original, whose \
+             worker takes one chunk per queue per second.\n\
+             - `queue_rabbitmq`: {queue} messages of 256 bytes through pubsync's `RabbitQueue` \
+             (persistent, `send` in batches of 500 each waiting for its publisher confirms, \
+             while `receive` of 500 + `settle` acknowledges on the same connection). Ceiling: \
+             the same with raw amqprs (default exchange, confirms per 500, prefetch 500, \
+             multiple acks).\n\
              - `sync_redis`: `RedisStorage::apply` (the versioned Lua script) of {sync} writes of \
              new keys in chunks of 1000. Ceiling: pipelined SET of the same keys and values, \
              1000 per pipeline.\n\
@@ -390,6 +415,9 @@ impl Report {
             e2e = size.e2e_changes,
             e2e_runs = size.e2e_runs,
             sync = size.sync_keys,
+            latency = size.latency_seconds,
+            spryker = size.spryker_changes,
+            queue = size.queue_messages,
             calls = size.get_multi_calls,
             machine = self.machine,
         );

@@ -1,0 +1,733 @@
+//! End to end on the production servers: PostgreSQL or MySQL/MariaDB + RabbitMQ + Redis.
+//!
+//! Each run gets a fresh database ([`TestDatabase`]), its own queue-name prefix and Redis key
+//! prefix, and builds the real pipeline with [`App`] from a temporary `pubsync.toml`. The worker
+//! is started before the writes, as in production; the changes are then written with plain SQL
+//! and the run is timed from the first write until the last change is visible in Redis. The
+//! final state is checked key by key (values, deletions) before a figure is reported.
+//!
+//! The latency scenario ([`crate::latency`]), the Spryker-shaped run ([`crate::spryker`]) and
+//! the RabbitMQ step ([`crate::queue`]) live beside this module and use its [`Pipeline`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use diesel::RunQueryDsl as _;
+use diesel::sql_types::BigInt;
+use pubsync_backend::WorkerReport;
+use pubsync_cli::{App, Settings};
+use pubsync_database::testing::TestDatabase;
+use pubsync_database::{Database, DatabaseError, Dialect, with_connection};
+use pubsync_queue_rabbitmq::{RabbitQueue, RabbitQueueOptions};
+use pubsync_storage_redis::redis::{self, AsyncCommands as _};
+use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
+use pubsync_test_support::{Service, require, unique_name};
+use tokio::task::JoinHandle;
+
+use crate::report::Figure;
+use crate::{Size, median, per_second, throughput};
+
+/// Rows per written statement, as in the SQLite scenario.
+const BATCH: usize = 1000;
+
+/// Keys per MGET while checking the final state.
+const CHECK_CHUNK: usize = 1000;
+
+/// How long the final state may stay unchanged before the run is declared stuck.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// Runs server scenario `name` (see `SCENARIOS` in `main.rs`).
+pub async fn run(name: &str, size: Size) -> anyhow::Result<Vec<Figure>> {
+    Ok(match name {
+        "e2e_postgres_rabbitmq_redis_hello" => {
+            vec![e2e(name, Dialect::Postgres, Payload::Hello, size).await?]
+        }
+        "e2e_postgres_rabbitmq_redis_1kb" => {
+            vec![e2e(name, Dialect::Postgres, Payload::OneKb, size).await?]
+        }
+        "e2e_mysql_rabbitmq_redis_hello" => {
+            vec![e2e(name, Dialect::Mysql, Payload::Hello, size).await?]
+        }
+        "latency_postgres_rabbitmq_redis_1k" => crate::latency::run(size).await?,
+        "spryker_shaped_ratio" => crate::spryker::run(size).await?,
+        "queue_rabbitmq" => vec![crate::queue::run(size).await?],
+        other => bail!("{other} is not a server scenario"),
+    })
+}
+
+/// The addresses of the servers a pipeline needs.
+#[derive(Debug, Clone)]
+pub struct Servers {
+    /// The database server.
+    pub dialect: Dialect,
+    /// RabbitMQ.
+    pub amqp_url: String,
+    /// Redis.
+    pub redis_url: String,
+}
+
+impl Servers {
+    /// The servers, or why a figure is missing (outside CI; under `CI=true` an unreachable
+    /// server fails, see [`require`]).
+    pub fn require(dialect: Dialect) -> Result<Self, String> {
+        let service = match dialect {
+            Dialect::Postgres => Service::Postgres,
+            Dialect::Mysql => Service::Mysql,
+            Dialect::Sqlite => return Err("SQLite has no server".to_owned()),
+        };
+        let mut unreachable = Vec::new();
+        for service in [service, Service::Rabbitmq, Service::Redis] {
+            if require(service).is_none() {
+                unreachable.push(format!("{service:?} unreachable at {}", service.url()));
+            }
+        }
+        if !unreachable.is_empty() {
+            return Err(unreachable.join(", "));
+        }
+        Ok(Self {
+            dialect,
+            amqp_url: Service::Rabbitmq.url(),
+            redis_url: Service::Redis.url(),
+        })
+    }
+}
+
+/// What the `message` column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// `Hello Spryker! <id>`: a stored value of about 80 bytes, a row of about 200.
+    Hello,
+    /// The same text followed by filler, so that the stored JSON is about 1 KB.
+    OneKb,
+}
+
+/// Filler that makes a Hello message's stored JSON about 1 KB: 950 characters, no quotes.
+fn filler() -> String {
+    "lorem ipsum dolor sit amet consectetur adipiscing elit "
+        .repeat(18)
+        .chars()
+        .take(950)
+        .collect()
+}
+
+impl Payload {
+    /// What `message` holds when row `id` is inserted.
+    fn inserted(self, id: usize) -> String {
+        match self {
+            Self::Hello => format!("Hello Spryker! {id}"),
+            Self::OneKb => format!("Hello Spryker! {id} {}", filler()),
+        }
+    }
+
+    /// What follows `updated <id>` in an updated row's message.
+    fn update_suffix(self) -> String {
+        match self {
+            Self::Hello => String::new(),
+            Self::OneKb => format!(" {}", filler()),
+        }
+    }
+
+    /// What `message` holds after row `id` was updated.
+    fn updated(self, id: usize) -> String {
+        format!("updated {id}{}", self.update_suffix())
+    }
+}
+
+/// A multi-row INSERT of rows `first..=last` into `table` (`id`, `name`, `message` columns).
+pub fn insert_statement(
+    table: &str,
+    id_column: &str,
+    payload: Payload,
+    first: usize,
+    last: usize,
+) -> String {
+    let mut sql = format!("INSERT INTO {table} ({id_column}, name, message) VALUES ");
+    for id in first..=last {
+        if id > first {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "({id}, 'name {id}', '{}')", payload.inserted(id));
+    }
+    sql
+}
+
+/// The three phases of `changes` entity changes: ids `1..=inserts` are inserted, `1..=updates`
+/// updated, and the last `deletes` of the inserted ids deleted (as the SQLite scenario does);
+/// then one more row, the sentinel, is inserted to mark the end.
+///
+/// A deleted key is absent from Redis both before its insert arrives and after its delete (a
+/// delete that meets its insert in one chunk leaves no trace at all), so absence alone says
+/// nothing. With one worker the changes reach Redis in commit order, so once the sentinel is
+/// there every earlier change is too, and absence then means deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    inserts: usize,
+    updates: usize,
+    deletes: usize,
+    payload: Payload,
+}
+
+impl Plan {
+    /// The plan for `changes` changes of `payload` rows.
+    pub fn new(changes: usize, payload: Payload) -> Self {
+        let inserts = changes / 2;
+        let updates = changes / 4;
+        Self {
+            inserts,
+            updates,
+            deletes: changes - inserts - updates,
+            payload,
+        }
+    }
+
+    /// Keys left at the end, the sentinel not counted.
+    pub fn remaining(self) -> usize {
+        self.inserts - self.deletes
+    }
+
+    /// The id of the row inserted last.
+    fn sentinel(self) -> usize {
+        self.inserts + 1
+    }
+
+    /// The statements that write the changes, in order, at most [`BATCH`] rows each; plain
+    /// SQL that PostgreSQL and MySQL both accept.
+    pub fn statements(self) -> Vec<String> {
+        let mut statements = Vec::new();
+        for first in (1..=self.inserts).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.inserts);
+            statements.push(insert_statement(
+                "spy_hello_spryker_message",
+                "id_hello_spryker_message",
+                self.payload,
+                first,
+                last,
+            ));
+        }
+        let suffix = self.payload.update_suffix();
+        for first in (1..=self.updates).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.updates);
+            statements.push(format!(
+                "UPDATE spy_hello_spryker_message \
+                 SET message = CONCAT('updated ', id_hello_spryker_message, '{suffix}') \
+                 WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
+            ));
+        }
+        let first_deleted = self.inserts - self.deletes + 1;
+        for first in (first_deleted..=self.inserts).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.inserts);
+            statements.push(format!(
+                "DELETE FROM spy_hello_spryker_message \
+                 WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
+            ));
+        }
+        statements.push(insert_statement(
+            "spy_hello_spryker_message",
+            "id_hello_spryker_message",
+            self.payload,
+            self.sentinel(),
+            self.sentinel(),
+        ));
+        statements
+    }
+
+    /// What Redis must hold at the end, key by key; the sentinel last.
+    fn expected(self) -> Vec<Expected> {
+        let mut expected: Vec<Expected> = (1..=self.remaining())
+            .map(|id| Expected::Value {
+                id,
+                message: if id <= self.updates {
+                    self.payload.updated(id)
+                } else {
+                    self.payload.inserted(id)
+                },
+            })
+            .collect();
+        expected.extend((self.remaining() + 1..=self.inserts).map(|id| Expected::Deleted { id }));
+        expected.push(Expected::Value {
+            id: self.sentinel(),
+            message: self.payload.inserted(self.sentinel()),
+        });
+        expected
+    }
+}
+
+/// The final state of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expected {
+    /// `kv:message:<id>` holds `{"name": "name <id>", "message": <message>, …}`.
+    Value { id: usize, message: String },
+    /// `kv:message:<id>` is absent (once the sentinel is there, see [`Plan`]).
+    Deleted { id: usize },
+}
+
+impl Expected {
+    fn id(&self) -> usize {
+        match self {
+            Self::Value { id, .. } | Self::Deleted { id } => *id,
+        }
+    }
+
+    /// Whether `value` (of the `kv:` key) shows the final state.
+    fn holds(&self, value: Option<&str>) -> bool {
+        match self {
+            Self::Value { id, message } => value
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+                .is_some_and(|json| {
+                    json["name"].as_str() == Some(&format!("name {id}"))
+                        && json["message"].as_str() == Some(message)
+                }),
+            Self::Deleted { .. } => value.is_none(),
+        }
+    }
+}
+
+/// One pipeline on the servers: a fresh database, queues and Redis keys of its own, and the
+/// worker running on a task.
+pub struct Pipeline {
+    app: App,
+    storage: RedisStorage,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<anyhow::Result<WorkerReport>>>,
+    /// Every queue the worker declared (with the prefix), to delete at the end.
+    queues: Vec<String>,
+    servers: Servers,
+    key_prefix: String,
+    _dir: tempfile::TempDir,
+    /// Dropped last: dropping it drops the database.
+    _database: TestDatabase,
+}
+
+impl Pipeline {
+    /// Sets up a fresh pipeline configured with `extra` (TOML sections appended to
+    /// `pubsync.toml`) and starts its worker.
+    pub async fn start(servers: &Servers, extra: &str) -> anyhow::Result<Self> {
+        let database = TestDatabase::create(servers.dialect)
+            .with_context(|| format!("{} is unreachable", servers.dialect))?;
+        let name = unique_name("pubsync_bench");
+        let key_prefix = format!("{name}:");
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let config = dir.path().join("pubsync.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = {:?}\nqueue_url = {:?}\nstorage_url = {:?}\n\
+                 [queue]\nprefix = {:?}\n[storage]\nkey_prefix = {key_prefix:?}\n{extra}",
+                database.url().to_connection_string(),
+                servers.amqp_url,
+                servers.redis_url,
+                format!("{name}."),
+            ),
+        )?;
+        let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+        let app = App::open(settings)?;
+        app.database()
+            .blocking({
+                let app = app.clone();
+                move |_| app.setup()
+            })
+            .await
+            .context("setting up the schema")?;
+        let worker = app.worker().await?;
+        worker.declare().await.context("declaring the queues")?;
+        let mut queues: Vec<String> = worker
+            .queues()
+            .into_iter()
+            .chain([pubsync_backend::sync::UNROUTABLE_QUEUE.to_owned()])
+            .map(|queue| format!("{name}.{queue}"))
+            .collect();
+        queues.sort();
+        queues.dedup();
+        let storage = RedisStorage::connect(
+            &servers.redis_url,
+            RedisStorageOptions::with_key_prefix(key_prefix.clone()),
+        )
+        .await
+        .context("connecting to Redis")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let stop = stop.clone();
+            tokio::spawn(
+                async move { worker.run(false, &stop).await.context("running the worker") },
+            )
+        };
+        Ok(Self {
+            app,
+            storage,
+            stop,
+            worker: Some(worker),
+            queues,
+            servers: servers.clone(),
+            key_prefix,
+            _dir: dir,
+            _database: database,
+        })
+    }
+
+    /// The application database.
+    pub fn database(&self) -> &Database {
+        self.app.database()
+    }
+
+    /// Redis with the pipeline's key prefix.
+    pub fn storage(&self) -> &RedisStorage {
+        &self.storage
+    }
+
+    /// Executes `statements` in order, each its own transaction, on a blocking thread.
+    pub async fn write(&self, statements: Vec<String>) -> anyhow::Result<()> {
+        self.database()
+            .blocking(move |database| {
+                for statement in &statements {
+                    database.batch_execute(statement).with_context(|| {
+                        format!("writing changes: {}", &statement[..statement.len().min(60)])
+                    })?;
+                }
+                anyhow::Ok(())
+            })
+            .await
+    }
+
+    /// Stops the worker and returns its report; then deletes the queues and the Redis keys
+    /// (the database goes when the pipeline is dropped). Cleans up even when the worker
+    /// failed.
+    pub async fn finish(mut self) -> anyhow::Result<WorkerReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        let report = match self.worker.take() {
+            Some(worker) => worker.await.context("the worker task panicked")?,
+            None => bail!("the worker was already stopped"),
+        };
+        let cleaned = self.clean_up().await;
+        let report = report?;
+        cleaned?;
+        Ok(report)
+    }
+
+    async fn clean_up(&self) -> anyhow::Result<()> {
+        let queue = RabbitQueue::connect_url(&self.servers.amqp_url, RabbitQueueOptions::default())
+            .await
+            .context("connecting to RabbitMQ to delete the queues")?;
+        for name in &self.queues {
+            queue
+                .delete(name)
+                .await
+                .with_context(|| format!("deleting queue {name}"))?;
+        }
+        delete_keys(&self.storage, &format!("{}*", self.key_prefix)).await
+    }
+
+    /// Fails when the worker has stopped (it only stops on an error before [`finish`]).
+    ///
+    /// [`finish`]: Self::finish
+    pub fn ensure_running(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.worker
+                .as_ref()
+                .is_some_and(|worker| !worker.is_finished()),
+            "the worker stopped (its error follows when the pipeline finishes)"
+        );
+        Ok(())
+    }
+
+    /// How many `kv:` keys the pipeline's prefix holds.
+    pub async fn count_keys(&self) -> anyhow::Result<usize> {
+        Ok(scan(&self.storage, &format!("{}kv:*", self.key_prefix))
+            .await?
+            .len())
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Both results, or the first error; when both failed, the worker's error (which usually
+/// explains the run's) with the run's as context.
+pub fn both<T, U>(run: anyhow::Result<T>, worker: anyhow::Result<U>) -> anyhow::Result<(T, U)> {
+    match (run, worker) {
+        (Ok(run), Ok(worker)) => Ok((run, worker)),
+        (Err(run), Err(worker)) => Err(worker.context(format!("{run:#}"))),
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
+    }
+}
+
+/// Every key matching `pattern`.
+async fn scan(storage: &RedisStorage, pattern: &str) -> anyhow::Result<Vec<String>> {
+    let mut connection = storage.connection();
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await?;
+        found.extend(keys);
+        if next == 0 {
+            return Ok(found);
+        }
+        cursor = next;
+    }
+}
+
+/// Deletes every key matching `pattern`.
+async fn delete_keys(storage: &RedisStorage, pattern: &str) -> anyhow::Result<()> {
+    let keys = scan(storage, pattern).await?;
+    let mut connection = storage.connection();
+    for chunk in keys.chunks(1000) {
+        let _: () = connection.unlink(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Values of `keys` (MGET).
+pub async fn mget(storage: &RedisStorage, keys: &[String]) -> anyhow::Result<Vec<Option<String>>> {
+    let mut connection = storage.connection();
+    Ok(redis::cmd("MGET")
+        .arg(keys)
+        .query_async(&mut connection)
+        .await?)
+}
+
+/// Waits until Redis holds `expected`, and returns when the last key was seen in its final
+/// state. First polls the sentinel (the last item, cheap, every millisecond), then checks every
+/// key, again and again for those not there yet. Fails when the worker stops, or nothing moves
+/// for [`STUCK_AFTER`].
+async fn wait_for(pipeline: &Pipeline, expected: Vec<Expected>) -> anyhow::Result<Instant> {
+    let storage = pipeline.storage();
+    let keys = |items: &[Expected]| -> Vec<String> {
+        items
+            .iter()
+            .map(|item| storage.redis_key(&format!("message:{}", item.id())))
+            .collect()
+    };
+    let sentinel = expected.last().context("nothing expected")?.clone();
+    let sentinel_key = keys(std::slice::from_ref(&sentinel));
+    let started = Instant::now();
+    loop {
+        let values = mget(storage, &sentinel_key).await?;
+        if sentinel.holds(values[0].as_deref()) {
+            break;
+        }
+        pipeline.ensure_running()?;
+        ensure!(
+            started.elapsed() < STUCK_AFTER * 5,
+            "the last change did not reach Redis within {:?}",
+            STUCK_AFTER * 5
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    let mut outstanding = expected;
+    let mut last_seen = Instant::now();
+    let mut progress = Instant::now();
+    loop {
+        let mut next = Vec::new();
+        for chunk in outstanding.chunks(CHECK_CHUNK) {
+            let values = mget(storage, &keys(chunk)).await?;
+            let now = Instant::now();
+            for (item, value) in chunk.iter().zip(values) {
+                if item.holds(value.as_deref()) {
+                    last_seen = now;
+                } else {
+                    next.push(item.clone());
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(last_seen);
+        }
+        if next.len() < outstanding.len() {
+            progress = Instant::now();
+        }
+        pipeline.ensure_running()?;
+        ensure!(
+            progress.elapsed() < STUCK_AFTER,
+            "{} keys did not reach their final state within {STUCK_AFTER:?}, e.g. {:?}",
+            next.len(),
+            &next[..next.len().min(3)]
+        );
+        outstanding = next;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// One end-to-end run of `changes` changes of `payload` rows through a pipeline configured
+/// with `extra`: timed from the first write until the last change is visible in Redis, and
+/// checked.
+pub async fn pipeline_run(
+    servers: &Servers,
+    payload: Payload,
+    changes: usize,
+    extra: &str,
+) -> anyhow::Result<Duration> {
+    let plan = Plan::new(changes, payload);
+    ensure!(
+        plan.updates <= plan.remaining(),
+        "the plan updates only messages it keeps"
+    );
+    let pipeline = Pipeline::start(servers, extra).await?;
+    let result = async {
+        let statements = plan.statements();
+        let started = Instant::now();
+        pipeline.write(statements).await?;
+        let written = started.elapsed();
+        let visible = wait_for(&pipeline, plan.expected()).await? - started;
+        let keys = pipeline.count_keys().await?;
+        ensure!(
+            keys == plan.remaining() + 1,
+            "{keys} kv: keys in Redis, expected {} and the sentinel",
+            plan.remaining()
+        );
+        anyhow::Ok((written, visible))
+    }
+    .await;
+    let ((written, visible), report) = both(result, pipeline.finish().await)?;
+    eprintln!(
+        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
+         (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
+         retried {}, failed {})",
+        written.as_secs_f64(),
+        visible.as_secs_f64(),
+        report.relayed,
+        report.messages,
+        report.handled,
+        report.collapsed,
+        report.sync_relayed,
+        report.synchronized,
+        report.retried,
+        report.failed,
+    );
+    ensure!(
+        report.failed == 0 && report.retried == 0,
+        "the worker failed or retried events: {report:?}"
+    );
+    Ok(visible)
+}
+
+/// An `e2e_*` figure: the median of [`Size::e2e_runs`] pipeline runs against the median of as
+/// many raw-INSERT ceilings on the same server.
+async fn e2e(name: &str, dialect: Dialect, payload: Payload, size: Size) -> anyhow::Result<Figure> {
+    let servers = match Servers::require(dialect) {
+        Ok(servers) => servers,
+        Err(note) => return Ok(Figure::missing(name, "changes/s", note)),
+    };
+    let changes = size.e2e_changes;
+    let mut pubsync_runs = Vec::new();
+    let mut ceiling_runs = Vec::new();
+    for run in 0..size.e2e_runs {
+        pubsync_runs.push(
+            pipeline_run(&servers, payload, changes, "")
+                .await
+                .with_context(|| format!("end-to-end run {}", run + 1))?,
+        );
+        ceiling_runs.push(ceiling_run(dialect, payload, changes).await?);
+    }
+    Ok(throughput(
+        name,
+        "changes/s",
+        per_second(changes, median(pubsync_runs)),
+        per_second(changes, median(ceiling_runs)),
+    ))
+}
+
+/// The ceiling of the end-to-end figures: the same number of rows written with multi-row
+/// INSERTs of [`BATCH`] rows into a plain table of a fresh database on the same server.
+async fn ceiling_run(dialect: Dialect, payload: Payload, rows: usize) -> anyhow::Result<Duration> {
+    let test_database =
+        TestDatabase::create(dialect).with_context(|| format!("{dialect} is unreachable"))?;
+    let database = test_database.connect();
+    database
+        .blocking(move |database| {
+            database.batch_execute(
+                "CREATE TABLE bench_ceiling (id INT PRIMARY KEY, name VARCHAR(255) NOT NULL, message TEXT)",
+            )?;
+            let started = Instant::now();
+            for first in (1..=rows).step_by(BATCH) {
+                let last = (first + BATCH - 1).min(rows);
+                database.batch_execute(&insert_statement("bench_ceiling", "id", payload, first, last))?;
+            }
+            let elapsed = started.elapsed();
+            let stored = count(database, "SELECT COUNT(*) AS n FROM bench_ceiling")?;
+            ensure!(stored == rows as i64, "the ceiling wrote {stored} rows, expected {rows}");
+            Ok(elapsed)
+        })
+        .await
+}
+
+/// The single number `sql` (`SELECT COUNT(*) AS n …`) returns.
+pub fn count(database: &Database, sql: &str) -> anyhow::Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let row: N = with_connection!(database, |conn| diesel::sql_query(sql)
+        .get_result(conn)
+        .map_err(DatabaseError::query(sql)))?;
+    Ok(row.n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_adds_up_and_expects_every_key() {
+        let plan = Plan::new(2_000, Payload::Hello);
+        assert_eq!(plan.statements().len(), 3 + 1);
+        let expected = plan.expected();
+        assert_eq!(expected.len(), plan.inserts + 1);
+        assert_eq!(
+            expected[0],
+            Expected::Value {
+                id: 1,
+                message: "updated 1".into()
+            }
+        );
+        assert_eq!(expected[999], Expected::Deleted { id: 1000 });
+        assert_eq!(
+            expected.last(),
+            Some(&Expected::Value {
+                id: 1001,
+                message: "Hello Spryker! 1001".into()
+            })
+        );
+        assert_eq!(Plan::new(100_000, Payload::Hello).statements().len(), 101);
+    }
+
+    #[test]
+    fn a_one_kb_message_stores_about_a_kilobyte() {
+        let json = serde_json::json!({
+            "name": "name 12345",
+            "message": Payload::OneKb.updated(12345),
+            "_timestamp": 1_763_000_000.123_456,
+        })
+        .to_string();
+        assert!((1000..1100).contains(&json.len()), "{}", json.len());
+    }
+
+    #[test]
+    fn expected_values_are_checked_field_by_field() {
+        let value = Expected::Value {
+            id: 7,
+            message: "updated 7".into(),
+        };
+        assert!(value.holds(Some(
+            r#"{"name":"name 7","message":"updated 7","_timestamp":1.5}"#
+        )));
+        assert!(!value.holds(Some(r#"{"name":"name 7","message":"Hello"}"#)));
+        assert!(!value.holds(None));
+        let deleted = Expected::Deleted { id: 7 };
+        assert!(deleted.holds(None));
+        assert!(!deleted.holds(Some("{}")));
+    }
+}
