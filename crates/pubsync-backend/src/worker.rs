@@ -109,12 +109,130 @@ pub struct WorkerReport {
 }
 
 impl WorkerReport {
+    fn absorb(&mut self, other: WorkerReport) {
+        self.relayed += other.relayed;
+        self.messages += other.messages;
+        self.handled += other.handled;
+        self.collapsed += other.collapsed;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.sync_relayed += other.sync_relayed;
+        self.synchronized += other.synchronized;
+    }
+
     fn add(&mut self, chunk: ChunkOutcome) {
         self.messages += chunk.messages;
         self.handled += chunk.handled;
         self.collapsed += chunk.collapsed;
         self.retried += chunk.retried;
         self.failed += chunk.failed;
+    }
+}
+
+/// What the stages of one [`Worker::run`] share: when to stop, and which of them found nothing
+/// to do on their last pass.
+struct Stages<'a> {
+    stop: &'a AtomicBool,
+    /// Set when the worker is done: empty (with `stop_when_empty`), or a stage failed.
+    done: AtomicBool,
+    idle: [AtomicBool; 4],
+}
+
+impl Stages<'_> {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.done.load(Ordering::Relaxed)
+    }
+
+    /// Runs stage `index` (when `active`) until the worker stops: `pass` once per round,
+    /// pausing while it finds nothing to do and backing off after transient failures. A
+    /// failure that retrying will not cure stops every stage.
+    async fn run<F, Fut>(
+        &self,
+        index: usize,
+        active: bool,
+        idle_poll: Duration,
+        pass: F,
+    ) -> Result<WorkerReport, WorkerError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(bool, WorkerReport), WorkerError>>,
+    {
+        let mut report = WorkerReport::default();
+        if !active {
+            self.idle[index].store(true, Ordering::Relaxed);
+            return Ok(report);
+        }
+        let mut pause = Duration::from_millis(1);
+        let mut failures = 0u32;
+        while !self.stopping() {
+            match pass().await {
+                Ok((busy, done)) => {
+                    report.absorb(done);
+                    failures = 0;
+                    self.idle[index].store(!busy, Ordering::Relaxed);
+                    if busy {
+                        pause = Duration::from_millis(1);
+                    } else {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(idle_poll);
+                    }
+                }
+                Err(error) if error.is_transient() => {
+                    self.idle[index].store(false, Ordering::Relaxed);
+                    failures += 1;
+                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "worker stage failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(error) => {
+                    self.done.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// With `stop_when_empty`, ends the run once every stage found nothing to do and
+    /// `is_empty` confirms that the outboxes and queues are empty (it is asked only then: on
+    /// RabbitMQ it costs a round trip per queue).
+    async fn watch<F, Fut>(
+        &self,
+        stop_when_empty: bool,
+        idle_poll: Duration,
+        is_empty: F,
+    ) -> Result<(), WorkerError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<bool, WorkerError>>,
+    {
+        if !stop_when_empty {
+            return Ok(());
+        }
+        let mut pause = Duration::from_millis(1);
+        while !self.stopping() {
+            if !self.idle.iter().all(|idle| idle.load(Ordering::Relaxed)) {
+                pause = Duration::from_millis(1);
+            } else {
+                match is_empty().await {
+                    Ok(true) => {
+                        self.done.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(error) if error.is_transient() => {
+                        tracing::warn!(error = %error, "worker could not tell whether it is done, retrying");
+                    }
+                    Err(error) => {
+                        self.done.store(true, Ordering::Relaxed);
+                        return Err(error);
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(idle_poll).min(Duration::from_millis(10));
+        }
+        Ok(())
     }
 }
 
@@ -129,8 +247,6 @@ pub struct Worker<Q, W = NoKeyValueStorage> {
     database: Database,
     /// The event queues of the listeners, derived once.
     event_queues: Vec<String>,
-    /// With direct publishing, when the event queues were last looked at.
-    event_queues_polled: std::sync::Mutex<Option<std::time::Instant>>,
     sync: Option<Sync<W>>,
 }
 
@@ -166,7 +282,6 @@ impl<Q: Queue> Worker<Q> {
             config,
             database,
             event_queues: listeners_queues,
-            event_queues_polled: std::sync::Mutex::new(None),
             sync: None,
         }
     }
@@ -193,7 +308,6 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             config: self.config,
             database: self.database,
             event_queues: self.event_queues,
-            event_queues_polled: self.event_queues_polled,
             sync: Some(Sync {
                 relay,
                 queues,
@@ -234,61 +348,66 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
     /// Runs until `stop` is set, or, with `stop_when_empty`, until the outbox and every queue
     /// (counting messages in flight and retries waiting out their delay) are empty. Transient
     /// failures (a locked database, a lost connection) are logged and retried with backoff.
+    ///
+    /// The four stages run at the same time, each in its own loop, handing work on through the
+    /// outboxes and queues: the outbox relay (or direct publishing), the event consumer, the
+    /// sync relay and the sync consumer. Each waits on its own database calls and broker round
+    /// trips, so one stage's wait is another's working time; run one after the other they
+    /// left the machine half idle. A stage with nothing to do pauses, doubling the pause up to
+    /// `idle_poll`, and is back at once when it finds work.
     pub async fn run(
         &self,
         stop_when_empty: bool,
         stop: &AtomicBool,
     ) -> Result<WorkerReport, WorkerError> {
+        let stages = Stages {
+            stop,
+            done: AtomicBool::new(false),
+            idle: std::array::from_fn(|_| AtomicBool::new(false)),
+        };
+        let has_sync = self.sync.is_some();
+        let consumes_sync = self.sync.as_ref().is_some_and(|sync| sync.writer.is_some());
+        let (outbox, events, sync_relay, sync_queues, watch) = tokio::join!(
+            stages.run(0, true, self.config.idle_poll, || self.outbox_pass()),
+            stages.run(1, true, self.config.idle_poll, || self.event_queues_pass()),
+            stages.run(2, has_sync, self.config.idle_poll, || self
+                .sync_relay_pass()),
+            stages.run(3, consumes_sync, self.config.idle_poll, || self
+                .sync_queues_pass()),
+            stages.watch(stop_when_empty, self.config.idle_poll, || self.is_empty()),
+        );
         let mut report = WorkerReport::default();
-        let mut idle = Duration::from_millis(1);
-        let mut failures = 0u32;
-        while !stop.load(Ordering::Relaxed) {
-            match self.step(&mut report).await {
-                Ok(true) => {
-                    idle = Duration::from_millis(1);
-                    failures = 0;
-                }
-                Ok(false) => {
-                    failures = 0;
-                    if stop_when_empty && self.is_empty().await? {
-                        break;
-                    }
-                    tokio::time::sleep(idle).await;
-                    idle = (idle * 2).min(self.config.idle_poll);
-                }
-                Err(error) if error.is_transient() => {
-                    failures += 1;
-                    let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-                    tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "worker step failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                }
-                Err(error) => return Err(error),
-            }
+        for stage in [outbox, events, sync_relay, sync_queues] {
+            report.absorb(stage?);
         }
+        watch?;
         Ok(report)
     }
 
-    /// One round: relay (or, with direct publishing, publish) a chunk of the outbox, one
-    /// chunk of each event queue, relay the sync outbox, one chunk of each sync queue. Returns
-    /// whether there was anything to do.
-    async fn step(&self, report: &mut WorkerReport) -> Result<bool, WorkerError> {
-        let mut busy = false;
-        let poll_event_queues = if self.config.direct_publish {
+    /// The outbox stage, once: relay a chunk to the event queues, or publish it directly.
+    async fn outbox_pass(&self) -> Result<(bool, WorkerReport), WorkerError> {
+        let mut report = WorkerReport::default();
+        if self.config.direct_publish {
             let (pass, chunk) = self
                 .relay
                 .publish_once(&self.listeners, &self.consumer, &self.queue)
                 .await?;
             report.relayed += pass.rows;
             report.add(chunk);
-            busy |= pass.rows > 0;
-            self.event_queues_due()
+            Ok((pass.rows > 0, report))
         } else {
             let pass = self.relay.relay_once(&self.listeners, &self.queue).await?;
             report.relayed += pass.rows;
-            busy |= pass.rows > 0;
-            true
-        };
-        for queue_name in self.event_queues.iter().filter(|_| poll_event_queues) {
+            Ok((pass.rows > 0, report))
+        }
+    }
+
+    /// The event consumer stage, once: a chunk of each event queue. With direct publishing
+    /// they hold only retries (and messages from elsewhere).
+    async fn event_queues_pass(&self) -> Result<(bool, WorkerReport), WorkerError> {
+        let mut report = WorkerReport::default();
+        let mut busy = false;
+        for queue_name in &self.event_queues {
             let chunk = self
                 .queue
                 .receive(
@@ -307,52 +426,53 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
                     .await?,
             );
         }
-        if let Some(sync) = &self.sync {
-            let pass = sync
-                .relay
-                .relay_once(&self.queue, sync.writer.as_ref())
-                .await?;
-            report.sync_relayed += pass.rows;
-            report.synchronized += pass.direct;
-            report.failed += pass.failed;
-            busy |= pass.rows > 0;
-            if let Some(writer) = &sync.writer {
-                for queue_name in &sync.queues {
-                    let chunk = self
-                        .queue
-                        .receive(queue_name, sync.config.messages_per_chunk(), Duration::ZERO)
-                        .await?;
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    busy = true;
-                    let outcome = SyncConsumer
-                        .process(&self.queue, queue_name, chunk, writer)
-                        .await?;
-                    report.messages += outcome.messages;
-                    report.synchronized += outcome.applied;
-                    report.failed += outcome.failed;
-                }
-            }
-        }
-        Ok(busy)
+        Ok((busy, report))
     }
 
-    /// With direct publishing, whether it is time to look at the event queues again (they
-    /// hold only retries then, so once per `idle_poll` is enough).
-    fn event_queues_due(&self) -> bool {
-        let now = std::time::Instant::now();
-        let mut polled = self
-            .event_queues_polled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *polled {
-            Some(at) if now.duration_since(at) < self.config.idle_poll => false,
-            _ => {
-                *polled = Some(now);
-                true
+    /// The sync relay stage, once: a chunk of the sync outbox to the sync queues (or storage).
+    async fn sync_relay_pass(&self) -> Result<(bool, WorkerReport), WorkerError> {
+        let mut report = WorkerReport::default();
+        let Some(sync) = &self.sync else {
+            return Ok((false, report));
+        };
+        let pass = sync
+            .relay
+            .relay_once(&self.queue, sync.writer.as_ref())
+            .await?;
+        report.sync_relayed += pass.rows;
+        report.synchronized += pass.direct;
+        report.failed += pass.failed;
+        Ok((pass.rows > 0, report))
+    }
+
+    /// The sync consumer stage, once: a chunk of each sync queue applied to storage.
+    async fn sync_queues_pass(&self) -> Result<(bool, WorkerReport), WorkerError> {
+        let mut report = WorkerReport::default();
+        let Some((sync, writer)) = self
+            .sync
+            .as_ref()
+            .and_then(|sync| sync.writer.as_ref().map(|writer| (sync, writer)))
+        else {
+            return Ok((false, report));
+        };
+        let mut busy = false;
+        for queue_name in &sync.queues {
+            let chunk = self
+                .queue
+                .receive(queue_name, sync.config.messages_per_chunk(), Duration::ZERO)
+                .await?;
+            if chunk.is_empty() {
+                continue;
             }
+            busy = true;
+            let outcome = SyncConsumer
+                .process(&self.queue, queue_name, chunk, writer)
+                .await?;
+            report.messages += outcome.messages;
+            report.synchronized += outcome.applied;
+            report.failed += outcome.failed;
         }
+        Ok((busy, report))
     }
 
     /// Whether the outboxes and every queue the worker processes are empty.
