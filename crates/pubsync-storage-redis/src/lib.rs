@@ -53,8 +53,13 @@ pub const MGET_CHUNK: usize = 1000;
 /// The `COUNT` hint of each `SCAN` step, as the original.
 pub const SCAN_COUNT: u64 = 100;
 
-/// Where tombstones live, after the global prefix: outside `kv:`, so scans do not see them.
-pub const TOMBSTONE_PREFIX: &str = "pubsync:tombstone:";
+/// The hash of tombstones (field: key, value: the delete's version), after the global prefix:
+/// outside `kv:`, so scans do not see it.
+pub const TOMBSTONES_KEY: &str = "pubsync:tombstones";
+
+/// The sorted set of tombstone expiry times (member: key, score: Unix time in milliseconds),
+/// after the global prefix.
+pub const TOMBSTONE_EXPIRIES_KEY: &str = "pubsync:tombstone-expiries";
 
 /// The Lua script of [`StorageWriter::apply`].
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -144,8 +149,10 @@ struct Inner {
     options: RedisStorageOptions,
     /// `<key_prefix>kv:`.
     kv_prefix: String,
-    /// `<key_prefix>pubsync:tombstone:`.
-    tombstone_prefix: String,
+    /// `<key_prefix>pubsync:tombstones`.
+    tombstones_key: String,
+    /// `<key_prefix>pubsync:tombstone-expiries`.
+    expiries_key: String,
     /// The `SCAN MATCH` prefix: `kv_prefix` with glob characters escaped.
     match_prefix: String,
     /// The tombstone TTL in milliseconds, as the script's first argument.
@@ -217,7 +224,8 @@ impl RedisStorage {
             })?;
         let kv_prefix = format!("{}{KV_PREFIX}", options.key_prefix);
         let inner = Inner {
-            tombstone_prefix: format!("{}{TOMBSTONE_PREFIX}", options.key_prefix),
+            tombstones_key: format!("{}{TOMBSTONES_KEY}", options.key_prefix),
+            expiries_key: format!("{}{TOMBSTONE_EXPIRIES_KEY}", options.key_prefix),
             match_prefix: escape_glob(&kv_prefix),
             kv_prefix,
             tombstone_ttl_ms: options.tombstone_ttl.as_millis().to_string(),
@@ -249,13 +257,16 @@ impl RedisStorage {
         redis_key
     }
 
-    /// The Redis key of the tombstone a delete of `key` leaves:
-    /// `<key_prefix>pubsync:tombstone:<key>`.
-    pub fn tombstone_key(&self, key: &str) -> String {
-        let mut tombstone = String::with_capacity(self.inner.tombstone_prefix.len() + key.len());
-        tombstone.push_str(&self.inner.tombstone_prefix);
-        tombstone.push_str(key);
-        tombstone
+    /// The Redis hash holding the tombstones deletes leave, field `key`, value the delete's
+    /// version: `<key_prefix>pubsync:tombstones`.
+    pub fn tombstones_key(&self) -> &str {
+        &self.inner.tombstones_key
+    }
+
+    /// The Redis sorted set of the tombstones' expiry times, member `key`, score the expiry as
+    /// Unix time in milliseconds: `<key_prefix>pubsync:tombstone-expiries`.
+    pub fn tombstone_expiries_key(&self) -> &str {
+        &self.inner.expiries_key
     }
 
     /// A handle on the shared connection, for what the contract does not cover (administration,
@@ -321,15 +332,15 @@ impl RedisStorage {
             });
         }
         let mut command = redis::cmd("EVALSHA");
-        command.arg(APPLY.get_hash()).arg(2 * chunk.len());
+        command
+            .arg(APPLY.get_hash())
+            .arg(2 + chunk.len())
+            .arg(&self.inner.tombstones_key)
+            .arg(&self.inner.expiries_key);
         let mut key = String::new();
         for change in chunk {
             key.clear();
             key.push_str(&self.inner.kv_prefix);
-            key.push_str(key_of(change));
-            command.arg(key.as_str());
-            key.clear();
-            key.push_str(&self.inner.tombstone_prefix);
             key.push_str(key_of(change));
             command.arg(key.as_str());
         }
@@ -340,7 +351,8 @@ impl RedisStorage {
         command
             .arg(&self.inner.tombstone_ttl_ms)
             .arg(operations)
-            .arg(versions);
+            .arg(versions)
+            .arg(self.inner.kv_prefix.len());
         let mut version = String::new();
         for change in chunk {
             match change {
