@@ -11,17 +11,27 @@
 //! - Writes: [`apply`](StorageWriter::apply) sends one Lua script call (`EVALSHA`) per chunk of
 //!   [`RedisStorageOptions::chunk_size`] changes, one round trip like `MSET`. The script applies a
 //!   change only when its version is newer than the stored one: the value's `_timestamp` for a
-//!   live key, the tombstone `<key_prefix>pubsync:tombstone:<key>` for a deleted one (kept for
-//!   [`RedisStorageOptions::tombstone_ttl`]). So out-of-order messages, several sync workers and
-//!   redelivered messages never put an older value back, and an older write arriving after a
-//!   delete does not bring the key back. The script is in `src/apply.lua`.
+//!   live key, its tombstone for a deleted one (kept for [`RedisStorageOptions::tombstone_ttl`]).
+//!   So out-of-order messages, several sync workers and redelivered messages never put an older
+//!   value back, and an older write arriving after a delete does not bring the key back. The
+//!   script is in `src/apply.lua`.
+//! - Tombstones: one hash per global prefix, [`RedisStorage::tombstones_key`]
+//!   (`<key_prefix>pubsync:tombstones`, field the storage key, value the delete's version as
+//!   text), their expiry times in a sorted set beside it,
+//!   [`RedisStorage::tombstone_expiries_key`]. Not one key with a TTL per tombstone: the script
+//!   would need each one passed in, which cost a third of a call of fresh keys. Each script
+//!   call first removes expired tombstones, at most its chunk's size plus 100, and a tombstone
+//!   past its expiry counts as gone even before. So expired tombstones keep memory until the
+//!   next `apply` (not freed while no changes come), and under an `allkeys-*` eviction policy
+//!   Redis would evict all tombstones of a prefix at once (under `volatile-*`, none).
 //! - [`RedisStorage::apply_unchecked`]: the same changes as `MSET`/`DEL` in one pipeline, without
 //!   version checks, for bulk loads into an empty store and as the benchmark ceiling.
 //!
 //! What this crate deliberately does not do:
-//! - Redis Cluster: one script call touches every key of its chunk, which cluster mode allows
-//!   only when they hash to one slot. Not supported today; a global prefix that is a hash tag
-//!   (`{shop}:`) would put every key in one slot, at the price of one node holding them all.
+//! - Redis Cluster: one script call touches every key of its chunk and the prefix's tombstone
+//!   hash and expiry set, which cluster mode allows only when they hash to one slot. Not
+//!   supported today; a global prefix that is a hash tag (`{shop}:`) would put every key in one
+//!   slot, at the price of one node holding them all.
 //! - the original's gzip compression of values (`REDIS:REDIS_COMPRESSION_ENABLED`): a compressed
 //!   value read here is an error, not garbage.
 //! - replication DSNs, Sentinel, Unix sockets beyond what the driver's URL parser gives.
@@ -72,7 +82,8 @@ pub struct RedisStorageOptions {
     /// The global key prefix put before `kv:` (`REDIS:REDIS_KEY_PREFIX`); empty by default.
     pub key_prefix: String,
     /// How long a delete's tombstone is kept: an older write arriving later than this after a
-    /// delete brings the key back. 1 day by default.
+    /// delete brings the key back. Expired tombstones are removed by the next
+    /// [`apply`](StorageWriter::apply) calls, not by Redis. 1 day by default.
     pub tombstone_ttl: Duration,
     /// Most changes per script call of [`StorageWriter::apply`]; 1000 by default. The script
     /// blocks Redis while it runs: a few milliseconds per 1000 changes of about 150 bytes.
