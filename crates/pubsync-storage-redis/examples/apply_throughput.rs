@@ -83,7 +83,7 @@ async fn main() {
     for round in 0..rounds {
         clear(&storage, &prefix).await;
 
-        // apply into an empty store: GET key, GET tombstone, SET.
+        // apply into an empty store: GET key (no tombstone hash yet), SET.
         let data = changes(keys, round, 1);
         let started = Instant::now();
         let applied = storage.apply(data).await.expect("apply");

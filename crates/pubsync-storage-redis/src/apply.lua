@@ -1,10 +1,13 @@
 -- pubsync: apply a chunk of versioned changes, each only when it is newer than what Redis holds.
 --
--- KEYS: for change i, KEYS[2i-1] is its `kv:` key and KEYS[2i] its tombstone key.
+-- KEYS[1]: the tombstone hash (field: key, value: the delete's version); KEYS[2]: their expiry
+-- times (sorted set, member: key, score: expiry in Unix ms); for change i, KEYS[2+i] is its
+-- `kv:` key (`<kv prefix><key>`).
 -- ARGV[1]: the tombstone TTL in milliseconds; ARGV[2]: the operations, one byte per change
 -- (`w` write, `d` delete); ARGV[3]: the versions, 8 bytes per change (little-endian IEEE 754
--- doubles, read with struct.unpack: no strtod, one argument for the chunk); then per change, in
--- order, ARGV[3+i]: a write's value, or a delete's version as decimal text for its tombstone.
+-- doubles, read with struct.unpack: no strtod, one argument for the chunk); ARGV[4]: the length
+-- of the kv prefix; then per change, in order, ARGV[4+i]: a write's value, or a delete's
+-- version as decimal text for its tombstone.
 -- Returns how many changes were applied.
 --
 -- The stored version of a live key is its value's `_timestamp`; of a deleted key, its tombstone.
@@ -14,11 +17,19 @@
 -- order is kept. Versions are stored as the text received and never formatted by Lua, whose
 -- tostring keeps only 14 digits.
 --
--- Shape: one MGET of the keys, one MGET of the tombstones of the keys that hold no value, the
--- changes worked out in order in flat arrays (a key may come several times), then one MSET,
--- one DEL and one SET PX per new tombstone. Every per-change step counts: a script call of
--- 1000 changes spends most of its time passing arguments and running these loops, so they
--- avoid per-key tables, `tonumber` (strtod) of the incoming versions and string building.
+-- Tombstones: one hash per storage prefix, their expiry times in a sorted set beside it. Each
+-- call first removes expired ones, at most as many as it can add plus 100 (so they cannot pile
+-- up while changes come; when no call comes, they stay until the next one), and a tombstone
+-- past its expiry that this has not reached yet counts as absent. Passing a tombstone key per
+-- change, as one key each with PX did, cost a third of the call for fresh keys.
+--
+-- Shape: the pruning above; one MGET of the keys; one HMGET of the tombstones of the keys that
+-- hold no value, when the hash exists; the changes worked out in order in flat arrays (a key may
+-- come several times); then one MSET, one DEL, one HDEL of the tombstones written over, one HSET
+-- and one ZADD of the new ones. Every per-change step counts: a script call of 1000 changes
+-- spends most of its time passing arguments and running these loops, so they avoid per-key
+-- tables, `tonumber` (strtod) of the incoming versions and string building (a tombstone field
+-- is one string.sub of its key, only for keys without a value or deleted).
 
 -- The end of the last `"_timestamp"` in `value` from `from` on, or nil.
 local function last_timestamp(value, from)
@@ -58,16 +69,26 @@ local function version_of(value)
   return nil
 end
 
--- redis.call(command, items...) in slices of `step` items (Lua's unpack has a limit of a few
+-- redis.call(command, [key,] items...) in slices of `step` items (Lua's unpack has a limit of a few
 -- thousand values); the replies of MGET are concatenated.
-local function call_in_slices(command, items, step)
+local function call_in_slices(command, items, step, key)
   local count = #items
-  if count <= step then
+  if key then
+    if count <= step then
+      return redis.call(command, key, unpack(items))
+    end
+  elseif count <= step then
     return redis.call(command, unpack(items))
   end
   local replies = {}
   for first = 1, count, step do
-    local reply = redis.call(command, unpack(items, first, math.min(first + step - 1, count)))
+    local last = math.min(first + step - 1, count)
+    local reply
+    if key then
+      reply = redis.call(command, key, unpack(items, first, last))
+    else
+      reply = redis.call(command, unpack(items, first, last))
+    end
     if type(reply) == 'table' then
       for index = 1, #reply do
         replies[#replies + 1] = reply[index]
@@ -77,8 +98,11 @@ local function call_in_slices(command, items, step)
   return replies
 end
 
-local count = #KEYS / 2
+local count = #KEYS - 2
 local ttl, operations = ARGV[1], ARGV[2]
+local tombstones_key, expiries_key = KEYS[1], KEYS[2]
+local skip = tonumber(ARGV[4]) + 1
+local sub = string.sub
 if #operations ~= count then
   return redis.error_reply('pubsync: ' .. count .. ' changes but ' .. #operations .. ' operations')
 end
@@ -96,28 +120,72 @@ local unpack_double = struct.unpack
 local position = 1
 for i = 1, count do
   versions[i], position = unpack_double('<d', packed, position)
-  kv_keys[i] = KEYS[2 * i - 1]
+  kv_keys[i] = KEYS[2 + i]
   if byte(operations, i) == DELETE then
-    argument[i] = -(3 + i)
+    argument[i] = -(4 + i)
   else
-    argument[i] = 3 + i
+    argument[i] = 4 + i
   end
 end
 
+-- Expired tombstones go, as many per call as the call can add and 100 more, so they never pile
+-- up while changes come.
+-- TIME before writes needs effects replication, the default since Redis 5 (a no-op there).
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+local time = redis.call('TIME')
+local now = time[1] * 1000 + math.floor(time[2] / 1000)
+local prune = count + 100
+local expired = redis.call('ZRANGEBYSCORE', expiries_key, '-inf', now, 'LIMIT', 0, prune)
+-- When fewer than asked came back, no expired tombstone is left.
+local caught_up = #expired < prune
+if #expired > 0 then
+  call_in_slices('HDEL', expired, 4000, tombstones_key)
+  call_in_slices('ZREM', expired, 4000, expiries_key)
+end
+
 local values = call_in_slices('MGET', kv_keys, 4000)
--- Tombstones are looked up only for the keys that hold no value.
-local tombstone_keys, tombstone_index = {}, {}
+-- Tombstones are looked up only for the keys that hold no value, when there are any.
+-- `field_of[i]`: the tombstone field (the key without the kv prefix) of change i, when needed.
+local fields, tombstone_index, field_of = {}, {}, {}
 local asked = 0
-for i = 1, count do
-  if not values[i] then
-    asked = asked + 1
-    tombstone_keys[asked] = KEYS[2 * i]
-    tombstone_index[i] = asked
+local tombstones = {}
+if redis.call('EXISTS', tombstones_key) == 1 then
+  for i = 1, count do
+    if not values[i] then
+      asked = asked + 1
+      local field = sub(kv_keys[i], skip)
+      fields[asked] = field
+      field_of[i] = field
+      tombstone_index[i] = asked
+    end
+  end
+  if asked > 0 then
+    tombstones = call_in_slices('HMGET', fields, 4000, tombstones_key)
   end
 end
-local tombstones = {}
-if asked > 0 then
-  tombstones = call_in_slices('MGET', tombstone_keys, 4000)
+-- A tombstone past its expiry that the pruning above has not reached yet counts as gone (it is
+-- removed when a write replaces it). Only when pruning has a backlog: the expiry times cost a
+-- ZMSCORE, whose doubles Redis formats as text.
+local found, found_at = {}, {}
+if not caught_up then
+  for index = 1, asked do
+    if tombstones[index] then
+      found[#found + 1] = fields[index]
+      found_at[#found] = index
+    end
+  end
+end
+local expired_at = {}
+if #found > 0 then
+  local scores = call_in_slices('ZMSCORE', found, 4000, expiries_key)
+  for n = 1, #found do
+    local score = scores[n]
+    if score and tonumber(score) <= now then
+      expired_at[found_at[n]] = true
+    end
+  end
 end
 
 -- Per key, at the index of its first change: the version it holds (stored, then as changes
@@ -136,10 +204,13 @@ for i = 1, count do
       had_value[i] = true
       held[i] = version_of(value)
     else
-      local tombstone = tombstones[tombstone_index[i]]
+      local index = tombstone_index[i]
+      local tombstone = tombstones[index]
       if tombstone then
         had_tombstone[i] = true
-        held[i] = tonumber(tombstone)
+        if not expired_at[index] then
+          held[i] = tonumber(tombstone)
+        end
       end
     end
   end
@@ -152,8 +223,9 @@ for i = 1, count do
   end
 end
 
-local sets, deletes = {}, {}
-local set_count, delete_count = 0, 0
+local sets, deletes, buried, unburied, expiries = {}, {}, {}, {}, {}
+local set_count, delete_count, buried_count, unburied_count = 0, 0, 0, 0
+local expiry = now + tonumber(ttl)
 for slot = 1, count do
   local i = outcome[slot]
   if i then
@@ -163,15 +235,20 @@ for slot = 1, count do
       sets[set_count + 2] = ARGV[from]
       set_count = set_count + 2
       if had_tombstone[slot] then
-        delete_count = delete_count + 1
-        deletes[delete_count] = KEYS[2 * slot]
+        unburied_count = unburied_count + 1
+        unburied[unburied_count] = field_of[slot]
       end
     else
       if had_value[slot] then
         delete_count = delete_count + 1
         deletes[delete_count] = kv_keys[slot]
       end
-      redis.call('SET', KEYS[2 * slot], ARGV[-from], 'PX', ttl)
+      local field = field_of[slot] or sub(kv_keys[slot], skip)
+      buried[buried_count + 1] = field
+      buried[buried_count + 2] = ARGV[-from]
+      expiries[buried_count + 1] = expiry
+      expiries[buried_count + 2] = field
+      buried_count = buried_count + 2
     end
   end
 end
@@ -180,5 +257,14 @@ if set_count > 0 then
 end
 if delete_count > 0 then
   call_in_slices('DEL', deletes, 4000)
+end
+-- A write over a tombstone removes it from the hash only: its expiry stays in the sorted set
+-- until pruned (a later delete's ZADD moves it), which saves a ZREM per key.
+if unburied_count > 0 then
+  call_in_slices('HDEL', unburied, 4000, tombstones_key)
+end
+if buried_count > 0 then
+  call_in_slices('HSET', buried, 4000, tombstones_key)
+  call_in_slices('ZADD', expiries, 4000, expiries_key)
 end
 return applied

@@ -11,17 +11,27 @@
 //! - Writes: [`apply`](StorageWriter::apply) sends one Lua script call (`EVALSHA`) per chunk of
 //!   [`RedisStorageOptions::chunk_size`] changes, one round trip like `MSET`. The script applies a
 //!   change only when its version is newer than the stored one: the value's `_timestamp` for a
-//!   live key, the tombstone `<key_prefix>pubsync:tombstone:<key>` for a deleted one (kept for
-//!   [`RedisStorageOptions::tombstone_ttl`]). So out-of-order messages, several sync workers and
-//!   redelivered messages never put an older value back, and an older write arriving after a
-//!   delete does not bring the key back. The script is in `src/apply.lua`.
+//!   live key, its tombstone for a deleted one (kept for [`RedisStorageOptions::tombstone_ttl`]).
+//!   So out-of-order messages, several sync workers and redelivered messages never put an older
+//!   value back, and an older write arriving after a delete does not bring the key back. The
+//!   script is in `src/apply.lua`.
+//! - Tombstones: one hash per global prefix, [`RedisStorage::tombstones_key`]
+//!   (`<key_prefix>pubsync:tombstones`, field the storage key, value the delete's version as
+//!   text), their expiry times in a sorted set beside it,
+//!   [`RedisStorage::tombstone_expiries_key`]. Not one key with a TTL per tombstone: the script
+//!   would need each one passed in, which cost a third of a call of fresh keys. Each script
+//!   call first removes expired tombstones, at most its chunk's size plus 100, and a tombstone
+//!   past its expiry counts as gone even before. So expired tombstones keep memory until the
+//!   next `apply` (not freed while no changes come), and under an `allkeys-*` eviction policy
+//!   Redis would evict all tombstones of a prefix at once (under `volatile-*`, none).
 //! - [`RedisStorage::apply_unchecked`]: the same changes as `MSET`/`DEL` in one pipeline, without
 //!   version checks, for bulk loads into an empty store and as the benchmark ceiling.
 //!
 //! What this crate deliberately does not do:
-//! - Redis Cluster: one script call touches every key of its chunk, which cluster mode allows
-//!   only when they hash to one slot. Not supported today; a global prefix that is a hash tag
-//!   (`{shop}:`) would put every key in one slot, at the price of one node holding them all.
+//! - Redis Cluster: one script call touches every key of its chunk and the prefix's tombstone
+//!   hash and expiry set, which cluster mode allows only when they hash to one slot. Not
+//!   supported today; a global prefix that is a hash tag (`{shop}:`) would put every key in one
+//!   slot, at the price of one node holding them all.
 //! - the original's gzip compression of values (`REDIS:REDIS_COMPRESSION_ENABLED`): a compressed
 //!   value read here is an error, not garbage.
 //! - replication DSNs, Sentinel, Unix sockets beyond what the driver's URL parser gives.
@@ -53,8 +63,13 @@ pub const MGET_CHUNK: usize = 1000;
 /// The `COUNT` hint of each `SCAN` step, as the original.
 pub const SCAN_COUNT: u64 = 100;
 
-/// Where tombstones live, after the global prefix: outside `kv:`, so scans do not see them.
-pub const TOMBSTONE_PREFIX: &str = "pubsync:tombstone:";
+/// The hash of tombstones (field: key, value: the delete's version), after the global prefix:
+/// outside `kv:`, so scans do not see it.
+pub const TOMBSTONES_KEY: &str = "pubsync:tombstones";
+
+/// The sorted set of tombstone expiry times (member: key, score: Unix time in milliseconds),
+/// after the global prefix.
+pub const TOMBSTONE_EXPIRIES_KEY: &str = "pubsync:tombstone-expiries";
 
 /// The Lua script of [`StorageWriter::apply`].
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -67,7 +82,8 @@ pub struct RedisStorageOptions {
     /// The global key prefix put before `kv:` (`REDIS:REDIS_KEY_PREFIX`); empty by default.
     pub key_prefix: String,
     /// How long a delete's tombstone is kept: an older write arriving later than this after a
-    /// delete brings the key back. 1 day by default.
+    /// delete brings the key back. Expired tombstones are removed by the next
+    /// [`apply`](StorageWriter::apply) calls, not by Redis. 1 day by default.
     pub tombstone_ttl: Duration,
     /// Most changes per script call of [`StorageWriter::apply`]; 1000 by default. The script
     /// blocks Redis while it runs: a few milliseconds per 1000 changes of about 150 bytes.
@@ -144,8 +160,10 @@ struct Inner {
     options: RedisStorageOptions,
     /// `<key_prefix>kv:`.
     kv_prefix: String,
-    /// `<key_prefix>pubsync:tombstone:`.
-    tombstone_prefix: String,
+    /// `<key_prefix>pubsync:tombstones`.
+    tombstones_key: String,
+    /// `<key_prefix>pubsync:tombstone-expiries`.
+    expiries_key: String,
     /// The `SCAN MATCH` prefix: `kv_prefix` with glob characters escaped.
     match_prefix: String,
     /// The tombstone TTL in milliseconds, as the script's first argument.
@@ -217,7 +235,8 @@ impl RedisStorage {
             })?;
         let kv_prefix = format!("{}{KV_PREFIX}", options.key_prefix);
         let inner = Inner {
-            tombstone_prefix: format!("{}{TOMBSTONE_PREFIX}", options.key_prefix),
+            tombstones_key: format!("{}{TOMBSTONES_KEY}", options.key_prefix),
+            expiries_key: format!("{}{TOMBSTONE_EXPIRIES_KEY}", options.key_prefix),
             match_prefix: escape_glob(&kv_prefix),
             kv_prefix,
             tombstone_ttl_ms: options.tombstone_ttl.as_millis().to_string(),
@@ -249,13 +268,16 @@ impl RedisStorage {
         redis_key
     }
 
-    /// The Redis key of the tombstone a delete of `key` leaves:
-    /// `<key_prefix>pubsync:tombstone:<key>`.
-    pub fn tombstone_key(&self, key: &str) -> String {
-        let mut tombstone = String::with_capacity(self.inner.tombstone_prefix.len() + key.len());
-        tombstone.push_str(&self.inner.tombstone_prefix);
-        tombstone.push_str(key);
-        tombstone
+    /// The Redis hash holding the tombstones deletes leave, field `key`, value the delete's
+    /// version: `<key_prefix>pubsync:tombstones`.
+    pub fn tombstones_key(&self) -> &str {
+        &self.inner.tombstones_key
+    }
+
+    /// The Redis sorted set of the tombstones' expiry times, member `key`, score the expiry as
+    /// Unix time in milliseconds: `<key_prefix>pubsync:tombstone-expiries`.
+    pub fn tombstone_expiries_key(&self) -> &str {
+        &self.inner.expiries_key
     }
 
     /// A handle on the shared connection, for what the contract does not cover (administration,
@@ -321,15 +343,15 @@ impl RedisStorage {
             });
         }
         let mut command = redis::cmd("EVALSHA");
-        command.arg(APPLY.get_hash()).arg(2 * chunk.len());
+        command
+            .arg(APPLY.get_hash())
+            .arg(2 + chunk.len())
+            .arg(&self.inner.tombstones_key)
+            .arg(&self.inner.expiries_key);
         let mut key = String::new();
         for change in chunk {
             key.clear();
             key.push_str(&self.inner.kv_prefix);
-            key.push_str(key_of(change));
-            command.arg(key.as_str());
-            key.clear();
-            key.push_str(&self.inner.tombstone_prefix);
             key.push_str(key_of(change));
             command.arg(key.as_str());
         }
@@ -340,7 +362,8 @@ impl RedisStorage {
         command
             .arg(&self.inner.tombstone_ttl_ms)
             .arg(operations)
-            .arg(versions);
+            .arg(versions)
+            .arg(self.inner.kv_prefix.len());
         let mut version = String::new();
         for change in chunk {
             match change {

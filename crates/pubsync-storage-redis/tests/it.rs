@@ -97,6 +97,43 @@ async fn raw_get(storage: &RedisStorage, redis_key: &str) -> Option<String> {
     storage.connection().get(redis_key).await.expect("raw get")
 }
 
+/// The version text of the tombstone of `key`, if there is one.
+async fn tombstone(storage: &RedisStorage, key: &str) -> Option<String> {
+    storage
+        .connection()
+        .hget(storage.tombstones_key(), key)
+        .await
+        .expect("hget")
+}
+
+/// How many milliseconds the tombstone of `key` has left, by the server's clock.
+async fn tombstone_ttl_ms(storage: &RedisStorage, key: &str) -> Option<i64> {
+    let mut connection = storage.connection();
+    let expiry: Option<f64> = connection
+        .zscore(storage.tombstone_expiries_key(), key)
+        .await
+        .expect("zscore");
+    let (seconds, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut connection)
+        .await
+        .expect("time");
+    expiry.map(|expiry| expiry as i64 - (seconds * 1000 + micros / 1000))
+}
+
+/// How many tombstones and expiry entries there are.
+async fn tombstone_counts(storage: &RedisStorage) -> (usize, usize) {
+    let mut connection = storage.connection();
+    let tombstones: usize = connection
+        .hlen(storage.tombstones_key())
+        .await
+        .expect("hlen");
+    let expiries: usize = connection
+        .zcard(storage.tombstone_expiries_key())
+        .await
+        .expect("zcard");
+    (tombstones, expiries)
+}
+
 #[tokio::test]
 async fn reader_conformance() {
     let Some((storage, _cleanup)) = storage("redis_conformance").await else {
@@ -122,8 +159,12 @@ async fn keys_carry_the_prefix_and_kv() {
         format!("{}kv:message:2", cleanup.prefix)
     );
     assert_eq!(
-        storage.tombstone_key("message:2"),
-        format!("{}pubsync:tombstone:message:2", cleanup.prefix)
+        storage.tombstones_key(),
+        format!("{}pubsync:tombstones", cleanup.prefix)
+    );
+    assert_eq!(
+        storage.tombstone_expiries_key(),
+        format!("{}pubsync:tombstone-expiries", cleanup.prefix)
     );
     let change = write("message:2", "1700000000.000001", 1);
     assert_eq!(storage.apply(vec![change]).await.expect("apply"), 1);
@@ -186,14 +227,13 @@ async fn delete_then_older_write_stays_deleted() {
     );
     assert_eq!(storage.get(key).await.expect("get"), None);
     // The tombstone holds the delete's version as sent, with the TTL.
-    let tombstone = storage.tombstone_key(key);
     assert_eq!(
-        raw_get(&storage, &tombstone).await.as_deref(),
+        tombstone(&storage, key).await.as_deref(),
         Some("1700000000.000003")
     );
-    let ttl_ms: i64 = storage.connection().pttl(&tombstone).await.expect("pttl");
+    let ttl_ms = tombstone_ttl_ms(&storage, key).await.expect("expiry");
     assert!(
-        ttl_ms > 0 && ttl_ms <= 24 * 3600 * 1000,
+        ttl_ms > 24 * 3600 * 1000 - 60_000 && ttl_ms <= 24 * 3600 * 1000,
         "tombstone ttl {ttl_ms} ms"
     );
 
@@ -235,12 +275,11 @@ async fn delete_then_newer_write_is_applied() {
         storage.get(key).await.expect("get"),
         Some(value("1700000000.000003", 3))
     );
-    let tombstone_left: bool = storage
-        .connection()
-        .exists(storage.tombstone_key(key))
-        .await
-        .expect("exists");
-    assert!(!tombstone_left, "a newer write removes the tombstone");
+    assert_eq!(
+        tombstone(&storage, key).await,
+        None,
+        "a newer write removes the tombstone"
+    );
 }
 
 #[tokio::test]
@@ -318,9 +357,7 @@ async fn versions_one_microsecond_apart_are_ordered() {
                 .expect("apply"),
             1
         );
-        let tombstone = raw_get(&storage, &storage.tombstone_key(key))
-            .await
-            .expect("tombstone");
+        let tombstone = tombstone(&storage, key).await.expect("tombstone");
         assert_eq!(
             tombstone.parse::<f64>().expect("number"),
             latest.parse::<f64>().expect("number"),
@@ -477,16 +514,59 @@ async fn one_chunk_larger_than_luas_unpack_limit() {
     assert_eq!(storage.apply(changes).await.expect("apply"), 3000);
     let page = storage.scan("*", 10_000, 0).await.expect("scan");
     assert_eq!(page.keys.len(), 6000);
-    let tombstones: Vec<String> = storage
-        .connection()
-        .keys(storage.tombstone_key("*"))
-        .await
-        .expect("keys");
-    assert!(
-        tombstones.is_empty(),
-        "{} tombstones left",
-        tombstones.len()
+    let (tombstones, _) = tombstone_counts(&storage).await;
+    assert_eq!(tombstones, 0, "{tombstones} tombstones left");
+}
+
+#[tokio::test]
+async fn tombstones_expire_after_the_ttl() {
+    let options = RedisStorageOptions {
+        tombstone_ttl: Duration::from_millis(300),
+        ..RedisStorageOptions::default()
+    };
+    let Some((storage, _cleanup)) = storage_with("redis_tombstone_ttl", options).await else {
+        return;
+    };
+    // 300 deletes and the one watched, last in the expiry order (same time, member order).
+    let mut changes: Vec<StorageChange> = (0..300)
+        .map(|i| delete(&format!("a:{i}"), "1700000000.000003"))
+        .collect();
+    changes.push(delete("z:1", "1700000000.000003"));
+    assert_eq!(storage.apply(changes).await.expect("apply"), 301);
+    assert_eq!(tombstone_counts(&storage).await, (301, 301));
+    let ttl_ms = tombstone_ttl_ms(&storage, "z:1").await.expect("expiry");
+    assert!(ttl_ms > 0 && ttl_ms <= 300, "tombstone ttl {ttl_ms} ms");
+    assert_eq!(
+        storage
+            .apply(vec![write("z:1", "1700000000.000002", 2)])
+            .await
+            .expect("apply"),
+        0,
+        "the tombstone holds within its TTL"
     );
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // One change prunes at most 101 expired tombstones, not z:1's: it is past its expiry, so it
+    // counts as gone all the same, as a key with PX would be, and the write removes it.
+    assert_eq!(
+        storage
+            .apply(vec![write("z:1", "1700000000.000002", 2)])
+            .await
+            .expect("apply"),
+        1,
+        "an expired tombstone does not hold an older write back"
+    );
+    assert_eq!(tombstone(&storage, "z:1").await, None);
+    let (tombstones, _) = tombstone_counts(&storage).await;
+    assert_eq!(tombstones, 300 - 101);
+    // The next calls prune the rest, expiry entries included.
+    for i in 0..3 {
+        storage
+            .apply(vec![write(&format!("b:{i}"), "1700000000.000001", 1)])
+            .await
+            .expect("apply");
+    }
+    assert_eq!(tombstone_counts(&storage).await, (0, 0));
 }
 
 #[tokio::test]
