@@ -337,6 +337,11 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+fn undecodable_body(body: &[u8], reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "errorMessage": reason, "body": String::from_utf8_lossy(body) }))
+        .expect("json serialises")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,9 +361,4 @@ mod tests {
         );
         assert_eq!(config.messages_per_chunk(100_000), 1, "always at least one");
     }
-}
-
-fn undecodable_body(body: &[u8], reason: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "errorMessage": reason, "body": String::from_utf8_lossy(body) }))
-        .expect("json serialises")
 }

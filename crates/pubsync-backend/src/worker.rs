@@ -129,13 +129,17 @@ impl WorkerReport {
     }
 }
 
-/// What the stages of one [`Worker::run`] share: when to stop, and which of them found nothing
-/// to do on their last pass.
+/// What the stages of one [`Worker::run`] share: when to stop, which of them found nothing to
+/// do on their last pass, and how to wake them.
 struct Stages<'a> {
     stop: &'a AtomicBool,
     /// Set when the worker is done: empty (with `stop_when_empty`), or a stage failed.
     done: AtomicBool,
     idle: [AtomicBool; 4],
+    /// A stage that did work wakes the stages after it: what it handed on is there for them
+    /// now, so they need not wait out their pause. Only the first stage has to poll (for
+    /// changes committed by others), and work crosses the pipeline in one go.
+    wake: [tokio::sync::Notify; 4],
 }
 
 impl Stages<'_> {
@@ -144,12 +148,14 @@ impl Stages<'_> {
     }
 
     /// Runs stage `index` (when `active`) until the worker stops: `pass` once per round,
-    /// pausing while it finds nothing to do and backing off after transient failures. A
+    /// pausing while it finds nothing to do (until a stage before it wakes it) and backing off
+    /// after transient failures; after a pass that did work it wakes the stages `wakes`. A
     /// failure that retrying will not cure stops every stage.
     async fn run<F, Fut>(
         &self,
         index: usize,
         active: bool,
+        wakes: &[usize],
         idle_poll: Duration,
         pass: F,
     ) -> Result<WorkerReport, WorkerError>
@@ -172,9 +178,18 @@ impl Stages<'_> {
                     self.idle[index].store(!busy, Ordering::Relaxed);
                     if busy {
                         pause = Duration::from_millis(1);
+                        for &later in wakes {
+                            self.wake[later].notify_one();
+                        }
                     } else {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(idle_poll);
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {
+                                pause = (pause * 2).min(idle_poll);
+                            }
+                            () = self.wake[index].notified() => {
+                                pause = Duration::from_millis(1);
+                            }
+                        }
                     }
                 }
                 Err(error) if error.is_transient() => {
@@ -364,17 +379,25 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             stop,
             done: AtomicBool::new(false),
             idle: std::array::from_fn(|_| AtomicBool::new(false)),
+            wake: std::array::from_fn(|_| tokio::sync::Notify::new()),
         };
         let has_sync = self.sync.is_some();
         let consumes_sync = self.sync.as_ref().is_some_and(|sync| sync.writer.is_some());
+        // Who hands work to whom: the outbox stage to the event consumer (with direct
+        // publishing, straight to the sync relay: the event queues then hold only retries),
+        // the event consumer to the sync relay, the sync relay to the sync consumer.
+        let outbox_wakes: &[usize] = if self.config.direct_publish {
+            &[2]
+        } else {
+            &[1, 2]
+        };
+        let poll = self.config.idle_poll;
         let (outbox, events, sync_relay, sync_queues, watch) = tokio::join!(
-            stages.run(0, true, self.config.idle_poll, || self.outbox_pass()),
-            stages.run(1, true, self.config.idle_poll, || self.event_queues_pass()),
-            stages.run(2, has_sync, self.config.idle_poll, || self
-                .sync_relay_pass()),
-            stages.run(3, consumes_sync, self.config.idle_poll, || self
-                .sync_queues_pass()),
-            stages.watch(stop_when_empty, self.config.idle_poll, || self.is_empty()),
+            stages.run(0, true, outbox_wakes, poll, || self.outbox_pass()),
+            stages.run(1, true, &[2], poll, || self.event_queues_pass()),
+            stages.run(2, has_sync, &[3], poll, || self.sync_relay_pass()),
+            stages.run(3, consumes_sync, &[], poll, || self.sync_queues_pass()),
+            stages.watch(stop_when_empty, poll, || self.is_empty()),
         );
         let mut report = WorkerReport::default();
         for stage in [outbox, events, sync_relay, sync_queues] {
