@@ -31,6 +31,11 @@ pub struct WorkerConfig {
     /// from elsewhere), and are looked at once per `idle_poll`. Worth it where the queue is the
     /// same database as the outbox.
     pub direct_publish: bool,
+    /// Paces the stages the way the original's `queue:worker:start` does, for comparisons
+    /// (the Spryker-shaped benchmark): no stage wakes another, and each pauses after every
+    /// pass, 100 ms when it did work (`QUEUE_WORKER_DELAY_WHEN_NOT_EMPTY_MILLISECONDS`) and
+    /// `idle_poll` when it found nothing (`QUEUE_WORKER_INTERVAL_MILLISECONDS`, 1000 there).
+    pub original_pacing: bool,
 }
 
 impl WorkerConfig {
@@ -54,6 +59,7 @@ impl Default for WorkerConfig {
             idle_poll: Duration::from_millis(100),
             task_wait: Duration::from_secs(1),
             direct_publish: false,
+            original_pacing: false,
         }
     }
 }
@@ -129,9 +135,14 @@ impl WorkerReport {
     }
 }
 
+/// The original worker's pause between rounds while its task processes have work.
+const ORIGINAL_BUSY_PAUSE: Duration = Duration::from_millis(100);
+
 /// What the stages of one [`Worker::run`] share: when to stop, which of them found nothing to
 /// do on their last pass, and how to wake them.
 struct Stages<'a> {
+    /// [`WorkerConfig::original_pacing`].
+    original_pacing: bool,
     stop: &'a AtomicBool,
     /// Set when the worker is done: empty (with `stop_when_empty`), or a stage failed.
     done: AtomicBool,
@@ -176,7 +187,10 @@ impl Stages<'_> {
                     report.absorb(done);
                     failures = 0;
                     self.idle[index].store(!busy, Ordering::Relaxed);
-                    if busy {
+                    if self.original_pacing {
+                        let pause = if busy { ORIGINAL_BUSY_PAUSE } else { idle_poll };
+                        tokio::time::sleep(pause).await;
+                    } else if busy {
                         pause = Duration::from_millis(1);
                         for &later in wakes {
                             self.wake[later].notify_one();
@@ -376,6 +390,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         stop: &AtomicBool,
     ) -> Result<WorkerReport, WorkerError> {
         let stages = Stages {
+            original_pacing: self.config.original_pacing,
             stop,
             done: AtomicBool::new(false),
             idle: std::array::from_fn(|_| AtomicBool::new(false)),

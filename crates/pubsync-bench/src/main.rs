@@ -169,7 +169,7 @@ impl Size {
                 runs: 5,
                 backlog_changes: 1_000_000,
                 latency_seconds: 10,
-                spryker_changes: 20_000,
+                spryker_changes: 10_000,
                 queue_messages: 100_000,
             }
         }

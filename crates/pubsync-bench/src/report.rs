@@ -357,9 +357,11 @@ impl Report {
              - `spryker_shaped_ratio`: {spryker} changes on PostgreSQL + RabbitMQ + Redis with \
              pubsync's defaults, over the same pipeline configured like the original \
              (`e2e_postgres_rabbitmq_redis_spryker_shaped`: one message per event and listener \
-             in the original's format, chunks of 500 messages, one change per sync message, an \
-             idle poll of 1 s); medians of {e2e_runs} runs each. Generous to the original, whose \
-             worker takes one chunk per queue per second.\n\
+             in the original's format, chunks of 500 messages, one change per sync message, and \
+             the original worker's pace, `[worker] original_pacing`: one chunk per stage per \
+             round, 100 ms between rounds with work and 1 s after one without, no stage waking \
+             another, reference 8.3); medians of {e2e_runs} runs each. Still generous to the \
+             original, which starts a PHP process per chunk.\n\
              - `queue_rabbitmq`: {queue} messages of 256 bytes through pubsync's `RabbitQueue` \
              (persistent, `send` in batches of 500 each waiting for its publisher confirms, \
              while `receive` of 500 + `settle` acknowledges on the same connection). Ceiling: \

@@ -3,10 +3,11 @@
 //!
 //! Spryker-shaped means: one event message per event and listener in the original's format
 //! (`[worker] spryker_compatible`), consumer chunks of 500 messages for events and sync, one
-//! change per sync message (`[sync] changes_per_message = 1`), and a queue poll once a second
-//! when idle (`[worker] idle_poll_ms = 1000`). It is generous to the original: its
-//! `queue:worker:start` starts one `queue:task:start` per queue each second that takes one chunk
-//! and exits, where pubsync's worker takes the next chunk at once while there is work.
+//! change per sync message (`[sync] changes_per_message = 1`), and the original worker's pace
+//! (`[worker] original_pacing`, `idle_poll_ms = 1000`; reference 8.3): each stage takes one
+//! chunk per round, pauses 100 ms after a round with work and a second after one without, and
+//! no stage wakes another. It is still generous to the original: its rounds start a PHP
+//! process per chunk, and pubsync's consumer, publisher and Redis writes do the work.
 
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ use crate::{Size, median, per_second};
 
 /// `pubsync.toml` sections of the Spryker-shaped pipeline.
 pub const SPRYKER_SHAPED: &str = "[worker]\nspryker_compatible = true\nchunk_size = 500\n\
-                                  idle_poll_ms = 1000\n[sync]\nchanges_per_message = 1\n\
-                                  chunk_size = 500\n";
+                                  idle_poll_ms = 1000\noriginal_pacing = true\n[sync]\n\
+                                  changes_per_message = 1\nchunk_size = 500\n";
 
 /// `e2e_postgres_rabbitmq_redis_spryker_shaped` (changes/s) and `spryker_shaped_ratio`
 /// (pubsync's changes/s over the Spryker-shaped run's, same changes).

@@ -104,6 +104,10 @@ pub struct WorkerSection {
     /// whose messages would live next to the outbox anyway; off with RabbitMQ, which shares
     /// the work among workers).
     pub direct_publish: Option<bool>,
+    /// Pace the worker like the original's queue worker (a pause of 100 ms after every pass
+    /// that did work, `idle_poll_ms` after one that found none, no stage waking another): for
+    /// comparisons only (default false).
+    pub original_pacing: Option<bool>,
 }
 
 /// `[keys]` in `pubsync.toml`.
@@ -221,6 +225,7 @@ impl Settings {
         if let Some(compatible) = section.spryker_compatible {
             worker.relay.spryker_compatible = compatible;
         }
+        worker.original_pacing = section.original_pacing.unwrap_or(false);
         // Messages in the original's format are for someone to read: send them.
         worker.direct_publish = section
             .direct_publish
@@ -348,6 +353,8 @@ mod tests {
         assert!(!load("queue_url = \"amqp://guest:guest@localhost:5672\"\n").direct_publish);
         assert!(!load("[worker]\nspryker_compatible = true\n").direct_publish);
         assert!(!load("[worker]\ndirect_publish = false\n").direct_publish);
+        assert!(!load("").original_pacing, "pubsync's own pace unless asked");
+        assert!(load("[worker]\noriginal_pacing = true\n").original_pacing);
         assert!(
             load("queue_url = \"amqp://guest:guest@localhost:5672\"\n[worker]\ndirect_publish = true\n")
                 .direct_publish
