@@ -113,18 +113,10 @@ impl OutboxRelay {
         listeners: &EventCollection,
         queue: &Q,
     ) -> Result<RelayPass, RelayError> {
-        let limit = self.config.chunk_size as i64;
-        let rows = self
-            .database
-            .blocking(move |db| read_outbox(db, limit))
-            .await?;
+        let (rows, ids) = self.read_chunk().await?;
         if rows.is_empty() {
             return Ok(RelayPass::default());
         }
-        let ids: Vec<i64> = rows
-            .iter()
-            .map(|row| row.id_event_behavior_entity_change)
-            .collect();
         let (messages, malformed) = self.messages_for(listeners, rows);
         let mut pass = RelayPass {
             rows: ids.len(),
@@ -139,6 +131,20 @@ impl OutboxRelay {
             .blocking(move |db| delete_outbox_rows(db, &ids))
             .await?;
         Ok(pass)
+    }
+
+    /// The next chunk of outbox rows in id order, and their ids.
+    async fn read_chunk(&self) -> Result<(Vec<OutboxRow>, Vec<i64>), DatabaseError> {
+        let limit = self.config.chunk_size as i64;
+        let rows = self
+            .database
+            .blocking(move |db| read_outbox(db, limit))
+            .await?;
+        let ids = rows
+            .iter()
+            .map(|row| row.id_event_behavior_entity_change)
+            .collect();
+        Ok((rows, ids))
     }
 
     /// Whether the outbox holds rows.
@@ -162,18 +168,10 @@ impl OutboxRelay {
         consumer: &EventConsumer,
         queue: &Q,
     ) -> Result<(RelayPass, ChunkOutcome), RelayError> {
-        let limit = self.config.chunk_size as i64;
-        let rows = self
-            .database
-            .blocking(move |db| read_outbox(db, limit))
-            .await?;
+        let (rows, ids) = self.read_chunk().await?;
         if rows.is_empty() {
             return Ok(Default::default());
         }
-        let ids: Vec<i64> = rows
-            .iter()
-            .map(|row| row.id_event_behavior_entity_change)
-            .collect();
         let routed = route(listeners, rows);
         let mut pass = RelayPass {
             rows: ids.len(),
