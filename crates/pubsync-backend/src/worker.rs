@@ -147,8 +147,8 @@ struct Stages<'a> {
     /// Set when the worker is done: empty (with `stop_when_empty`), or a stage failed.
     done: AtomicBool,
     idle: [AtomicBool; 4],
-    /// A stage that did work wakes the stages after it: what it handed on is there for them
-    /// now, so they need not wait out their pause. Only the first stage has to poll (for
+    /// A stage that did work wakes the stages it hands work to: what it handed on is there
+    /// for them now, so they need not wait out their pause. Only the first stage has to poll (for
     /// changes committed by others), and work crosses the pipeline in one go.
     wake: [tokio::sync::Notify; 4],
 }
@@ -246,6 +246,10 @@ impl Stages<'_> {
                 match is_empty().await {
                     Ok(true) => {
                         self.done.store(true, Ordering::Relaxed);
+                        // Idle stages are pausing: end their pauses now.
+                        for wake in &self.wake {
+                            wake.notify_one();
+                        }
                         break;
                     }
                     Ok(false) => {}
