@@ -259,7 +259,7 @@ impl StorageWriter {
                         "DELETE FROM {} WHERE {} IN ({})",
                         dialect.quote(table.table),
                         dialect.quote("key"),
-                        question_marks(chunk.len())
+                        Statement::placeholders(chunk.len())
                     ));
                     for key in chunk {
                         statement.push(Bind::Text(key.clone()));
@@ -402,7 +402,7 @@ fn upsert_sql(
     let names = columns.names(table);
     let per_row = names.len();
     let quoted: Vec<String> = names.iter().map(|name| dialect.quote(name)).collect();
-    let row_values = format!("({})", question_marks(per_row));
+    let row_values = format!("({})", Statement::placeholders(per_row));
     let values: Vec<&str> = (0..rows).map(|_| row_values.as_str()).collect();
     let target = dialect.quote(table.table);
     let data = dialect.quote("data");
@@ -457,18 +457,6 @@ fn upsert_sql(
         dialect.quote("key"),
         updates.join(", "),
     )
-}
-
-/// `count` comma-separated `?`: the placeholders of a [`Statement`] on every database.
-fn question_marks(count: usize) -> String {
-    let mut marks = String::with_capacity(count * 3);
-    for i in 0..count {
-        if i > 0 {
-            marks.push_str(", ");
-        }
-        marks.push('?');
-    }
-    marks
 }
 
 /// `DELETE FROM pubsync_storage_alias WHERE storage_table = ? AND storage_key IN (…)`: the

@@ -212,7 +212,7 @@ fn raw_selects(database: &Database, calls: usize) -> anyhow::Result<Duration> {
     let predicate = if dialect == Dialect::Postgres {
         "= ANY($1)".to_owned()
     } else {
-        format!("IN ({})", vec!["?"; KEYS_PER_CALL].join(", "))
+        format!("IN ({})", Statement::placeholders(KEYS_PER_CALL))
     };
     let sql = format!(
         "SELECT {key}, {data} FROM spy_hello_spryker_message_storage WHERE {key} {predicate}",

@@ -164,41 +164,36 @@ pub fn insert_statement(
 /// there every earlier change is too, and absence then means deleted.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    inserts: usize,
-    updates: usize,
-    deletes: usize,
+    /// How many inserts, updates and deletes: the SQLite scenario's split.
+    counts: crate::e2e::Plan,
     payload: Payload,
 }
 
 impl Plan {
     /// The plan for `changes` changes of `payload` rows.
     pub fn new(changes: usize, payload: Payload) -> Self {
-        let inserts = changes / 2;
-        let updates = changes / 4;
         Self {
-            inserts,
-            updates,
-            deletes: changes - inserts - updates,
+            counts: crate::e2e::Plan::new(changes),
             payload,
         }
     }
 
     /// Keys left at the end, the sentinel not counted.
     pub fn remaining(self) -> usize {
-        self.inserts - self.deletes
+        self.counts.remaining()
     }
 
     /// The id of the row inserted last.
     fn sentinel(self) -> usize {
-        self.inserts + 1
+        self.counts.inserts + 1
     }
 
     /// The statements that write the changes, in order, at most [`BATCH`] rows each; plain
     /// SQL that PostgreSQL and MySQL both accept.
     pub fn statements(self) -> Vec<String> {
         let mut statements = Vec::new();
-        for first in (1..=self.inserts).step_by(BATCH) {
-            let last = (first + BATCH - 1).min(self.inserts);
+        for first in (1..=self.counts.inserts).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.counts.inserts);
             statements.push(insert_statement(
                 "spy_hello_spryker_message",
                 "id_hello_spryker_message",
@@ -208,17 +203,17 @@ impl Plan {
             ));
         }
         let suffix = self.payload.update_suffix();
-        for first in (1..=self.updates).step_by(BATCH) {
-            let last = (first + BATCH - 1).min(self.updates);
+        for first in (1..=self.counts.updates).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.counts.updates);
             statements.push(format!(
                 "UPDATE spy_hello_spryker_message \
                  SET message = CONCAT('updated ', id_hello_spryker_message, '{suffix}') \
                  WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
             ));
         }
-        let first_deleted = self.inserts - self.deletes + 1;
-        for first in (first_deleted..=self.inserts).step_by(BATCH) {
-            let last = (first + BATCH - 1).min(self.inserts);
+        let first_deleted = self.counts.inserts - self.counts.deletes + 1;
+        for first in (first_deleted..=self.counts.inserts).step_by(BATCH) {
+            let last = (first + BATCH - 1).min(self.counts.inserts);
             statements.push(format!(
                 "DELETE FROM spy_hello_spryker_message \
                  WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
@@ -239,14 +234,16 @@ impl Plan {
         let mut expected: Vec<Expected> = (1..=self.remaining())
             .map(|id| Expected::Value {
                 id,
-                message: if id <= self.updates {
+                message: if id <= self.counts.updates {
                     self.payload.updated(id)
                 } else {
                     self.payload.inserted(id)
                 },
             })
             .collect();
-        expected.extend((self.remaining() + 1..=self.inserts).map(|id| Expected::Deleted { id }));
+        expected.extend(
+            (self.remaining() + 1..=self.counts.inserts).map(|id| Expected::Deleted { id }),
+        );
         expected.push(Expected::Value {
             id: self.sentinel(),
             message: self.payload.inserted(self.sentinel()),
@@ -571,7 +568,7 @@ pub async fn pipeline_run(
 ) -> anyhow::Result<Duration> {
     let plan = Plan::new(changes, payload);
     ensure!(
-        plan.updates <= plan.remaining(),
+        plan.counts.updates <= plan.remaining(),
         "the plan updates only messages it keeps"
     );
     let pipeline = Pipeline::start(servers, extra).await?;
@@ -685,7 +682,7 @@ mod tests {
         let plan = Plan::new(2_000, Payload::Hello);
         assert_eq!(plan.statements().len(), 3 + 1);
         let expected = plan.expected();
-        assert_eq!(expected.len(), plan.inserts + 1);
+        assert_eq!(expected.len(), plan.counts.inserts + 1);
         assert_eq!(
             expected[0],
             Expected::Value {

@@ -57,6 +57,11 @@ impl Statement {
     pub fn sql(&self) -> &str {
         &self.sql
     }
+
+    /// `count` comma-separated `?`: a row of placeholders for [`Statement::new`].
+    pub fn placeholders(count: usize) -> String {
+        vec!["?"; count].join(", ")
+    }
 }
 
 impl Query for Statement {

@@ -1,12 +1,6 @@
 //! The statements the storage runs, built as text so tests can look at their query plans.
 
-use pubsync_database::Dialect;
-
-/// `count` comma-separated `?`: the placeholders of a `pubsync_database::Statement`, which
-/// writes each database's own.
-fn question_marks(count: usize) -> String {
-    vec!["?"; count].join(", ")
-}
+use pubsync_database::{Dialect, Statement};
 
 /// The side table of alias (mapping) keys the storage writer keeps: `alias_key` (primary key),
 /// `storage_table`, `storage_key` and `data`, the alias's value `{"id":…,"_timestamp":…}`.
@@ -31,7 +25,7 @@ pub fn select_by_keys(dialect: Dialect, table: &str, key_count: usize) -> String
         key = dialect.quote("key"),
         data = dialect.quote("data"),
         table = dialect.quote(table),
-        placeholders = question_marks(key_count.max(1)),
+        placeholders = Statement::placeholders(key_count.max(1)),
     )
 }
 
@@ -91,7 +85,7 @@ pub fn select_aliases(dialect: Dialect, key_count: usize) -> String {
         storage_table = dialect.quote("storage_table"),
         data = dialect.quote("data"),
         table = dialect.quote(ALIAS_TABLE),
-        placeholders = question_marks(key_count.max(1)),
+        placeholders = Statement::placeholders(key_count.max(1)),
     )
 }
 
