@@ -271,6 +271,7 @@ mod capture_triggers {
         rolled_back_transaction_records_nothing,
         value_filter_records_only_when_the_comparison_flips,
         star_with_keep_original_keeps_every_changed_column_and_any_change_counts,
+        primary_key_change_records_an_update_of_the_new_id,
         table_with_a_long_name_gets_shortened_trigger_names,
         down_migration_removes_everything,
     );
@@ -462,6 +463,27 @@ mod capture_triggers {
             assert_eq!(events[0]["foreignKeys"], json!({}));
             database.execute("UPDATE spy_all SET a = 'x'");
             assert_eq!(take_events(&mut database), Vec::<Value>::new());
+        }
+
+        /// A row given a new primary key is recorded as an update of its new id. PostgreSQL's
+        /// statement triggers pair an update's old and new rows by primary key, so there the
+        /// old version is not found and every set column counts as changed.
+        pub fn primary_key_change_records_an_update_of_the_new_id(dialect: Dialect) {
+            let Some(mut database) = database(dialect) else {
+                return;
+            };
+            database.execute("INSERT INTO spy_all (a, b) VALUES ('x', 1), ('y', 2);");
+            take_events(&mut database);
+            database.execute("UPDATE spy_all SET id_all = id_all + 10");
+            let events = take_events(&mut database);
+            let mut ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+            ids.sort_unstable();
+            assert_eq!(ids, [11, 12], "{events:#?}");
+            for event in &events {
+                assert_eq!(event["event"], "Entity.spy_all.update");
+                let modified = event["modifiedColumns"].as_array().unwrap();
+                assert!(modified.contains(&json!("spy_all.id_all")), "{event}");
+            }
         }
 
         pub fn table_with_a_long_name_gets_shortened_trigger_names(dialect: Dialect) {
@@ -666,6 +688,7 @@ mod sync_triggers {
         update_of_data_records_a_write,
         update_that_changes_nothing_the_storage_sees_records_nothing,
         key_change_records_a_delete_of_the_old_key_then_a_write,
+        bulk_key_change_records_a_delete_of_every_old_key_and_a_write_of_every_new_one,
         delete_records_a_delete,
         rolled_back_transaction_records_nothing,
         versions_of_successive_updates_of_one_key_strictly_increase,
@@ -873,6 +896,48 @@ mod sync_triggers {
                 ]
             );
             assert!(intents[0].version <= intents[1].version);
+        }
+
+        /// One statement that renames many keys deletes every old key and writes every new
+        /// one, with the old data as previous data (PostgreSQL's statement triggers pair the
+        /// old and new rows of the statement by primary key).
+        pub fn bulk_key_change_records_a_delete_of_every_old_key_and_a_write_of_every_new_one(
+            dialect: Dialect,
+        ) {
+            let Some(mut database) = database(dialect) else {
+                return;
+            };
+            let key = key(&database);
+            database.execute(&format!(
+                "INSERT INTO spy_plain_storage (fk_plain, data, {key}) VALUES \
+                 (1, 'd1', 'plain:1'), (2, 'd2', 'plain:2'), (3, 'd3', 'plain:3')"
+            ));
+            take_intents(&mut database);
+            let renamed = database.concat(&key, "':v2'");
+            database.execute(&format!("UPDATE spy_plain_storage SET {key} = {renamed}"));
+            let intents = take_intents(&mut database);
+            let mut got: Vec<(&str, &str, Option<&str>)> = intents
+                .iter()
+                .map(|i| {
+                    (
+                        i.storage_key.as_str(),
+                        i.operation.as_str(),
+                        i.data.as_deref(),
+                    )
+                })
+                .collect();
+            got.sort_unstable();
+            assert_eq!(
+                got,
+                [
+                    ("plain:1", "delete", None),
+                    ("plain:1:v2", "write", Some("d1")),
+                    ("plain:2", "delete", None),
+                    ("plain:2:v2", "write", Some("d2")),
+                    ("plain:3", "delete", None),
+                    ("plain:3:v2", "write", Some("d3")),
+                ]
+            );
         }
 
         pub fn delete_records_a_delete(dialect: Dialect) {
