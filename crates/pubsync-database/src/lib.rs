@@ -20,7 +20,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
-pub use statement::{Bind, Statement, bucketed};
+pub use statement::{Bind, Statement, bucketed, postgres_any, postgres_array};
 
 mod statement;
 #[cfg(feature = "testing")]

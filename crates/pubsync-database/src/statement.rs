@@ -112,6 +112,42 @@ where
 
 impl<Conn> RunQueryDsl<Conn> for Statement {}
 
+/// A PostgreSQL array literal of `items` as text (`{"a","b\\"c"}`), every element quoted and
+/// escaped, to bind as one `TEXT` value for [`postgres_any`].
+pub fn postgres_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let mut literal = String::from("{");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in item.as_ref().chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
+}
+
+/// `column = ANY((SELECT CAST(<placeholder> AS <element_type>[]))::<element_type>[])`: on
+/// PostgreSQL, whether `column` is in the list bound (as text, see [`postgres_array`]) to
+/// `placeholder`.
+///
+/// The cast in a sub-select is evaluated once per statement, where a bare
+/// `CAST($1 AS TEXT[])` is parsed again at every row a sequential scan visits. And a list the
+/// planner cannot see makes it estimate a few matches and take the index, even when the
+/// table's statistics are stale: a table filled since autovacuum last looked, or a queue
+/// table that autovacuum last saw empty. With the list visible, such a table got a
+/// sequential scan that parsed the list at every row (0.4 s for a thousand outbox ids with
+/// 60k rows waiting, measured).
+pub fn postgres_any(column: &str, element_type: &str, placeholder: &str) -> String {
+    format!("{column} = ANY((SELECT CAST({placeholder} AS {element_type}[]))::{element_type}[])")
+}
+
 /// Splits `len` items into consecutive chunks whose lengths are all taken from `sizes`
 /// (largest first, and `sizes` must end with 1): `bucketed(763, &[500, 100, 20, 1])` gives
 /// chunks of 500, 100, 100, 20, 20, 20, 1, 1, 1. Statements over such chunks come in at

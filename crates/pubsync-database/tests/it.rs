@@ -101,3 +101,81 @@ fn unreachable_servers_are_transient_connect_errors() {
         assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// `postgres_array` text comes back from PostgreSQL as the same strings, whatever they hold.
+#[test]
+fn postgres_arrays_carry_any_text() {
+    let Some(test_database) = TestDatabase::create(pubsync_database::Dialect::Postgres) else {
+        return;
+    };
+    let database = test_database.connect();
+    let items = [
+        "plain",
+        "with,comma",
+        "with \"quotes\"",
+        r"back\slash",
+        "{braces}",
+        " spaced ",
+        "NULL",
+        "",
+        "ünïcödé",
+    ];
+    #[derive(diesel::QueryableByName)]
+    struct Item {
+        #[diesel(sql_type = Text)]
+        item: String,
+    }
+    let got: Vec<Item> = with_connection!(database, |conn| diesel::sql_query(
+        "SELECT unnest(CAST($1 AS TEXT[])) AS item"
+    )
+    .bind::<Text, _>(pubsync_database::postgres_array(items))
+    .load::<Item>(conn)
+    .map_err(DatabaseError::query("unnest")))
+    .unwrap();
+    let got: Vec<&str> = got.iter().map(|i| i.item.as_str()).collect();
+    assert_eq!(got, items);
+}
+
+/// A table that autovacuum last saw empty (a queue table after it drained) has statistics
+/// of "no rows" however much it holds since. A list of keys bound the `postgres_array` way
+/// still finds its rows through the unique index, not with a sequential scan of everything.
+#[test]
+fn a_bound_key_list_takes_the_index_when_statistics_say_the_table_is_empty() {
+    let Some(test_database) = TestDatabase::create(pubsync_database::Dialect::Postgres) else {
+        return;
+    };
+    let database = test_database.connect();
+    let fill = "INSERT INTO q (key, data) \
+                SELECT 'key:' || g, repeat('x', 200) FROM generate_series(1, 20000) AS g";
+    // One statement per call: a multi-statement string is one transaction, and VACUUM
+    // cannot run in one.
+    for statement in [
+        "CREATE TABLE q (id BIGSERIAL PRIMARY KEY, key VARCHAR(255) NOT NULL UNIQUE, data TEXT)",
+        fill,
+        "DELETE FROM q",
+        "VACUUM q",
+        fill,
+    ] {
+        database.batch_execute(statement).unwrap();
+    }
+    let keys: Vec<String> = (1..=1000).map(|n| format!("key:{n}")).collect();
+    let sql = format!(
+        "EXPLAIN DELETE FROM q WHERE {}",
+        pubsync_database::postgres_any("key", "TEXT", "$1")
+    );
+    let plan: Vec<PlanLine> = with_connection!(database, |conn| diesel::sql_query(&sql)
+        .bind::<Text, _>(pubsync_database::postgres_array(&keys))
+        .load::<PlanLine>(conn)
+        .map_err(DatabaseError::query("explain")))
+    .unwrap();
+    let plan: Vec<&str> = plan.iter().map(|l| l.line.as_str()).collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+}
