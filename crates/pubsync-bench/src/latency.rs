@@ -1,7 +1,9 @@
-//! Latency from commit to visible in Redis at a fixed offered load, on PostgreSQL + RabbitMQ +
-//! Redis: 10 new rows every 10 ms (1,000 changes/s), each batch its own transaction, with the
-//! worker running; a poller MGETs the keys not yet visible in a tight loop and records, per
-//! key, the time from its commit to the first MGET that returned it.
+//! Latency from commit to visible in Redis on PostgreSQL + RabbitMQ + Redis, with the worker
+//! running, at two loads: a fixed offered load of 10 new rows every 10 ms (1,000 changes/s),
+//! each batch its own transaction, and full speed, transactions of 100 new rows one after the
+//! other. A poller MGETs the keys not yet visible in a tight loop and records the time from a
+//! key's commit to the first MGET that returned it: for every key at 1k/s, for the last key
+//! of each transaction at full speed (polling every key would take the CPU it measures).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,28 +16,62 @@ use crate::Size;
 use crate::report::Figure;
 use crate::servers::{Payload, Pipeline, Servers, both, insert_statement, mget};
 
-/// Rows per transaction.
-const ROWS_PER_COMMIT: usize = 10;
-/// The pause between two transactions' starts.
-const TICK: Duration = Duration::from_millis(10);
+/// How the load is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// 10 rows per transaction, one transaction every 10 ms; every key timed.
+    Paced,
+    /// 100 rows per transaction, as fast as the database takes them; the last key of each
+    /// transaction timed.
+    FullSpeed,
+}
+
+impl Load {
+    fn rows_per_commit(self) -> usize {
+        match self {
+            Load::Paced => 10,
+            Load::FullSpeed => 100,
+        }
+    }
+
+    /// The pause between two transactions' starts.
+    fn tick(self) -> Duration {
+        match self {
+            Load::Paced => Duration::from_millis(10),
+            Load::FullSpeed => Duration::ZERO,
+        }
+    }
+
+    /// Whether the key of row `index` (0-based) of a transaction is timed.
+    fn timed(self, index: usize) -> bool {
+        self == Load::Paced || index + 1 == self.rows_per_commit()
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Load::Paced => "1k",
+            Load::FullSpeed => "full",
+        }
+    }
+}
 /// How long one key may take before the run is declared stuck.
 const STUCK_AFTER: Duration = Duration::from_secs(30);
 
-/// `latency_p50_postgres_rabbitmq_redis_1k` and `latency_p99_postgres_rabbitmq_redis_1k`.
-pub async fn run(size: Size) -> anyhow::Result<Vec<Figure>> {
-    const P50: &str = "latency_p50_postgres_rabbitmq_redis_1k";
-    const P99: &str = "latency_p99_postgres_rabbitmq_redis_1k";
+/// `latency_p50_postgres_rabbitmq_redis_<1k|full>` and `latency_p99_…`.
+pub async fn run(size: Size, load: Load) -> anyhow::Result<Vec<Figure>> {
+    let p50_name = format!("latency_p50_postgres_rabbitmq_redis_{}", load.suffix());
+    let p99_name = format!("latency_p99_postgres_rabbitmq_redis_{}", load.suffix());
     let servers = match Servers::require(Dialect::Postgres) {
         Ok(servers) => servers,
         Err(note) => {
             return Ok(vec![
-                Figure::missing(P50, "ms", note.clone()),
-                Figure::missing(P99, "ms", note),
+                Figure::missing(&p50_name, "ms", note.clone()),
+                Figure::missing(&p99_name, "ms", note),
             ]);
         }
     };
     let pipeline = Pipeline::start(&servers, "").await?;
-    let result = measure(&pipeline, size.latency_seconds).await;
+    let result = measure(&pipeline, size.latency_seconds, load).await;
     let (mut latencies, report) = both(result, pipeline.finish().await)?;
     ensure!(
         report.failed == 0 && report.retried == 0,
@@ -54,14 +90,14 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Figure>> {
     );
     Ok(vec![
         Figure {
-            name: P50.to_owned(),
+            name: p50_name,
             value: Some(ms(p50)),
             unit: "ms".to_owned(),
             ceiling: None,
             note: None,
         },
         Figure {
-            name: P99.to_owned(),
+            name: p99_name,
             value: Some(ms(p99)),
             unit: "ms".to_owned(),
             ceiling: None,
@@ -77,36 +113,45 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Offers the load for `seconds` and returns every key's latency.
-async fn measure(pipeline: &Pipeline, seconds: u64) -> anyhow::Result<Vec<Duration>> {
-    let ticks = (Duration::from_secs(seconds).as_nanos() / TICK.as_nanos()) as usize;
+async fn measure(pipeline: &Pipeline, seconds: u64, load: Load) -> anyhow::Result<Vec<Duration>> {
+    let rows = load.rows_per_commit();
+    let duration = Duration::from_secs(seconds);
     let (commits, mut committed) = mpsc::unbounded_channel::<(usize, Instant)>();
     let writer = pipeline.database().blocking(move |database| {
         let started = Instant::now();
-        for tick in 0..ticks {
-            let due = started + TICK * tick as u32;
+        let mut commit = 0;
+        // Paced: a fixed number of transactions on a schedule; full speed: as many as fit.
+        while match load {
+            Load::Paced => commit < (duration.as_nanos() / load.tick().as_nanos()) as usize,
+            Load::FullSpeed => started.elapsed() < duration,
+        } {
+            let due = started + load.tick() * commit as u32;
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let first = tick * ROWS_PER_COMMIT + 1;
+            let first = commit * rows + 1;
             database.batch_execute(&insert_statement(
                 "spy_hello_spryker_message",
                 "id_hello_spryker_message",
                 Payload::Hello,
                 first,
-                first + ROWS_PER_COMMIT - 1,
+                first + rows - 1,
             ))?;
             let at = Instant::now();
-            for id in first..first + ROWS_PER_COMMIT {
-                // The poller only stops early on an error, which the writer then ignores.
-                let _ = commits.send((id, at));
+            for (index, id) in (first..first + rows).enumerate() {
+                if load.timed(index) {
+                    // The poller only stops early on an error, which the writer then ignores.
+                    let _ = commits.send((id, at));
+                }
             }
+            commit += 1;
         }
-        anyhow::Ok(started.elapsed())
+        anyhow::Ok((started.elapsed(), commit * rows))
     });
 
     let storage = pipeline.storage();
     let mut outstanding: VecDeque<(usize, Instant, String)> = VecDeque::new();
-    let mut latencies = Vec::with_capacity(ticks * ROWS_PER_COMMIT);
+    let mut latencies = Vec::new();
     let mut open = true;
     let poll = async {
         while open || !outstanding.is_empty() {
@@ -147,19 +192,18 @@ async fn measure(pipeline: &Pipeline, seconds: u64) -> anyhow::Result<Vec<Durati
         anyhow::Ok(())
     };
     let (written, polled) = tokio::join!(writer, poll);
-    let written = written.context("offering the load")?;
+    let (elapsed, changes) = written.context("offering the load")?;
     polled?;
     eprintln!(
-        "bench:   offered {} changes in {:.2} s ({:.0} changes/s)",
-        ticks * ROWS_PER_COMMIT,
-        written.as_secs_f64(),
-        (ticks * ROWS_PER_COMMIT) as f64 / written.as_secs_f64()
+        "bench:   offered {changes} changes in {:.2} s ({:.0} changes/s)",
+        elapsed.as_secs_f64(),
+        changes as f64 / elapsed.as_secs_f64()
     );
+    let timed = (0..changes).filter(|n| load.timed(n % rows)).count();
     ensure!(
-        latencies.len() == ticks * ROWS_PER_COMMIT,
-        "{} of {} keys seen",
+        latencies.len() == timed,
+        "{} of {timed} keys seen",
         latencies.len(),
-        ticks * ROWS_PER_COMMIT
     );
     Ok(latencies)
 }

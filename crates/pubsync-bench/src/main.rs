@@ -93,21 +93,23 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
   --scenario NAME  run one scenario alone; NAME is one of:
                    e2e_sqlite_hello, e2e_postgres_rabbitmq_redis_hello,
                    e2e_postgres_rabbitmq_redis_1kb, e2e_mysql_rabbitmq_redis_hello,
-                   latency_postgres_rabbitmq_redis_1k, spryker_shaped_ratio,
+                   latency_postgres_rabbitmq_redis_1k, latency_postgres_rabbitmq_redis_full,
+                   spryker_shaped_ratio,
                    capture_sqlite, capture_postgres, publish_sqlite, publish_postgres,
                    sync_redis, queue_rabbitmq, get_multi_redis, get_multi_sqlite,
                    get_multi_postgres, worker_rss_full_speed, worker_rss_backlog_1m,
                    worker_rss_backlog_1m_queued";
 
 /// Every scenario, in the order they run; each yields the figure of the same name, except
-/// `latency_postgres_rabbitmq_redis_1k` (`latency_p50_…_1k`, `latency_p99_…_1k`) and
+/// `latency_postgres_rabbitmq_redis_1k|full` (`latency_p50_…`, `latency_p99_…`) and
 /// `spryker_shaped_ratio` (also `e2e_postgres_rabbitmq_redis_spryker_shaped`).
-pub const SCENARIOS: [&str; 18] = [
+pub const SCENARIOS: [&str; 19] = [
     "e2e_sqlite_hello",
     "e2e_postgres_rabbitmq_redis_hello",
     "e2e_postgres_rabbitmq_redis_1kb",
     "e2e_mysql_rabbitmq_redis_hello",
     "latency_postgres_rabbitmq_redis_1k",
+    "latency_postgres_rabbitmq_redis_full",
     "spryker_shaped_ratio",
     "capture_sqlite",
     "capture_postgres",
@@ -260,6 +262,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             | "e2e_postgres_rabbitmq_redis_1kb"
             | "e2e_mysql_rabbitmq_redis_hello"
             | "latency_postgres_rabbitmq_redis_1k"
+            | "latency_postgres_rabbitmq_redis_full"
             | "spryker_shaped_ratio"
             | "queue_rabbitmq" => runtime.block_on(servers::run(name, size))?,
             _ => unreachable!("every scenario has an arm"),

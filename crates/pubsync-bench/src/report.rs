@@ -354,6 +354,10 @@ impl Report {
              worker running, an offered load of 1,000 changes/s (10 new rows in one \
              transaction every 10 ms) for {latency} s; a poller MGETs the keys not yet visible \
              every millisecond; commit to first seen in Redis, per key.\n\
+             - `latency_p50/p99_postgres_rabbitmq_redis_full`: the same at full speed: \
+             transactions of 100 new rows one after the other for {latency} s, the last key of \
+             each transaction timed. A backlog that builds up while the writes outrun the \
+             worker shows here.\n\
              - `spryker_shaped_ratio`: {spryker} changes on PostgreSQL + RabbitMQ + Redis with \
              pubsync's defaults, over the same pipeline configured like the original \
              (`e2e_postgres_rabbitmq_redis_spryker_shaped`: one message per event and listener \

@@ -51,7 +51,12 @@ pub async fn run(name: &str, size: Size) -> anyhow::Result<Vec<Figure>> {
         "e2e_mysql_rabbitmq_redis_hello" => {
             vec![e2e(name, Dialect::Mysql, Payload::Hello, size).await?]
         }
-        "latency_postgres_rabbitmq_redis_1k" => crate::latency::run(size).await?,
+        "latency_postgres_rabbitmq_redis_1k" => {
+            crate::latency::run(size, crate::latency::Load::Paced).await?
+        }
+        "latency_postgres_rabbitmq_redis_full" => {
+            crate::latency::run(size, crate::latency::Load::FullSpeed).await?
+        }
         "spryker_shaped_ratio" => crate::spryker::run(size).await?,
         "queue_rabbitmq" => vec![crate::queue::run(size).await?],
         other => bail!("{other} is not a server scenario"),
