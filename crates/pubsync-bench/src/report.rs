@@ -377,8 +377,10 @@ impl Report {
              - `get_multi_*`: `StorageClient::get_multi` (values decoded from JSON) of 100 \
              present keys, {calls} calls per run. Ceiling on Redis: MGET of the same keys on the \
              same connection; on a database: `SELECT \"key\", \"data\" … WHERE \"key\" = \
-             ANY($1)` (one array parameter) on PostgreSQL, `… WHERE \"key\" IN (…)` with bound \
-             keys elsewhere, kept prepared, on the same kind of pooled diesel connection. Each \
+             ANY((SELECT CAST($1 AS TEXT[]))::TEXT[])` (one array parameter, in a sub-select so \
+             that the planner takes the unique index: with the keys visible it scans the whole \
+             table, freshly analysed or not) on PostgreSQL, `… WHERE \"key\" IN (…)` with \
+             bound keys elsewhere, kept prepared, on the same kind of pooled diesel connection. Each \
              ceiling decodes the values into `serde_json::Value` as the client contract does.\n\
              - `capture_*`: the changes of `e2e_sqlite_hello` ({e2e}, in statements of 1000 \
              rows) written into a set-up pubsync database, whose generated triggers write one \

@@ -80,31 +80,43 @@ impl DatabaseStorage {
         &self.database
     }
 
-    /// Groups `keys` by table; fails on the first resource no table can hold.
+    /// Groups `keys` by table, each key once; fails on the first resource no table can hold.
+    /// Each resource is resolved once (keys of one call mostly share theirs).
     fn plan(&self, keys: &[String]) -> Result<Vec<TableGroup>, StorageError> {
         let mut groups: Vec<TableGroup> = Vec::new();
-        let mut group_of_table: HashMap<String, usize> = HashMap::new();
-        let mut seen: HashSet<&str> = HashSet::new();
+        let mut group_of_resource: HashMap<&str, usize> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(keys.len());
         for key in keys {
             if !seen.insert(key.as_str()) {
                 continue;
             }
             let resource = resource_of(key);
-            let Some(table) = self.tables.table_for(resource) else {
-                return Err(StorageError::UnknownResource {
-                    resource: resource.to_owned(),
-                    key: key.clone(),
-                    table: TableResolver::default_table(resource),
-                });
+            let index = match group_of_resource.get(resource) {
+                Some(&index) => index,
+                None => {
+                    let Some(table) = self.tables.table_for(resource) else {
+                        return Err(StorageError::UnknownResource {
+                            resource: resource.to_owned(),
+                            key: key.clone(),
+                            table: TableResolver::default_table(resource),
+                        });
+                    };
+                    // Two resources may share a table: one group per table.
+                    let index = match groups.iter().position(|group| group.table == table) {
+                        Some(index) => index,
+                        None => {
+                            groups.push(TableGroup {
+                                table,
+                                resource: resource.to_owned(),
+                                keys: Vec::new(),
+                            });
+                            groups.len() - 1
+                        }
+                    };
+                    group_of_resource.insert(resource, index);
+                    index
+                }
             };
-            let index = *group_of_table.entry(table.clone()).or_insert_with(|| {
-                groups.push(TableGroup {
-                    table,
-                    resource: resource.to_owned(),
-                    keys: Vec::new(),
-                });
-                groups.len() - 1
-            });
             groups[index].keys.push(key.clone());
         }
         Ok(groups)
@@ -122,15 +134,25 @@ impl StorageReader for DatabaseStorage {
             return Ok(Vec::new());
         }
         let groups = self.plan(keys)?;
+        // `plan` takes each key once.
+        let distinct_keys: usize = groups.iter().map(|group| group.keys.len()).sum();
         let table_cache = Arc::clone(&self.table_cache);
-        let found = self
+        let mut found = self
             .database
-            .blocking(move |database| read_groups(database, &table_cache, &groups))
+            .blocking_in_place(move |database| read_groups(database, &table_cache, &groups))
             .await?;
-        // In the order asked; a repeated key gets its value each time.
+        // In the order asked: values move out, unless a key is asked more than once, when
+        // each place gets a copy.
+        let repeated = distinct_keys != keys.len();
         Ok(keys
             .iter()
-            .map(|key| found.get(key.as_str()).cloned())
+            .map(|key| {
+                if repeated {
+                    found.get(key.as_str()).cloned()
+                } else {
+                    found.remove(key.as_str())
+                }
+            })
             .collect())
     }
 

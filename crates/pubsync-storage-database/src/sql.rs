@@ -57,14 +57,16 @@ pub fn select_aliases_json() -> String {
     )
 }
 
-/// PostgreSQL: `SELECT "key", "data" FROM "<table>" WHERE "key" = ANY($1)`, every key in one
-/// `text[]` parameter: one statement text for any number of keys (no chunks), served by the
-/// unique index on `key` like `IN`.
+/// PostgreSQL: `SELECT "key", "data" FROM "<table>" WHERE "key" = ANY(…$1…)`, every key in
+/// one `text[]` parameter: one statement text for any number of keys (no chunks), served by
+/// the unique index on `key` even while the table's statistics lag behind its contents (see
+/// `pubsync_database::postgres_any`).
 pub fn select_by_key_array(table: &str) -> String {
     let dialect = Dialect::Postgres;
+    let key = dialect.quote("key");
     format!(
-        "SELECT {key}, {data} FROM {table} WHERE {key} = ANY($1)",
-        key = dialect.quote("key"),
+        "SELECT {key}, {data} FROM {table} WHERE {any}",
+        any = pubsync_database::postgres_any(&key, "TEXT", "$1"),
         data = dialect.quote("data"),
         table = dialect.quote(table),
     )
@@ -113,7 +115,7 @@ mod tests {
     fn postgres_reads_keys_with_one_array_parameter() {
         assert_eq!(
             select_by_key_array("spy_x_storage"),
-            r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" = ANY($1)"#
+            r#"SELECT "key", "data" FROM "spy_x_storage" WHERE "key" = ANY((SELECT CAST($1 AS TEXT[]))::TEXT[])"#
         );
     }
 
