@@ -50,7 +50,13 @@ pub async fn send_receive_in_order<Q: Queue>(queue: &Q, name: &str) {
     queue.send(name, sent[100..].to_vec()).await.expect("send");
     assert_eq!(queue.depth(name).await.expect("depth").ready, 250);
     let first = queue.receive(name, 40, WAIT).await.expect("receive");
-    assert_eq!(first.len(), 40, "a chunk holds at most `max` messages");
+    // Fewer than `max` is allowed: a broker's deliveries may trickle in slower than the
+    // receiver lingers for more (seen on RabbitMQ with the whole test suite on two cores).
+    assert!(
+        !first.is_empty() && first.len() <= 40,
+        "a chunk holds some messages and at most `max`: {}",
+        first.len()
+    );
     assert!(
         first.iter().all(|d| d.queue == name && !d.redelivered),
         "a first delivery names its queue and is not a redelivery"
