@@ -179,3 +179,60 @@ fn a_bound_key_list_takes_the_index_when_statistics_say_the_table_is_empty() {
     assert!(plan.contains("Index"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
 }
+
+/// `select_by_ids` finds exactly the rows whose id is listed, each once, whatever the number
+/// of ids (more than one MySQL chunk), repeated or missing ones included.
+#[test]
+fn select_by_ids_finds_each_listed_row_once() {
+    for dialect in dialects() {
+        let Some(test_database) = TestDatabase::create(dialect) else {
+            continue;
+        };
+        let database = test_database.connect();
+        database
+            .batch_execute(&format!(
+                "CREATE TABLE {} (id BIGINT PRIMARY KEY, name VARCHAR(20) NOT NULL)",
+                dialect.quote("t")
+            ))
+            .unwrap();
+        let values: Vec<String> = (1..=1500).map(|id| format!("({id}, 'n{id}')")).collect();
+        database
+            .batch_execute(&format!(
+                "INSERT INTO {} (id, name) VALUES {}",
+                dialect.quote("t"),
+                values.join(", ")
+            ))
+            .unwrap();
+        // Every third id from 3 to 1800 (the last 100 missing), 42 twice.
+        let mut ids: Vec<i64> = (1..=600).map(|n| n * 3).collect();
+        ids.push(42);
+        let statements = pubsync_database::select_by_ids(dialect, "t", &["id", "name"], "id", &ids);
+        let mut found: Vec<Row> = with_connection!(database, |conn| {
+            let mut found = Vec::new();
+            for statement in &statements {
+                found.extend(
+                    statement
+                        .clone()
+                        .load::<Row>(conn)
+                        .map_err(DatabaseError::query("select by ids"))
+                        .unwrap(),
+                );
+            }
+            Ok::<_, DatabaseError>(found)
+        })
+        .unwrap();
+        found.sort_by_key(|row| row.id);
+        let expected: Vec<Row> = (1..=500)
+            .map(|n| Row {
+                id: n * 3,
+                name: format!("n{}", n * 3),
+            })
+            .collect();
+        assert!(
+            found == expected,
+            "{dialect}: {} rows found, {} expected",
+            found.len(),
+            expected.len()
+        );
+    }
+}

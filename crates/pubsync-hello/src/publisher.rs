@@ -12,10 +12,18 @@ use pubsync_shared::event::{
 use pubsync_shared::transfer::HelloSprykerStorageTransfer;
 
 use crate::generated::synchronization::SPY_HELLO_SPRYKER_MESSAGE_STORAGE;
-use crate::generated::tables::spy_hello_spryker_message::dsl as messages;
 
 /// The table whose changes this module publishes.
 pub const MESSAGE_TABLE: &str = "spy_hello_spryker_message";
+
+/// A message as the publisher reads it (column types from the generated table).
+#[derive(diesel::QueryableByName)]
+#[diesel(table_name = crate::generated::tables::spy_hello_spryker_message)]
+struct MessageRow {
+    id_hello_spryker_message: i32,
+    name: String,
+    message: Option<String>,
+}
 
 /// Publishes messages into message storage (the tutorial's `MessageStorageWriter`, done right).
 ///
@@ -59,31 +67,40 @@ impl Publisher for MessageStoragePublisher {
         if ids.is_empty() {
             return Ok(());
         }
-        let lookup = ids.clone();
-        let found: Vec<(i32, String, Option<String>)> =
-            with_connection!(context.database, |conn| {
-                messages::spy_hello_spryker_message
-                    .filter(messages::id_hello_spryker_message.eq_any(&lookup))
-                    .select((
-                        messages::id_hello_spryker_message,
-                        messages::name,
-                        messages::message,
-                    ))
-                    .load(conn)
-                    .map_err(DatabaseError::query("read hello messages"))
-            })?;
+        let lookup: Vec<i64> = ids.iter().map(|id| i64::from(*id)).collect();
+        let statements = pubsync_database::select_by_ids(
+            context.database.dialect(),
+            MESSAGE_TABLE,
+            &["id_hello_spryker_message", "name", "message"],
+            "id_hello_spryker_message",
+            &lookup,
+        );
+        let found: Vec<MessageRow> = with_connection!(context.database, |conn| {
+            let mut found = Vec::with_capacity(ids.len());
+            for statement in statements {
+                found.extend(
+                    statement
+                        .load::<MessageRow>(conn)
+                        .map_err(DatabaseError::query("read hello messages"))?,
+                );
+            }
+            Ok::<_, DatabaseError>(found)
+        })?;
         let rows: Vec<StorageRow> = found
             .iter()
-            .map(|(id, name, message)| StorageRow {
-                key: RowKey::reference(Reference::Int(i64::from(*id))),
+            .map(|row| StorageRow {
+                key: RowKey::reference(Reference::Int(i64::from(row.id_hello_spryker_message))),
                 data: serde_json::to_value(HelloSprykerStorageTransfer {
-                    name: Some(name.clone()),
-                    message: message.clone(),
+                    name: Some(row.name.clone()),
+                    message: row.message.clone(),
                 })
                 .expect("a transfer serialises"),
             })
             .collect();
-        let present: HashSet<i32> = found.iter().map(|(id, _, _)| *id).collect();
+        let present: HashSet<i32> = found
+            .iter()
+            .map(|row| row.id_hello_spryker_message)
+            .collect();
         let deletes: Vec<RowKey> = ids
             .iter()
             .filter(|id| !present.contains(id))
