@@ -531,7 +531,21 @@ impl Capture<'_> {
     fn changed(&self, column: &Column) -> String {
         let name = self.quoted(&column.name);
         let (old, new) = self.rows();
-        self.differ(&format!("{old}.{name}"), &format!("{new}.{name}"))
+        let changed = self.differ(&format!("{old}.{name}"), &format!("{new}.{name}"));
+        match self.unpaired() {
+            Some(unpaired) => format!("({unpaired} OR {changed})"),
+            None => changed,
+        }
+    }
+
+    /// PostgreSQL: the condition that an updated row found no old version with its primary
+    /// key (the update changed the key): every column of such a row counts as changed, and
+    /// the row is captured whatever the watched columns say. `None` elsewhere.
+    fn unpaired(&self) -> Option<String> {
+        (self.dialect == Dialect::Postgres).then(|| {
+            let first = self.table.primary_key()[0];
+            format!("{OLD_ALIAS}.{} IS NULL", self.quoted(&first.name))
+        })
     }
 
     /// A JSON object of `"<table>.<column>": value`; with a condition, a column is left out
@@ -664,13 +678,17 @@ impl Capture<'_> {
 
     /// The condition under which an update is captured (see [`watched_condition`]).
     fn watched(&self) -> Option<String> {
-        watched_condition(
+        let watched = watched_condition(
             self.table,
             self.dialect,
             self.rows(),
             |left, right| self.differ(left, right),
             "\n        OR ",
-        )
+        )?;
+        Some(match self.unpaired() {
+            Some(unpaired) => format!("{unpaired}\n        OR {watched}"),
+            None => watched,
+        })
     }
 
     /// The `INSERT` into the outbox for one action: of the row in a MySQL trigger, of every
@@ -745,7 +763,7 @@ impl Capture<'_> {
                 let from = match action {
                     "create" => format!("{NEW_ROWS} AS {new}"),
                     "delete" => format!("{OLD_ROWS} AS {old}"),
-                    _ => transition_join(table, false),
+                    _ => transition_join(table),
                 };
                 let filter = condition.map_or(String::new(), |condition| {
                     format!("\n    WHERE {condition}")
@@ -779,11 +797,10 @@ const OLD_ROWS: &str = "pubsync_old";
 const NEW_ALIAS: &str = "n";
 const OLD_ALIAS: &str = "o";
 
-/// An update's rows with their other versions, joined on the primary key: the new rows with
-/// their old versions (`pubsync_new AS n LEFT JOIN pubsync_old AS o ON …`), or with
-/// `old_first` the old rows with their new versions. A row whose primary key the update
-/// changed finds no other version; its columns then all count as changed.
-fn transition_join(table: &Table, old_first: bool) -> String {
+/// `pubsync_new AS n LEFT JOIN pubsync_old AS o ON` the primary key: an update's new rows
+/// with their old versions, for the capture triggers. A row whose primary key the update
+/// changed finds no old version (see `Capture::unpaired`).
+fn transition_join(table: &Table) -> String {
     let on: Vec<String> = table
         .primary_key()
         .iter()
@@ -792,13 +809,8 @@ fn transition_join(table: &Table, old_first: bool) -> String {
             format!("{OLD_ALIAS}.{name} = {NEW_ALIAS}.{name}")
         })
         .collect();
-    let (first, first_alias, second, second_alias) = if old_first {
-        (OLD_ROWS, OLD_ALIAS, NEW_ROWS, NEW_ALIAS)
-    } else {
-        (NEW_ROWS, NEW_ALIAS, OLD_ROWS, OLD_ALIAS)
-    };
     format!(
-        "{first} AS {first_alias} LEFT JOIN {second} AS {second_alias} ON {}",
+        "{NEW_ROWS} AS {NEW_ALIAS} LEFT JOIN {OLD_ROWS} AS {OLD_ALIAS} ON {}",
         on.join(" AND ")
     )
 }
@@ -807,6 +819,10 @@ fn transition_join(table: &Table, old_first: bool) -> String {
 /// transition tables. One trigger call per statement writes the outbox rows of all the
 /// statement's rows with one `INSERT … SELECT`, where a row trigger ran PL/pgSQL and an
 /// `INSERT` per row: that was 40% of the server's CPU time in the benchmark.
+///
+/// Like every statement trigger, it fires for statements that name its table: a table that
+/// is a partition or an inheritance child is not captured when a statement names the parent
+/// (give the parent the behaviour), and a parent's triggers see its children's rows.
 fn postgres_trigger(table: &Table, suffix: &str, event: &str, function: &str) -> String {
     let dialect = Dialect::Postgres;
     let referencing = match event {
@@ -1043,25 +1059,32 @@ impl SyncTriggers<'_> {
             Dialect::Postgres => {
                 let function = trigger_name(&self.table.name, SYNC_FUNCTION);
                 let (old, new) = (OLD_ALIAS, NEW_ALIAS);
-                let (new_first, old_first) = (
-                    transition_join(self.table, false),
-                    transition_join(self.table, true),
-                );
-                // An update writes the deletes of changed keys first, then the writes, so
-                // that keys swapped between rows end up written.
+                // An update pairs old and new rows by storage key (unique in both): an old
+                // key that no new row holds is deleted, and a new row is written when its key
+                // is new or what the storage sees of it changed. Deletes come first, so that
+                // a key that moved between rows ends up written. No primary key needed, and
+                // a key a statement keeps is never deleted and written again.
+                let key = self.quoted("key");
                 let insert =
                     self.insert_select("write", (new, None), &format!("{NEW_ROWS} AS {new}"), None);
                 let delete_changed_keys = self.insert_select(
                     "delete",
                     (old, Some(old)),
-                    &old_first,
-                    Some(&self.differ_rows("key", (old, new))),
+                    &format!("{OLD_ROWS} AS {old}"),
+                    Some(&format!(
+                        "NOT EXISTS (SELECT 1 FROM {NEW_ROWS} AS {new} WHERE {new}.{key} = {old}.{key})"
+                    )),
                 );
                 let write_changed = self.insert_select(
                     "write",
                     (new, Some(old)),
-                    &new_first,
-                    Some(&self.changed((old, new))),
+                    &format!(
+                        "{NEW_ROWS} AS {new} LEFT JOIN {OLD_ROWS} AS {old} ON {old}.{key} = {new}.{key}"
+                    ),
+                    Some(&format!(
+                        "{old}.{key} IS NULL OR {}",
+                        self.changed((old, new))
+                    )),
                 );
                 let delete = self.insert_select(
                     "delete",

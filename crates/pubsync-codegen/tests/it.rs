@@ -272,6 +272,7 @@ mod capture_triggers {
         value_filter_records_only_when_the_comparison_flips,
         star_with_keep_original_keeps_every_changed_column_and_any_change_counts,
         primary_key_change_records_an_update_of_the_new_id,
+        primary_key_change_with_a_watched_column_set_to_null_is_captured,
         table_with_a_long_name_gets_shortened_trigger_names,
         down_migration_removes_everything,
     );
@@ -484,6 +485,27 @@ mod capture_triggers {
                 let modified = event["modifiedColumns"].as_array().unwrap();
                 assert!(modified.contains(&json!("spy_all.id_all")), "{event}");
             }
+        }
+
+        /// A row given a new primary key while a watched column goes to NULL is captured,
+        /// also where the old version cannot be paired with the new one by primary key.
+        pub fn primary_key_change_with_a_watched_column_set_to_null_is_captured(dialect: Dialect) {
+            let Some(mut database) = with_item(dialect) else {
+                return;
+            };
+            database.execute("UPDATE spy_item SET id_item = 100, quantity = 7 WHERE id_item = 1");
+            take_events(&mut database);
+            database
+                .execute("UPDATE spy_item SET id_item = 200, quantity = NULL WHERE id_item = 100");
+            let events = take_events(&mut database);
+            assert_eq!(events.len(), 1, "{events:#?}");
+            assert_eq!(events[0]["event"], "Entity.spy_item.update");
+            assert_eq!(events[0]["id"], 200);
+            let modified = events[0]["modifiedColumns"].as_array().unwrap();
+            assert!(
+                modified.contains(&json!("spy_item.quantity")),
+                "{modified:?}"
+            );
         }
 
         pub fn table_with_a_long_name_gets_shortened_trigger_names(dialect: Dialect) {
@@ -836,8 +858,11 @@ mod sync_triggers {
             database.execute(&format!(
                 "UPDATE spy_plain_storage SET data = data, {key} = {key};
                  UPDATE spy_plain_storage SET fk_plain = 2, alias_keys = 'x';
+                 UPDATE spy_plain_storage SET id_plain_storage = 99;
                  UPDATE spy_mapped_storage SET locale = 'de_DE';"
             ));
+            // Not even a new primary key: the key stays, so it is neither deleted nor
+            // written again.
             assert!(take_intents(&mut database).is_empty());
         }
 
@@ -854,6 +879,15 @@ mod sync_triggers {
             ));
             let intents = take_intents(&mut database);
             let m = Some("{\"v\":1}");
+            // The write's previous data: the row's old data in a row trigger; PostgreSQL's
+            // statement triggers pair old and new rows by key, and a new key has no old row
+            // (the delete of the old key carries the old data, which is what removes its
+            // aliases).
+            let previous_of_write = if dialect == Dialect::Postgres {
+                None
+            } else {
+                m
+            };
             assert_eq!(
                 rows(&intents),
                 [
@@ -889,7 +923,7 @@ mod sync_triggers {
                         "mapped:2",
                         "write",
                         m,
-                        m,
+                        previous_of_write,
                         Some("DE"),
                         Some("en_US")
                     ),

@@ -583,6 +583,10 @@ impl Database {
     /// (`block_in_place`); elsewhere (a current-thread runtime) as [`blocking`](Self::blocking)
     /// does. For reads on a request's path: a hand-off to the blocking pool and back costs two
     /// thread wake-ups per call, about a quarter of a 100-key `get_multi` on SQLite.
+    ///
+    /// Panics where `block_in_place` does: on a thread that entered a multi-threaded
+    /// runtime's handle from inside a current-thread runtime. A `LocalSet` on a worker
+    /// thread waits while `f` runs.
     pub async fn blocking_in_place<T, F>(&self, f: F) -> T
     where
         F: FnOnce(&Database) -> T + Send + 'static,
