@@ -22,7 +22,7 @@ use pubsync_cli::{App, Settings};
 use pubsync_database::testing::TestDatabase;
 use pubsync_database::{Database, DatabaseError, Dialect, with_connection};
 use pubsync_queue_rabbitmq::{RabbitQueue, RabbitQueueOptions};
-use pubsync_storage_redis::redis::{self, AsyncCommands as _};
+use pubsync_storage_redis::redis;
 use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
 use pubsync_test_support::{Service, require, unique_name};
 use tokio::task::JoinHandle;
@@ -418,7 +418,7 @@ impl Pipeline {
                 .await
                 .with_context(|| format!("deleting queue {name}"))?;
         }
-        delete_keys(&self.storage, &format!("{}*", self.key_prefix)).await
+        crate::sync::delete_keys(&self.storage, &format!("{}*", self.key_prefix)).await
     }
 
     /// Fails when the worker has stopped (it only stops on an error before [`finish`]).
@@ -436,9 +436,11 @@ impl Pipeline {
 
     /// How many `kv:` keys the pipeline's prefix holds.
     pub async fn count_keys(&self) -> anyhow::Result<usize> {
-        Ok(scan(&self.storage, &format!("{}kv:*", self.key_prefix))
-            .await?
-            .len())
+        Ok(
+            crate::sync::scan(&self.storage, &format!("{}kv:*", self.key_prefix))
+                .await?
+                .len(),
+        )
     }
 }
 
@@ -456,38 +458,6 @@ pub fn both<T, U>(run: anyhow::Result<T>, worker: anyhow::Result<U>) -> anyhow::
         (Err(run), Err(worker)) => Err(worker.context(format!("{run:#}"))),
         (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
     }
-}
-
-/// Every key matching `pattern`.
-async fn scan(storage: &RedisStorage, pattern: &str) -> anyhow::Result<Vec<String>> {
-    let mut connection = storage.connection();
-    let mut found = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut connection)
-            .await?;
-        found.extend(keys);
-        if next == 0 {
-            return Ok(found);
-        }
-        cursor = next;
-    }
-}
-
-/// Deletes every key matching `pattern`.
-async fn delete_keys(storage: &RedisStorage, pattern: &str) -> anyhow::Result<()> {
-    let keys = scan(storage, pattern).await?;
-    let mut connection = storage.connection();
-    for chunk in keys.chunks(1000) {
-        let _: () = connection.unlink(chunk).await?;
-    }
-    Ok(())
 }
 
 /// Values of `keys` (MGET).

@@ -54,27 +54,40 @@ impl Bench {
     /// Deletes every key under the prefix.
     pub async fn clean_up(&self) -> anyhow::Result<()> {
         let storage = self.storage("cleanup").await?;
-        let mut connection = storage.connection();
-        let pattern = format!("{}*", self.prefix);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut connection)
-                .await?;
-            if !keys.is_empty() {
-                let _: () = connection.unlink(keys).await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        delete_keys(&storage, &format!("{}*", self.prefix)).await
     }
+}
+
+/// Every key matching `pattern`.
+pub async fn scan(storage: &RedisStorage, pattern: &str) -> anyhow::Result<Vec<String>> {
+    let mut connection = storage.connection();
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await?;
+        found.extend(keys);
+        if next == 0 {
+            return Ok(found);
+        }
+        cursor = next;
+    }
+}
+
+/// Deletes every key matching `pattern`.
+pub async fn delete_keys(storage: &RedisStorage, pattern: &str) -> anyhow::Result<()> {
+    let keys = scan(storage, pattern).await?;
+    let mut connection = storage.connection();
+    for chunk in keys.chunks(1000) {
+        let _: () = connection.unlink(chunk).await?;
+    }
+    Ok(())
 }
 
 /// `sync_redis`.
