@@ -203,6 +203,35 @@ on_every_database! {
         assert_eq!(errors[1]["transfers"][0]["id"], 9, "the events are kept");
     }
 
+    async fn outbox_rows_in_the_original_form_are_read_and_those_that_are_no_event_go_to_the_error_queue(t: TestApp) {
+        t.sql("INSERT INTO spy_hello_spryker_message (name, message) VALUES ('John', 'Hello')");
+        t.work().await;
+        // Storage goes stale behind pubsync's back; only the event below brings it back.
+        t.sql("UPDATE spy_hello_spryker_message_storage SET data = '{}'");
+        // A row in the original's spelling (left by an older pubsync, or written by hand), and
+        // two that are no event.
+        t.sql(
+            r#"INSERT INTO spy_event_behavior_entity_change (data) VALUES
+            ('{"name":"spy_hello_spryker_message","id":1,"event":"Entity.spy_hello_spryker_message.update","foreignKeys":[],"modifiedColumns":["spy_hello_spryker_message.message"],"originalValues":[],"additionalValues":[]}'),
+            ('["spy_hello_spryker_message","upsert",1]'),
+            ('{not json')"#,
+        );
+        let report = t.work().await;
+        assert_eq!(report.relayed, 3);
+        assert_eq!(
+            t.message_storage(),
+            [("message:1".to_owned(), serde_json::json!({"name": "John", "message": "Hello"}))]
+        );
+        assert!(t.outbox().is_empty(), "every row leaves the outbox");
+        let errors = drain_error_queue(&t).await;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        let reason = |error: &serde_json::Value| error["errorMessage"].as_str().unwrap().to_owned();
+        assert!(reason(&errors[0]).contains("unknown action `upsert`"), "{errors:#?}");
+        assert_eq!(errors[0]["data"], r#"["spy_hello_spryker_message","upsert",1]"#, "the row is kept");
+        assert!(reason(&errors[1]).contains("is not an event"), "{errors:#?}");
+        assert_eq!(errors[1]["data"], "{not json");
+    }
+
     async fn task_with_keep_leaves_the_messages_in_the_queue(t: TestApp) {
         let flaky = Arc::new(Flaky {
             fail: HashSet::new(),

@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use pubsync_cli::{App, Settings};
 use pubsync_database::testing::TestDatabase;
 use pubsync_database::{DatabaseError, Dialect, with_connection};
+use pubsync_shared::event::EventEntityTransfer;
 
 pub use pubsync_database::testing::dialects;
 
@@ -56,7 +57,8 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
-/// One outbox row's `data`, decoded.
+/// One outbox row's `data`, decoded as the relay decodes it and written out in the original's
+/// outbox spelling (`EventEntityTransfer::to_original_outbox_json`).
 pub type OutboxEvent = serde_json::Value;
 
 impl TestApp {
@@ -147,7 +149,11 @@ impl TestApp {
             .map_err(DatabaseError::query(sql)))
         .unwrap();
         rows.into_iter()
-            .map(|row| serde_json::from_str(&row.data).expect("outbox data is JSON"))
+            .map(|row| {
+                EventEntityTransfer::from_outbox(&row.data)
+                    .unwrap_or_else(|error| panic!("outbox row {}: {error}", row.data))
+                    .to_original_outbox_json()
+            })
             .collect()
     }
 

@@ -257,7 +257,7 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
         malformed: Vec::new(),
     };
     for row in rows {
-        let transfer = match serde_json::from_str::<EventEntityTransfer>(&row.data) {
+        let transfer = match EventEntityTransfer::from_outbox(&row.data) {
             Ok(transfer) if !transfer.event.is_empty() => transfer,
             Ok(_) => {
                 routed.malformed.push(malformed_row(&row, "no event name"));

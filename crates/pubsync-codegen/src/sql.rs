@@ -516,10 +516,6 @@ impl Capture<'_> {
         }
     }
 
-    fn qualified(&self, column: &Column) -> String {
-        format!("{}.{}", self.table.name, column.name)
-    }
-
     /// Whether two values differ, NULL-safe.
     fn differ(&self, left: &str, right: &str) -> String {
         match self.dialect {
@@ -548,8 +544,8 @@ impl Capture<'_> {
         })
     }
 
-    /// A JSON object of `"<table>.<column>": value`; with a condition, a column is left out
-    /// when its condition is false.
+    /// A JSON object of `"<column>": value`; with a condition, a column is left out when its
+    /// condition is false.
     fn object(
         &self,
         row: &str,
@@ -568,7 +564,7 @@ impl Capture<'_> {
                     .map(|column| {
                         let pair = format!(
                             "{} || coalesce(to_json({})::text, 'null')",
-                            string_literal(&format!("\"{}\":", self.qualified(column))),
+                            string_literal(&format!("\"{}\":", column.name)),
                             self.value(row, column)
                         );
                         match condition {
@@ -590,7 +586,7 @@ impl Capture<'_> {
                     .map(|column| {
                         format!(
                             "{}, {}",
-                            string_literal(&self.qualified(column)),
+                            string_literal(&column.name),
                             self.value(row, column)
                         )
                     })
@@ -603,15 +599,15 @@ impl Capture<'_> {
                     return object;
                 }
                 // The object holds every column; those whose condition is false are removed
-                // again. Removing the absent path `$."_"` leaves the object as it is (no key
-                // is `_`: keys are `<table>.<column>`; MariaDB rejects SQLite's `$."-"`).
+                // again. Removing the absent path `$."0"` leaves the object as it is (no
+                // column name starts with a digit; MariaDB rejects `$."-"`).
                 let removals: Vec<String> = columns
                     .iter()
                     .map(|column| {
                         format!(
-                            "IF({}, '$.\"_\"', {})",
+                            "IF({}, '$.\"0\"', {})",
                             condition(column),
-                            string_literal(&format!("$.\"{}\"", self.qualified(column)))
+                            string_literal(&format!("$.\"{}\"", column.name))
                         )
                     })
                     .collect();
@@ -623,7 +619,7 @@ impl Capture<'_> {
         }
     }
 
-    /// A JSON array of `"<table>.<column>"` for the columns where `condition` holds.
+    /// A JSON array of the names of the columns where `condition` holds.
     fn column_array(&self, columns: &[&Column], condition: impl Fn(&Column) -> String) -> String {
         match self.dialect {
             Dialect::Postgres => {
@@ -636,7 +632,7 @@ impl Capture<'_> {
                         format!(
                             "CASE WHEN {} THEN {} END",
                             condition(column),
-                            string_literal(&self.qualified(column))
+                            string_literal(&column.name)
                         )
                     })
                     .collect();
@@ -655,7 +651,7 @@ impl Capture<'_> {
                         format!(
                             "IF({}, {}, '')",
                             condition(column),
-                            string_literal(&format!("\"{}\",", self.qualified(column)))
+                            string_literal(&format!("\"{}\",", column.name))
                         )
                     })
                     .collect();
@@ -666,13 +662,6 @@ impl Capture<'_> {
                     parts.join("\n            , ")
                 )
             }
-        }
-    }
-
-    fn empty_object(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Postgres => "'{}'::json",
-            Dialect::Mysql | Dialect::Sqlite => "JSON_OBJECT()",
         }
     }
 
@@ -699,58 +688,65 @@ impl Capture<'_> {
         let (old, new) = self.rows();
         let row = if action == "delete" { old } else { new };
         let primary_key = table.primary_key()[0];
+        let foreign_keys = foreign_key_columns(table);
         let additional = marked_columns(table, |p| p.keep_additional);
-        let mut pairs: Vec<(&str, String)> = vec![
-            ("name", string_literal(&table.name)),
-            ("id", self.value(row, primary_key)),
-            (
-                "event",
-                string_literal(&format!("Entity.{}.{action}", table.name)),
-            ),
-            (
-                "foreignKeys",
-                self.object(row, &foreign_key_columns(table), None),
-            ),
-        ];
-        match action {
+        let modified = match action {
             "create" => {
                 let columns: Vec<&Column> = table
                     .columns
                     .iter()
                     .filter(|column| !(column.primary_key && column.auto_increment))
                     .collect();
-                pairs.push((
-                    "modifiedColumns",
+                (!columns.is_empty()).then(|| {
                     self.column_array(&columns, |column| {
                         format!("{new}.{} IS NOT NULL", self.quoted(&column.name))
-                    }),
-                ));
-                pairs.push(("originalValues", self.empty_object().into()));
+                    })
+                })
             }
             "update" => {
                 let columns: Vec<&Column> = table.columns.iter().collect();
-                pairs.push((
-                    "modifiedColumns",
-                    self.column_array(&columns, |column| self.changed(column)),
-                ));
-                let kept = marked_columns(table, |p| p.keep_original);
-                let changed = |column: &Column| self.changed(column);
-                pairs.push(("originalValues", self.object(old, &kept, Some(&changed))));
+                Some(self.column_array(&columns, |column| self.changed(column)))
             }
-            _ => {}
-        }
-        pairs.push(("additionalValues", self.object(row, &additional, None)));
-        let body: Vec<String> = pairs
-            .iter()
-            .map(|(key, value)| format!("{}, {value}", string_literal(key)))
-            .collect();
+            _ => None,
+        };
+        let kept = marked_columns(table, |p| p.keep_original);
+        let original = (action == "update" && !kept.is_empty()).then(|| {
+            let changed = |column: &Column| self.changed(column);
+            self.object(old, &kept, Some(&changed))
+        });
+        let (empty_array, empty_object) = match self.dialect {
+            Dialect::Postgres => ("'[]'::json", "'{}'::json"),
+            Dialect::Mysql | Dialect::Sqlite => ("JSON_ARRAY()", "JSON_OBJECT()"),
+        };
+        let elements = compact_elements(
+            [
+                string_literal(&table.name),
+                string_literal(action),
+                self.value(row, primary_key),
+            ],
+            [
+                (modified, empty_array),
+                (
+                    (!foreign_keys.is_empty()).then(|| self.object(row, &foreign_keys, None)),
+                    empty_object,
+                ),
+                (original, empty_object),
+                (
+                    (!additional.is_empty()).then(|| self.object(row, &additional, None)),
+                    empty_object,
+                ),
+            ],
+        );
         let object = match self.dialect {
             Dialect::Postgres => format!(
-                "json_build_object(\n        {}\n    )::text",
-                body.join(",\n        ")
+                "json_build_array(\n        {}\n    )::text",
+                elements.join(",\n        ")
             ),
             Dialect::Mysql | Dialect::Sqlite => {
-                format!("JSON_OBJECT(\n        {}\n    )", body.join(",\n        "))
+                format!(
+                    "JSON_ARRAY(\n        {}\n    )",
+                    elements.join(",\n        ")
+                )
             }
         };
         let into = format!(
@@ -773,6 +769,24 @@ impl Capture<'_> {
             Dialect::Mysql | Dialect::Sqlite => format!("{into} VALUES ({object});"),
         }
     }
+}
+
+/// The elements of a compact outbox row (see `EventEntityTransfer::from_outbox`): the table,
+/// the action and the id, then modified columns, foreign keys, original and additional values,
+/// each `None` where the table never has one. Trailing `None`s are left out, the others
+/// written as their empty value, so that the position of each part stays fixed.
+fn compact_elements(head: [String; 3], tail: [(Option<String>, &str); 4]) -> Vec<String> {
+    let kept = tail
+        .iter()
+        .rposition(|(element, _)| element.is_some())
+        .map_or(0, |last| last + 1);
+    head.into_iter()
+        .chain(
+            tail.into_iter()
+                .take(kept)
+                .map(|(element, empty)| element.unwrap_or_else(|| empty.to_owned())),
+        )
+        .collect()
 }
 
 /// `CREATE FUNCTION <name>() RETURNS trigger` around PL/pgSQL branches. The body is
@@ -1231,10 +1245,6 @@ impl SqliteTriggers<'_> {
         }
     }
 
-    fn qualified(&self, column: &str) -> String {
-        format!("{}.{column}", self.table.name)
-    }
-
     fn primary_key(&self) -> &Column {
         self.table.primary_key()[0]
     }
@@ -1253,7 +1263,7 @@ impl SqliteTriggers<'_> {
             .map(|column| {
                 format!(
                     "{}, {}",
-                    string_literal(&self.qualified(&column.name)),
+                    string_literal(&column.name),
                     self.column(row, column)
                 )
             })
@@ -1261,11 +1271,19 @@ impl SqliteTriggers<'_> {
         format!("json_object({})", pairs.join(", "))
     }
 
-    fn foreign_keys(&self, row: &str) -> String {
-        self.object(row, &foreign_key_columns(self.table))
+    /// The foreign keys, `None` for a table without any.
+    fn foreign_keys(&self, row: &str) -> Option<String> {
+        let columns = foreign_key_columns(self.table);
+        (!columns.is_empty()).then(|| self.object(row, &columns))
     }
 
-    /// A JSON array of `"<table>.<column>"` for the columns where `condition` holds.
+    /// The `keep-additional` values, `None` for a table without such columns.
+    fn additional_values(&self, row: &str) -> Option<String> {
+        let columns = self.marked(|p| p.keep_additional);
+        (!columns.is_empty()).then(|| self.object(row, &columns))
+    }
+
+    /// A JSON array of the names of the columns where `condition` holds.
     fn column_array(&self, columns: &[&Column], condition: impl Fn(&Column) -> String) -> String {
         if columns.is_empty() {
             return "json_array()".into();
@@ -1276,7 +1294,7 @@ impl SqliteTriggers<'_> {
                 format!(
                     "CASE WHEN {} THEN {} ELSE '' END",
                     condition(column),
-                    string_literal(&format!("\"{}\",", self.qualified(&column.name)))
+                    string_literal(&format!("\"{}\",", column.name))
                 )
             })
             .collect();
@@ -1291,30 +1309,38 @@ impl SqliteTriggers<'_> {
         format!("OLD.{name} IS NOT NEW.{name}")
     }
 
+    /// The trigger that writes one compact outbox row (see [`compact_elements`]) for `action`.
     fn insert(
         &self,
-        trigger: &str,
+        action: &str,
         timing: &str,
         when: Option<String>,
-        pairs: &[(&str, String)],
+        row: &str,
+        tail: [Option<String>; 4],
     ) -> String {
-        let body: Vec<String> = pairs
-            .iter()
-            .map(|(key, value)| format!("{}, {value}", string_literal(key)))
-            .collect();
+        let [modified, foreign_keys, original, additional] = tail;
+        let elements = compact_elements(
+            [
+                string_literal(&self.table.name),
+                string_literal(action),
+                self.column(row, self.primary_key()),
+            ],
+            [
+                (modified, "json_array()"),
+                (foreign_keys, "json_object()"),
+                (original, "json_object()"),
+                (additional, "json_object()"),
+            ],
+        );
         let when = when.map_or(String::new(), |when| format!("\nWHEN {when}"));
         format!(
-            "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nBEGIN\n    INSERT INTO {} ({}) VALUES (json_object(\n        {}\n    ));\nEND;",
-            quote(Self::DIALECT, &trigger_name(&self.table.name, trigger)),
+            "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nBEGIN\n    INSERT INTO {} ({}) VALUES (json_array(\n        {}\n    ));\nEND;",
+            quote(Self::DIALECT, &trigger_name(&self.table.name, action)),
             quote(Self::DIALECT, &self.table.name),
             quote(Self::DIALECT, OUTBOX_TABLE),
             quote(Self::DIALECT, "data"),
-            body.join(",\n        ")
+            elements.join(",\n        ")
         )
-    }
-
-    fn event_name(&self, action: &str) -> String {
-        string_literal(&format!("Entity.{}.{action}", self.table.name))
     }
 
     fn create(&self) -> String {
@@ -1324,24 +1350,21 @@ impl SqliteTriggers<'_> {
             .iter()
             .filter(|column| !(column.primary_key && column.auto_increment))
             .collect();
-        let additional = self.marked(|p| p.keep_additional);
+        let modified = (!columns.is_empty()).then(|| {
+            self.column_array(&columns, |column| {
+                format!("NEW.{} IS NOT NULL", quote(Self::DIALECT, &column.name))
+            })
+        });
         self.insert(
             "create",
             "AFTER INSERT",
             None,
-            &[
-                ("name", string_literal(&self.table.name)),
-                ("id", self.column("NEW", self.primary_key())),
-                ("event", self.event_name("create")),
-                ("foreignKeys", self.foreign_keys("NEW")),
-                (
-                    "modifiedColumns",
-                    self.column_array(&columns, |column| {
-                        format!("NEW.{} IS NOT NULL", quote(Self::DIALECT, &column.name))
-                    }),
-                ),
-                ("originalValues", "json_object()".into()),
-                ("additionalValues", self.object("NEW", &additional)),
+            "NEW",
+            [
+                modified,
+                self.foreign_keys("NEW"),
+                None,
+                self.additional_values("NEW"),
             ],
         )
     }
@@ -1357,65 +1380,60 @@ impl SqliteTriggers<'_> {
         )
     }
 
-    fn original_values(&self) -> String {
+    /// The `keep-original` values of the columns that changed, `None` for a table without
+    /// such columns.
+    fn original_values(&self) -> Option<String> {
         let kept = self.marked(|p| p.keep_original);
         if kept.is_empty() {
-            return "json_object()".into();
+            return None;
         }
         // The object holds every kept column; unchanged ones are removed again
-        // (a removal of the absent path `$."-"` leaves the object as it is).
+        // (a removal of the absent path `$."-"` leaves the object as it is: no column is `-`).
         let removals: Vec<String> = kept
             .iter()
             .map(|column| {
                 format!(
                     "CASE WHEN {} THEN '$.\"-\"' ELSE {} END",
                     self.changed(column),
-                    string_literal(&format!("$.\"{}\"", self.qualified(&column.name)))
+                    string_literal(&format!("$.\"{}\"", column.name))
                 )
             })
             .collect();
-        format!(
+        Some(format!(
             "json_remove({},\n            {})",
             self.object("OLD", &kept),
             removals.join(",\n            ")
-        )
+        ))
     }
 
     fn update(&self) -> Option<String> {
         let when = self.watched()?;
         let columns: Vec<&Column> = self.table.columns.iter().collect();
-        let additional = self.marked(|p| p.keep_additional);
         Some(self.insert(
             "update",
             "AFTER UPDATE",
             Some(when),
-            &[
-                ("name", string_literal(&self.table.name)),
-                ("id", self.column("NEW", self.primary_key())),
-                ("event", self.event_name("update")),
-                ("foreignKeys", self.foreign_keys("NEW")),
-                (
-                    "modifiedColumns",
-                    self.column_array(&columns, |c| self.changed(c)),
-                ),
-                ("originalValues", self.original_values()),
-                ("additionalValues", self.object("NEW", &additional)),
+            "NEW",
+            [
+                Some(self.column_array(&columns, |c| self.changed(c))),
+                self.foreign_keys("NEW"),
+                self.original_values(),
+                self.additional_values("NEW"),
             ],
         ))
     }
 
     fn delete(&self) -> String {
-        let additional = self.marked(|p| p.keep_additional);
         self.insert(
             "delete",
             "AFTER DELETE",
             None,
-            &[
-                ("name", string_literal(&self.table.name)),
-                ("id", self.column("OLD", self.primary_key())),
-                ("event", self.event_name("delete")),
-                ("foreignKeys", self.foreign_keys("OLD")),
-                ("additionalValues", self.object("OLD", &additional)),
+            "OLD",
+            [
+                None,
+                self.foreign_keys("OLD"),
+                None,
+                self.additional_values("OLD"),
             ],
         )
     }

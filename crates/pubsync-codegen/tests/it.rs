@@ -185,6 +185,7 @@ mod capture_triggers {
     use diesel::prelude::*;
     use diesel::sql_types::Text;
     use pubsync_codegen::sql::Dialect;
+    use pubsync_shared::event::EventEntityTransfer;
     use serde_json::{Value, json};
 
     pub const SCHEMA: &str = r#"<database name="zed">
@@ -239,14 +240,21 @@ mod capture_triggers {
         Database::with_schema(dialect, SCHEMA)
     }
 
-    /// Every outbox row written since the last call, parsed; the outbox is emptied.
+    /// Every outbox row written since the last call, read as the relay reads it and written
+    /// out in the original's outbox spelling (so these cases hold the compact rows to the
+    /// original's content); the outbox is emptied.
     fn take_events(database: &mut Database) -> Vec<Value> {
         let rows: Vec<OutboxRow> = database.load(
             "SELECT data FROM spy_event_behavior_entity_change ORDER BY id_event_behavior_entity_change",
         );
         database.execute("DELETE FROM spy_event_behavior_entity_change");
         rows.iter()
-            .map(|row| serde_json::from_str(&row.data).unwrap())
+            .map(|row| {
+                assert!(row.data.starts_with('['), "not a compact row: {}", row.data);
+                EventEntityTransfer::from_outbox(&row.data)
+                    .unwrap_or_else(|error| panic!("{error}: {}", row.data))
+                    .to_original_outbox_json()
+            })
             .collect()
     }
 

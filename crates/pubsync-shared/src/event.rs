@@ -108,6 +108,106 @@ impl EventEntityTransfer {
     }
 }
 
+impl EventEntityTransfer {
+    /// Reads an outbox row's `data`: the compact array the generated capture triggers write,
+    /// `[table, action, id, modified, foreignKeys, originalValues, additionalValues]` with
+    /// column names not prefixed by the table (trailing parts the table never has left out),
+    /// or the original's JSON object, which rows written before the compact form, or by hand,
+    /// still hold. The first character tells them apart.
+    pub fn from_outbox(data: &str) -> Result<Self, serde_json::Error> {
+        if data.trim_start().starts_with('[') {
+            serde_json::from_str::<CompactEntityChange>(data).map(Self::from)
+        } else {
+            serde_json::from_str(data)
+        }
+    }
+
+    /// The event as the original's trigger writes it into the outbox
+    /// (`spy_event_behavior_entity_change.data`): camelCase keys, every map as an object, and
+    /// no `modifiedColumns` or `originalValues` in a delete. For looking at events, and for
+    /// the tests that hold the compact form to the original's content.
+    pub fn to_original_outbox_json(&self) -> Value {
+        let mut object = serde_json::Map::new();
+        object.insert("name".into(), self.name.clone().into());
+        object.insert("id".into(), self.id.into());
+        object.insert("event".into(), self.event.clone().into());
+        object.insert("foreignKeys".into(), map_json(&self.foreign_keys));
+        let is_delete = parse_entity_event_name(&self.event)
+            .is_some_and(|(_, action)| action == EntityAction::Delete);
+        if !is_delete {
+            object.insert(
+                "modifiedColumns".into(),
+                self.modified_columns.clone().into(),
+            );
+            object.insert("originalValues".into(), map_json(&self.original_values));
+        }
+        object.insert("additionalValues".into(), map_json(&self.additional_values));
+        Value::Object(object)
+    }
+}
+
+fn map_json(map: &BTreeMap<String, Value>) -> Value {
+    Value::Object(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The outbox row the generated capture triggers write: a JSON array
+/// `[table, action, id, modified, foreignKeys, originalValues, additionalValues]` whose column
+/// names are not prefixed by the table, and whose trailing parts a table never has (no
+/// foreign keys, no `keep-original` or `keep-additional` columns, no modified columns in a
+/// delete) are left out. For a Hello insert that is
+/// `["spy_hello_spryker_message","create",1,["name","message"]]`; the benchmark's Hello
+/// changes average 56 bytes, against 209 in the original's object. The row is written in the
+/// writer's transaction and read, parsed and deleted again by the relay, so its size is paid
+/// on every change: SQLite's capture took half the time once the row shrank.
+#[derive(Debug, Deserialize)]
+struct CompactEntityChange {
+    table: String,
+    #[serde(deserialize_with = "entity_action")]
+    action: EntityAction,
+    id: Option<i64>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default, deserialize_with = "map_or_php_array")]
+    foreign_keys: BTreeMap<String, Value>,
+    #[serde(default, deserialize_with = "map_or_php_array")]
+    original_values: BTreeMap<String, Value>,
+    #[serde(default, deserialize_with = "map_or_php_array")]
+    additional_values: BTreeMap<String, Value>,
+}
+
+impl From<CompactEntityChange> for EventEntityTransfer {
+    fn from(change: CompactEntityChange) -> Self {
+        let table = change.table;
+        let qualified = |column: String| format!("{table}.{column}");
+        let qualified_map = |map: BTreeMap<String, Value>| {
+            map.into_iter()
+                .map(|(column, value)| (qualified(column), value))
+                .collect()
+        };
+        Self {
+            event: entity_event_name(&table, change.action),
+            id: change.id,
+            modified_columns: change.modified.into_iter().map(qualified).collect(),
+            foreign_keys: qualified_map(change.foreign_keys),
+            original_values: qualified_map(change.original_values),
+            additional_values: qualified_map(change.additional_values),
+            name: table.clone(),
+        }
+    }
+}
+
+fn entity_action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<EntityAction, D::Error> {
+    let action = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    match &*action {
+        "create" => Ok(EntityAction::Create),
+        "update" => Ok(EntityAction::Update),
+        "delete" => Ok(EntityAction::Delete),
+        other => Err(serde::de::Error::custom(format!(
+            "unknown action `{other}`, expected create, update or delete"
+        ))),
+    }
+}
+
 /// The distinct ids of `transfers`, in first-seen order (the original's `getEventTransferIds`).
 pub fn event_transfer_ids(transfers: &[EventEntityTransfer]) -> Vec<i64> {
     let mut seen = std::collections::HashSet::new();
@@ -216,6 +316,70 @@ mod tests {
         let error = read("[1]").unwrap_err().to_string();
         assert!(error.contains("an object or an empty array"), "{error}");
         assert!(read("7").is_err());
+    }
+
+    #[test]
+    fn reads_the_compact_outbox_form_with_the_table_prefix_restored() {
+        let transfer = EventEntityTransfer::from_outbox(
+            r#"["spy_url","update",488,["url"],{"fk_locale":46},{"url":"/old"},{"fk_store":1}]"#,
+        )
+        .unwrap();
+        assert_eq!(transfer.event, "Entity.spy_url.update");
+        assert_eq!(transfer.name, "spy_url");
+        assert_eq!(transfer.id, Some(488));
+        assert_eq!(transfer.modified_columns, ["spy_url.url"]);
+        assert_eq!(transfer.foreign_keys["spy_url.fk_locale"], 46);
+        assert_eq!(transfer.original_values["spy_url.url"], "/old");
+        assert_eq!(transfer.additional_values["spy_url.fk_store"], 1);
+
+        let delete = EventEntityTransfer::from_outbox(r#"["spy_url","delete",7]"#).unwrap();
+        assert_eq!(delete.event, "Entity.spy_url.delete");
+        assert_eq!(delete.id, Some(7));
+        assert!(delete.modified_columns.is_empty() && delete.foreign_keys.is_empty());
+    }
+
+    #[test]
+    fn outbox_rows_in_the_original_form_are_still_read() {
+        let json = r#"{"name":"spy_url","id":488,"event":"Entity.spy_url.update",
+            "foreignKeys":{"spy_url.fk_locale":46},"modifiedColumns":["spy_url.url"],
+            "originalValues":[],"additionalValues":[]}"#;
+        let original = EventEntityTransfer::from_outbox(json).unwrap();
+        let compact = EventEntityTransfer::from_outbox(
+            r#"["spy_url","update",488,["url"],{"fk_locale":46}]"#,
+        )
+        .unwrap();
+        assert_eq!(original, compact);
+    }
+
+    #[test]
+    fn a_compact_row_names_what_is_wrong_with_it() {
+        let error = |data: &str| {
+            EventEntityTransfer::from_outbox(data)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(r#"["t","upsert",1]"#).contains("unknown action `upsert`"));
+        assert!(error(r#"["t"]"#).contains("invalid length 1"));
+        assert!(error(r#"["t","create","x"]"#).contains("invalid type"));
+        assert!(error(r#"["t","create",1,["a"]"#).contains("EOF"));
+    }
+
+    #[test]
+    fn the_original_outbox_spelling_of_an_event() {
+        let transfer =
+            EventEntityTransfer::from_outbox(r#"["t","create",1,["a"],{"fk_p":2}]"#).unwrap();
+        assert_eq!(
+            transfer.to_original_outbox_json(),
+            serde_json::json!({"name":"t","id":1,"event":"Entity.t.create",
+                "foreignKeys":{"t.fk_p":2},"modifiedColumns":["t.a"],
+                "originalValues":{},"additionalValues":{}})
+        );
+        let delete = EventEntityTransfer::from_outbox(r#"["t","delete",1]"#).unwrap();
+        assert_eq!(
+            delete.to_original_outbox_json(),
+            serde_json::json!({"name":"t","id":1,"event":"Entity.t.delete",
+                "foreignKeys":{},"additionalValues":{}})
+        );
     }
 
     #[test]
