@@ -65,18 +65,23 @@ impl KeyGenerator for KeyBuilder {
             .as_deref()
             .filter(|r| php_truthy(r))
             .map(escape_key);
-        let suffix = match reference {
-            Some(reference) if php_truthy(&reference) && php_truthy(&store_locale) => {
-                format!("{store_locale}:{reference}")
+        // Built with pushes, not `format!`: a key is built for every storage row written, and
+        // the formatting machinery cost more than the rest of this function.
+        let mut suffix = store_locale;
+        if let Some(reference) = reference {
+            if php_truthy(&reference) && php_truthy(&suffix) {
+                suffix.push(':');
             }
-            Some(reference) => store_locale + &reference,
-            None => store_locale,
-        };
-        if self.single_key_format_normalized && !php_truthy(&suffix) {
-            resource.to_owned()
-        } else {
-            format!("{resource}:{suffix}")
+            suffix.push_str(&reference);
         }
+        if self.single_key_format_normalized && !php_truthy(&suffix) {
+            return resource.to_owned();
+        }
+        let mut key = String::with_capacity(resource.len() + 1 + suffix.len());
+        key.push_str(resource);
+        key.push(':');
+        key.push_str(&suffix);
+        key
     }
 }
 
