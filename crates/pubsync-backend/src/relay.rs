@@ -336,19 +336,6 @@ fn delete_outbox_rows(database: &Database, ids: &[i64]) -> Result<(), DatabaseEr
     )
 }
 
-/// `ORDER BY <column> LIMIT <count>` for a MySQL `DELETE … WHERE <column> IN (<count> values)`
-/// on a unique or primary key, which makes MariaDB take the index.
-///
-/// Without it, MariaDB scans the whole table once the list is a large part of it (a thousand
-/// ids of an outbox holding a few thousand rows), or whenever its statistics still describe the
-/// empty table of the last analysis. In READ COMMITTED a scanning `DELETE` locks every row it
-/// looks at, so it waits for any transaction with an uncommitted insert into the table (the
-/// capture or sync trigger of a writer): in the benchmark nearly every sync outbox delete
-/// waited about 20 ms. The limit is exact: the column is unique, so at most `count` rows match.
-pub(crate) fn mysql_index_order(column: &str, count: usize) -> String {
-    format!(" ORDER BY {column} LIMIT {count}")
-}
-
 /// Deletes the rows of `table` whose `id_column` is in `ids`, in one transaction, by id (never
 /// by range: a row with a lower id that commits later must not be skipped).
 ///
@@ -404,7 +391,7 @@ pub(crate) fn delete_by_ids(
                 let sql = format!(
                     "DELETE FROM {table} WHERE {id_column} IN ({}){}",
                     dialect.placeholders(1, chunk.len()),
-                    mysql_index_order(id_column, chunk.len())
+                    pubsync_database::mysql_index_order(id_column, chunk.len())
                 );
                 let mut query = diesel::sql_query(sql).into_boxed();
                 for id in chunk {

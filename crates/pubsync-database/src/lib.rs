@@ -20,7 +20,9 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
-pub use statement::{Bind, Statement, bucketed, postgres_any, postgres_array, select_by_ids};
+pub use statement::{
+    Bind, Statement, bucketed, mysql_index_order, postgres_any, postgres_array, select_by_ids,
+};
 
 mod statement;
 #[cfg(feature = "testing")]

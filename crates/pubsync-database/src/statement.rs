@@ -133,6 +133,20 @@ pub fn postgres_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Stri
     literal
 }
 
+/// `ORDER BY <column> LIMIT <count>`, to follow a MySQL `UPDATE` or `DELETE … WHERE <column>
+/// IN (<count> values)` on a unique or primary key: it makes MariaDB take the index.
+///
+/// Without it, MariaDB scans the whole table once the list is a large part of it (a thousand
+/// ids of a queue table holding a few thousand rows; a list of a thousand or more becomes a
+/// sub-query whose plan is a scan), or whenever the statistics still describe the empty table
+/// of the last analysis. In READ COMMITTED a scanning `DELETE` locks every row it looks at,
+/// so it waits for any transaction with an uncommitted insert into the table, such as a
+/// writer whose capture trigger filled the outbox: up to `innodb_lock_wait_timeout`. The limit
+/// is exact: the column is unique, so at most `count` rows match.
+pub fn mysql_index_order(column: &str, count: usize) -> String {
+    format!(" ORDER BY {column} LIMIT {count}")
+}
+
 /// `column = ANY((SELECT CAST(<placeholder> AS <element_type>[]))::<element_type>[])`: on
 /// PostgreSQL, whether `column` is in the list bound (as text, see [`postgres_array`]) to
 /// `placeholder`.

@@ -743,11 +743,12 @@ impl Statements {
     fn lease_ids(&self, ids: usize) -> String {
         format!(
             "UPDATE {} SET lease_owner = {}, lease_until = {}, delivery_count = delivery_count + 1 \
-             WHERE id_queue_message IN ({})",
+             WHERE id_queue_message IN ({}){}",
             self.table,
             self.dialect.placeholder(1),
             self.dialect.placeholder(2),
-            self.dialect.placeholders(3, ids)
+            self.dialect.placeholders(3, ids),
+            self.index_order(ids)
         )
     }
 
@@ -763,11 +764,12 @@ impl Statements {
     /// Deletes `ids` messages held by a consumer; binds queue name, consumer id, the ids.
     fn acknowledge(&self, ids: usize) -> String {
         format!(
-            "DELETE FROM {} WHERE queue_name = {} AND lease_owner = {} AND id_queue_message IN ({})",
+            "DELETE FROM {} WHERE queue_name = {} AND lease_owner = {} AND id_queue_message IN ({}){}",
             self.table,
             self.dialect.placeholder(1),
             self.dialect.placeholder(2),
-            self.dialect.placeholders(3, ids)
+            self.dialect.placeholders(3, ids),
+            self.index_order(ids)
         )
     }
 
@@ -776,12 +778,23 @@ impl Statements {
     fn release(&self, ids: usize) -> String {
         format!(
             "UPDATE {} SET lease_owner = NULL, lease_until = NULL \
-             WHERE queue_name = {} AND lease_owner = {} AND id_queue_message IN ({})",
+             WHERE queue_name = {} AND lease_owner = {} AND id_queue_message IN ({}){}",
             self.table,
             self.dialect.placeholder(1),
             self.dialect.placeholder(2),
-            self.dialect.placeholders(3, ids)
+            self.dialect.placeholders(3, ids),
+            self.index_order(ids)
         )
+    }
+
+    /// On MySQL, what makes a statement on a list of `ids` messages take the primary key
+    /// instead of scanning the table and waiting on every row another transaction holds
+    /// (see `pubsync_database::mysql_index_order`); nothing elsewhere.
+    fn index_order(&self, ids: usize) -> String {
+        match self.dialect {
+            Dialect::Mysql => pubsync_database::mysql_index_order("id_queue_message", ids),
+            Dialect::Sqlite | Dialect::Postgres => String::new(),
+        }
     }
 
     /// Counts receivable and all messages of a queue; binds now, now, queue name.
