@@ -49,31 +49,15 @@ on_every_database! {
         t.insert_messages(1, 1000, Some("committed"));
         // Another writer's transaction, whose capture trigger has written an outbox row it
         // has not committed yet.
-        let database = t.app.database().clone();
-        let (opened, is_open) = std::sync::mpsc::channel();
-        let (commit, to_commit) = std::sync::mpsc::channel::<()>();
-        let writer = std::thread::spawn(move || {
-            pubsync_database::with_connection!(database, |conn| {
-                use diesel::connection::SimpleConnection as _;
-                conn.batch_execute("BEGIN").unwrap();
-                conn.batch_execute(
-                    "INSERT INTO spy_hello_spryker_message (name, message) VALUES ('name 1001', 'in flight')",
-                )
-                .unwrap();
-                opened.send(()).unwrap();
-                to_commit.recv().unwrap();
-                conn.batch_execute("COMMIT").unwrap();
-                Ok::<_, pubsync_database::DatabaseError>(())
-            })
-            .unwrap();
-        });
-        is_open.recv().unwrap();
+        let writer = pubsync_database::testing::OpenTransaction::begin(
+            t.app.database(),
+            "INSERT INTO spy_hello_spryker_message (name, message) VALUES ('name 1001', 'in flight')",
+        );
         tokio::time::timeout(std::time::Duration::from_secs(20), t.work())
             .await
             .expect("the worker finishes the committed changes without waiting for the open transaction");
         assert_eq!(t.message_storage().len(), 1000);
-        commit.send(()).unwrap();
-        writer.join().unwrap();
+        writer.commit();
         t.work().await;
         assert_eq!(t.message_storage().len(), 1001, "the change is published once committed");
     }

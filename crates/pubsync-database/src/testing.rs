@@ -111,6 +111,67 @@ fn with_database_name(url: &str, name: &str) -> String {
     format!("{scheme}://{authority}/{name}{query}")
 }
 
+/// A transaction held open on a thread of its own, as another process's writer holds one: its
+/// statements have run, and it neither commits nor rolls back until told (rolled back when
+/// dropped).
+pub struct OpenTransaction {
+    end: std::sync::mpsc::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OpenTransaction {
+    /// Begins a transaction on a connection of `database` and runs `sql` in it; returns once
+    /// it has run.
+    ///
+    /// # Panics
+    /// When a statement fails.
+    pub fn begin(database: &Database, sql: &str) -> Self {
+        let (database, sql) = (database.clone(), sql.to_owned());
+        let (ran, has_run) = std::sync::mpsc::channel();
+        let (end, to_end) = std::sync::mpsc::channel::<bool>();
+        let thread = std::thread::spawn(move || {
+            crate::with_connection!(database, |conn| {
+                use diesel::connection::SimpleConnection as _;
+                conn.batch_execute("BEGIN").expect("BEGIN");
+                conn.batch_execute(&sql)
+                    .unwrap_or_else(|error| panic!("{sql}: {error}"));
+                ran.send(()).expect("the test waits");
+                let commit = to_end.recv().unwrap_or(false);
+                conn.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+                    .expect("end of the transaction");
+                Ok::<_, crate::DatabaseError>(())
+            })
+            .expect("a connection");
+        });
+        has_run.recv().expect("the transaction's statements ran");
+        Self {
+            end,
+            thread: Some(thread),
+        }
+    }
+
+    /// Commits the transaction and waits until it has.
+    pub fn commit(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, commit: bool) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.end.send(commit);
+            // Not a second panic while a failing test unwinds.
+            if thread.join().is_err() && !std::thread::panicking() {
+                panic!("the transaction did not end cleanly");
+            }
+        }
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,26 +437,11 @@ async fn settling_a_chunk_does_not_wait_for_a_producers_open_transaction() {
         while chunk.len() < 1000 {
             chunk.extend(queue.receive("open", 1000, WAIT).await.unwrap());
         }
-        let database = db.database.clone();
-        let (opened, is_open) = std::sync::mpsc::channel();
-        let (end, to_end) = std::sync::mpsc::channel::<()>();
-        let producer = std::thread::spawn(move || {
-            pubsync_database::with_connection!(database, |conn| {
-                use diesel::connection::SimpleConnection as _;
-                conn.batch_execute("BEGIN").unwrap();
-                conn.batch_execute(
-                    "INSERT INTO pubsync_queue_message (queue_name, body, available_at) \
-                     VALUES ('open', 'in flight', 0)",
-                )
-                .unwrap();
-                opened.send(()).unwrap();
-                to_end.recv().unwrap();
-                conn.batch_execute("ROLLBACK").unwrap();
-                Ok::<_, pubsync_database::DatabaseError>(())
-            })
-            .unwrap();
-        });
-        is_open.recv().unwrap();
+        let producer = pubsync_database::testing::OpenTransaction::begin(
+            &db.database,
+            "INSERT INTO pubsync_queue_message (queue_name, body, available_at) \
+             VALUES ('open', 'in flight', 0)",
+        );
         tokio::time::timeout(
             Duration::from_secs(20),
             queue.settle("open", acknowledge_all(&chunk)),
@@ -469,8 +454,7 @@ async fn settling_a_chunk_does_not_wait_for_a_producers_open_transaction() {
             )
         })
         .unwrap();
-        end.send(()).unwrap();
-        producer.join().unwrap();
+        drop(producer);
         assert!(queue.depth("open").await.unwrap().is_empty());
     }
 }
