@@ -391,7 +391,7 @@ pub(crate) fn delete_by_ids(
                 let sql = format!(
                     "DELETE FROM {table} WHERE {id_column} IN ({}){}",
                     dialect.placeholders(1, chunk.len()),
-                    pubsync_database::mysql_index_order(id_column, chunk.len())
+                    pubsync_database::index_order(dialect, id_column, chunk.len())
                 );
                 let mut query = diesel::sql_query(sql).into_boxed();
                 for id in chunk {

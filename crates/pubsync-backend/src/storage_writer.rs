@@ -396,7 +396,7 @@ fn delete_chunks(dialect: Dialect, count: usize) -> Vec<std::ops::Range<usize>> 
 }
 
 /// `DELETE FROM <table> WHERE "key" IN (…)` for `keys` (on MySQL ordered and limited, so
-/// that it takes the unique index: see `pubsync_database::mysql_index_order`). On PostgreSQL the keys are one array
+/// that it takes the unique index: see `pubsync_database::index_order`). On PostgreSQL the keys are one array
 /// parameter that the planner does not see, so a storage table whose statistics lag behind
 /// its size keeps using its unique index (see `postgres_any`): with the thousand keys
 /// visible, a freshly filled table got a sequential scan, 40 ms per chunk with 50k rows.
@@ -410,11 +410,7 @@ fn delete_statement(dialect: Dialect, table: &str, keys: &[String]) -> Statement
         ))
         .bind(Bind::Text(pubsync_database::postgres_array(keys)));
     }
-    let order = if dialect == Dialect::Mysql {
-        pubsync_database::mysql_index_order(&key, keys.len())
-    } else {
-        String::new()
-    };
+    let order = pubsync_database::index_order(dialect, &key, keys.len());
     let mut statement = Statement::new(format!(
         "DELETE FROM {} WHERE {key} IN ({}){order}",
         dialect.quote(table),

@@ -21,7 +21,7 @@ use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
 pub use statement::{
-    Bind, Statement, bucketed, mysql_index_order, postgres_any, postgres_array, select_by_ids,
+    Bind, Statement, bucketed, index_order, postgres_any, postgres_array, select_by_ids,
 };
 
 mod statement;

@@ -133,8 +133,9 @@ pub fn postgres_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Stri
     literal
 }
 
-/// `ORDER BY <column> LIMIT <count>`, to follow a MySQL `UPDATE` or `DELETE … WHERE <column>
-/// IN (<count> values)` on a unique or primary key: it makes MariaDB take the index.
+/// What follows an `UPDATE` or `DELETE … WHERE <column> IN (<count> values)` on a unique or
+/// primary key: on MySQL `ORDER BY <column> LIMIT <count>`, which makes MariaDB take the
+/// index; nothing elsewhere.
 ///
 /// Without it, MariaDB scans the whole table once the list is a large part of it (a thousand
 /// ids of a queue table holding a few thousand rows; a list of a thousand or more becomes a
@@ -143,8 +144,11 @@ pub fn postgres_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Stri
 /// so it waits for any transaction with an uncommitted insert into the table, such as a
 /// writer whose capture trigger filled the outbox: up to `innodb_lock_wait_timeout`. The limit
 /// is exact: the column is unique, so at most `count` rows match.
-pub fn mysql_index_order(column: &str, count: usize) -> String {
-    format!(" ORDER BY {column} LIMIT {count}")
+pub fn index_order(dialect: crate::Dialect, column: &str, count: usize) -> String {
+    match dialect {
+        crate::Dialect::Mysql => format!(" ORDER BY {column} LIMIT {count}"),
+        crate::Dialect::Sqlite | crate::Dialect::Postgres => String::new(),
+    }
 }
 
 /// `column = ANY((SELECT CAST(<placeholder> AS <element_type>[]))::<element_type>[])`: on

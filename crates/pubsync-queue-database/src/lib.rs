@@ -748,7 +748,7 @@ impl Statements {
             self.dialect.placeholder(1),
             self.dialect.placeholder(2),
             self.dialect.placeholders(3, ids),
-            self.index_order(ids)
+            pubsync_database::index_order(self.dialect, "id_queue_message", ids)
         )
     }
 
@@ -769,7 +769,7 @@ impl Statements {
             self.dialect.placeholder(1),
             self.dialect.placeholder(2),
             self.dialect.placeholders(3, ids),
-            self.index_order(ids)
+            pubsync_database::index_order(self.dialect, "id_queue_message", ids)
         )
     }
 
@@ -783,18 +783,8 @@ impl Statements {
             self.dialect.placeholder(1),
             self.dialect.placeholder(2),
             self.dialect.placeholders(3, ids),
-            self.index_order(ids)
+            pubsync_database::index_order(self.dialect, "id_queue_message", ids)
         )
-    }
-
-    /// On MySQL, what makes a statement on a list of `ids` messages take the primary key
-    /// instead of scanning the table and waiting on every row another transaction holds
-    /// (see `pubsync_database::mysql_index_order`); nothing elsewhere.
-    fn index_order(&self, ids: usize) -> String {
-        match self.dialect {
-            Dialect::Mysql => pubsync_database::mysql_index_order("id_queue_message", ids),
-            Dialect::Sqlite | Dialect::Postgres => String::new(),
-        }
     }
 
     /// Counts receivable and all messages of a queue; binds now, now, queue name.

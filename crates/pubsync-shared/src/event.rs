@@ -183,7 +183,7 @@ struct CompactEntityChange<'a> {
     action: EntityAction,
     id: Option<i64>,
     #[serde(default, borrow)]
-    modified: Vec<Column<'a>>,
+    modified: Vec<Text<'a>>,
     #[serde(default, deserialize_with = "map_or_php_array")]
     foreign_keys: BTreeMap<String, Value>,
     #[serde(default, deserialize_with = "map_or_php_array")]
@@ -192,10 +192,10 @@ struct CompactEntityChange<'a> {
     additional_values: BTreeMap<String, Value>,
 }
 
-/// A column name, borrowed from the row unless it holds escapes (a `Vec<Cow<str>>` would copy
-/// every one: serde borrows a `Cow` only where the field itself is one).
+/// A string borrowed from the row unless it holds escapes (a `Vec<Cow<str>>` would copy every
+/// one: serde borrows a `Cow` only where the field itself is one).
 #[derive(Debug, Deserialize)]
-struct Column<'a>(#[serde(borrow)] Cow<'a, str>);
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 impl From<CompactEntityChange<'_>> for EventEntityTransfer {
     fn from(change: CompactEntityChange<'_>) -> Self {
@@ -225,9 +225,7 @@ impl From<CompactEntityChange<'_>> for EventEntityTransfer {
 /// A table name that is not empty (an empty one would make the event `Entity..create`, which
 /// no listener takes: the row would be dropped instead of reaching the error queue).
 fn table_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'de, str>, D::Error> {
-    #[derive(Deserialize)]
-    struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
-    let Name(name) = Name::deserialize(deserializer)?;
+    let Text(name) = Text::deserialize(deserializer)?;
     if name.is_empty() {
         return Err(serde::de::Error::custom("empty table name"));
     }
