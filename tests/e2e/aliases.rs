@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::{Nullable, Text};
-use pubsync_backend::StorageWriter;
-use pubsync_backend::storage_writer::{Reference, RowKey, WriteOutcome};
+use pubsync_backend::StorageTableWriter;
+use pubsync_backend::storage_table_writer::{Reference, RowKey, WriteOutcome};
 use pubsync_database::{DatabaseError, Dialect, with_connection};
 use pubsync_shared::synchronization::{Mapping, SynchronizationDefinition};
 use pubsync_storage_database::{DatabaseStorage, TableResolver};
@@ -64,8 +64,8 @@ fn create_storage_table(t: &TestApp, definition: &SynchronizationDefinition) {
     ));
 }
 
-fn writer(t: &TestApp) -> StorageWriter {
-    StorageWriter::new(t.app.database().clone(), Arc::default())
+fn writer(t: &TestApp) -> StorageTableWriter {
+    StorageTableWriter::new(t.app.database().clone(), Arc::default())
 }
 
 fn storage(t: &TestApp, definition: &SynchronizationDefinition) -> DatabaseStorage {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
-use pubsync_backend::{EventCollection, StorageWriter, Worker, WorkerConfig};
+use pubsync_backend::{EventCollection, StorageTableWriter, Worker, WorkerConfig};
 use pubsync_cli::AppQueue;
 use pubsync_queue_extension::{Queue, Settlement};
 use pubsync_shared::event::{EventEntityTransfer, event_transfer_ids};
@@ -69,7 +69,7 @@ async fn worker_publishing(
     };
     config.consumer.max_retries = max_retries;
     config.consumer.retry_delay = Duration::from_millis(20);
-    let storage = StorageWriter::new(t.app.database().clone(), Arc::default());
+    let storage = StorageTableWriter::new(t.app.database().clone(), Arc::default());
     Worker::new(
         t.app.database().clone(),
         t.app.queue().await.unwrap(),

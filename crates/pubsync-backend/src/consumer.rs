@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use pubsync_queue_extension::{Delivery, Queue, QueueError, Settlement};
 use pubsync_shared::event::EventEntityTransfer;
-use pubsync_shared::message::EventQueueMessage;
-use serde_json::json;
+use pubsync_shared::message::{ErrorQueueMessage, EventQueueMessage};
 
 use crate::listener::{EventCollection, PublishContext, Publisher};
 
@@ -337,9 +336,11 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
+/// The error-queue message of an event message that cannot be read, its body kept as text.
 fn undecodable_body(body: &[u8], reason: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "errorMessage": reason, "body": String::from_utf8_lossy(body) }))
-        .expect("json serialises")
+    ErrorQueueMessage::new(reason)
+        .with("body", String::from_utf8_lossy(body).into_owned())
+        .encode()
 }
 
 #[cfg(test)]

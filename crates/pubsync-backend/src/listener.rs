@@ -7,7 +7,7 @@ use pubsync_database::Database;
 use pubsync_shared::event::EventEntityTransfer;
 
 use crate::DEFAULT_EVENT_QUEUE;
-use crate::storage_writer::StorageWriter;
+use crate::storage_table_writer::StorageTableWriter;
 
 /// Why a publisher could not handle events. The consumer retries the events one by one, and
 /// sends those that keep failing to the error queue with this error's text.
@@ -19,7 +19,7 @@ pub struct PublishContext {
     /// The backend database, to read the changed rows.
     pub database: Database,
     /// Writes storage tables.
-    pub storage: StorageWriter,
+    pub storage: StorageTableWriter,
 }
 
 /// A queued bulk event handler: reads the changed entities and writes storage rows (the

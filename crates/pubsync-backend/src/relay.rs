@@ -1,10 +1,10 @@
 //! The outbox relay: moves captured changes from the outbox table to the event queues.
 //!
-//! One pass reads a chunk of outbox rows in id order, turns each into the event messages of
-//! its listeners (many events per message, see `DESIGN-NOTES.md`), sends them, and only then
-//! deletes the rows it read, by id. A crash between sending and deleting sends those events
-//! again; consumers are idempotent, so that is harmless. Rows are deleted by their ids, never
-//! by a range: a row with a lower id that commits later is not skipped.
+//! One pass reads a chunk of outbox rows in id order ([`crate::outbox`]), turns each into the
+//! event messages of its listeners (many events per message: a broker carries messages, not
+//! events, per second), sends them, and only then deletes the rows it read, by id. A crash
+//! between sending and deleting sends those events again; consumers are idempotent, so that
+//! is harmless.
 //!
 //! With direct publishing ([`OutboxRelay::publish_once`]) a pass hands the events to their
 //! listeners in this process instead, and only what fails travels on the event queue. That
@@ -14,17 +14,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Text};
-use pubsync_database::{Database, DatabaseError, Dialect, WriteTransaction as _, with_connection};
+use pubsync_database::{Database, DatabaseError};
 use pubsync_queue_extension::{Queue, QueueError, SendError, Settlement, error_queue_name};
 use pubsync_shared::event::EventEntityTransfer;
-use pubsync_shared::message::EventQueueMessage;
-use serde_json::json;
+use pubsync_shared::message::{ErrorQueueMessage, EventQueueMessage};
 
+use crate::DEFAULT_EVENT_QUEUE;
 use crate::consumer::{ChunkOutcome, EventBatch, EventConsumer};
 use crate::listener::{EventCollection, Publisher};
-use crate::{DEFAULT_EVENT_QUEUE, OUTBOX_TABLE};
+use crate::outbox::EVENT_OUTBOX;
 
 /// Settings of the relay.
 #[derive(Debug, Clone)]
@@ -128,17 +127,17 @@ impl OutboxRelay {
             queue.send(&queue_name, bodies).await?;
         }
         self.database
-            .blocking(move |db| delete_outbox_rows(db, &ids))
+            .blocking(move |db| EVENT_OUTBOX.delete(db, &ids))
             .await?;
         Ok(pass)
     }
 
     /// The next chunk of outbox rows in id order, and their ids.
     async fn read_chunk(&self) -> Result<(Vec<OutboxRow>, Vec<i64>), DatabaseError> {
-        let limit = self.config.chunk_size as i64;
-        let rows = self
+        let limit = self.config.chunk_size;
+        let rows: Vec<OutboxRow> = self
             .database
-            .blocking(move |db| read_outbox(db, limit))
+            .blocking(move |db| EVENT_OUTBOX.read_chunk(db, limit))
             .await?;
         let ids = rows
             .iter()
@@ -149,11 +148,7 @@ impl OutboxRelay {
 
     /// Whether the outbox holds rows.
     pub async fn is_empty(&self) -> Result<bool, DatabaseError> {
-        Ok(self
-            .database
-            .blocking(|db| read_outbox(db, 1))
-            .await?
-            .is_empty())
+        self.database.blocking(|db| EVENT_OUTBOX.is_empty(db)).await
     }
 
     /// Publishes one chunk of the outbox in this process, without the event queue (direct
@@ -203,7 +198,7 @@ impl OutboxRelay {
                 .await?;
         }
         self.database
-            .blocking(move |db| delete_outbox_rows(db, &ids))
+            .blocking(move |db| EVENT_OUTBOX.delete(db, &ids))
             .await?;
         Ok((pass, outcome))
     }
@@ -300,108 +295,10 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
 }
 
 fn malformed_row(row: &OutboxRow, reason: &str) -> Vec<u8> {
-    tracing::error!(
-        outbox_id = row.id_event_behavior_entity_change,
-        reason,
-        "outbox row is not an event"
-    );
-    serde_json::to_vec(&json!({
-        "errorMessage": format!("outbox row {} is not an event: {reason}", row.id_event_behavior_entity_change),
-        "outboxId": row.id_event_behavior_entity_change,
-        "data": row.data,
-    }))
-    .expect("json serialises")
-}
-
-fn read_outbox(database: &Database, limit: i64) -> Result<Vec<OutboxRow>, DatabaseError> {
-    let sql = format!(
-        "SELECT id_event_behavior_entity_change, data FROM {OUTBOX_TABLE} ORDER BY id_event_behavior_entity_change LIMIT {}",
-        database.dialect().placeholder(1)
-    );
-    with_connection!(database, |conn| {
-        diesel::sql_query(&sql)
-            .bind::<BigInt, _>(limit)
-            .load::<OutboxRow>(conn)
-            .map_err(DatabaseError::query("read the outbox"))
-    })
-}
-
-fn delete_outbox_rows(database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
-    delete_by_ids(
-        database,
-        OUTBOX_TABLE,
-        "id_event_behavior_entity_change",
-        ids,
-        "delete relayed outbox rows",
-    )
-}
-
-/// Deletes the rows of `table` whose `id_column` is in `ids`, in one transaction, by id (never
-/// by range: a row with a lower id that commits later must not be skipped).
-///
-/// SQLite and PostgreSQL get the ids as one bound list (a JSON array, an array literal), so the
-/// statement stays small: SQLite parses a statement of a thousand placeholders anew each time,
-/// at a cost comparable to the delete itself. MySQL gets placeholders.
-pub(crate) fn delete_by_ids(
-    database: &Database,
-    table: &str,
-    id_column: &str,
-    ids: &[i64],
-    operation: &str,
-) -> Result<(), DatabaseError> {
-    let dialect = database.dialect();
-    let list = |open: &str, close: &str| {
-        let mut list = String::with_capacity(ids.len() * 8 + 2);
-        list.push_str(open);
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                list.push(',');
-            }
-            list.push_str(&id.to_string());
-        }
-        list.push_str(close);
-        list
-    };
-    let single = match dialect {
-        Dialect::Sqlite => Some((
-            format!("DELETE FROM {table} WHERE {id_column} IN (SELECT value FROM json_each(?))"),
-            list("[", "]"),
-        )),
-        // Not `= ANY(CAST($1 AS BIGINT[]))`: an outbox is a queue table, and its statistics
-        // are often those of an empty one (see `postgres_any`).
-        Dialect::Postgres => Some((
-            format!(
-                "DELETE FROM {table} WHERE {}",
-                pubsync_database::postgres_any(id_column, "BIGINT", "$1")
-            ),
-            list("{", "}"),
-        )),
-        Dialect::Mysql => None,
-    };
-    with_connection!(database, |conn| {
-        conn.write_transaction(|conn| {
-            if let Some((sql, list)) = &single {
-                diesel::sql_query(sql)
-                    .bind::<Text, _>(list)
-                    .execute(conn)
-                    .map_err(DatabaseError::query(operation))?;
-                return Ok(());
-            }
-            for chunk in ids.chunks(1000) {
-                let sql = format!(
-                    "DELETE FROM {table} WHERE {id_column} IN ({}){}",
-                    dialect.placeholders(1, chunk.len()),
-                    pubsync_database::index_order(dialect, id_column, chunk.len())
-                );
-                let mut query = diesel::sql_query(sql).into_boxed();
-                for id in chunk {
-                    query = query.bind::<BigInt, _>(*id);
-                }
-                query
-                    .execute(conn)
-                    .map_err(DatabaseError::query(operation))?;
-            }
-            Ok(())
-        })
-    })
+    let id = row.id_event_behavior_entity_change;
+    tracing::error!(outbox_id = id, reason, "outbox row is not an event");
+    ErrorQueueMessage::new(format!("outbox row {id} is not an event: {reason}"))
+        .with("outboxId", id)
+        .with("data", row.data.as_str())
+        .encode()
 }

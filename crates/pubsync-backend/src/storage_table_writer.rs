@@ -4,29 +4,27 @@
 //! (its `updated_at` stays), which keeps re-publishing cheap and, on the sync path, quiet.
 //!
 //! Tables whose `synchronization` behaviour declares `mappings` also keep their rows' alias
-//! keys (reference section 5.7), in the same transaction: the row's `alias_keys` column, and
-//! the side table [`STORAGE_ALIAS_TABLE`] that database storage resolves alias keys through
-//! with an index. Unlike the original, which merges new alias keys into the old ones, a row
-//! holds only its current aliases, so a changed SKU leaves no stale alias (section 10, row 21).
-//! Tables without mappings run no extra statement.
+//! keys, in the same transaction: the row's `alias_keys` column, and the side table
+//! `pubsync_storage_alias` that database storage resolves alias keys through with an index.
+//! Unlike the original, which merges new alias keys into the old ones (so a changed SKU keeps
+//! its old alias for ever), a row holds only its current aliases. Tables without mappings run
+//! no extra statement.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::Text;
+use pubsync_database::names::{storage_alias, storage_table};
 use pubsync_database::{
-    Bind, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bucketed,
-    with_connection,
+    Bind, BoundList, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bind_list,
+    bucketed, with_connection,
 };
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
+use pubsync_shared::message::TIMESTAMP_FIELD;
 use pubsync_shared::synchronization::SynchronizationDefinition;
-use serde_json::{Map, Value, json};
-
-/// The side table of alias keys: `alias_key` (primary key) → the storage row that owns it
-/// (`storage_table`, `storage_key`) and the alias's value (`data`, `{"id":…,"_timestamp":…}`).
-pub const STORAGE_ALIAS_TABLE: &str = "pubsync_storage_alias";
+use pubsync_shared::version::Version;
+use serde_json::{Map, Value};
 
 /// Storage rows upserted per statement: a chunk takes the largest size that fits, so each
 /// table's upsert comes in four shapes, each prepared once per connection (see
@@ -34,36 +32,8 @@ pub const STORAGE_ALIAS_TABLE: &str = "pubsync_storage_alias";
 /// SQLite cost about as much as the writes.
 const UPSERT_CHUNKS: [usize; 4] = [500, 100, 20, 1];
 
-/// Keys deleted per statement, chunked as the upserts are.
-const DELETE_CHUNKS: [usize; 4] = [1000, 100, 20, 1];
-
 /// Alias rows inserted per statement (four parameters each).
 const ALIAS_CHUNK: usize = 500;
-
-/// The alias keys of a storage row whose data is `data`: for each mapping of `table` whose
-/// `data[source]` and `data[destination]` are both set (not null), the mapping key (built from
-/// the source value, strings as they are and other values as JSON text, with the row's store
-/// and locale in `key_data`) and the destination value the alias points to.
-pub fn alias_entries(
-    table: &SynchronizationDefinition,
-    keys: &KeyBuilders,
-    key_data: &SynchronizationData,
-    data: &Map<String, Value>,
-) -> Vec<(String, Value)> {
-    table
-        .mappings
-        .iter()
-        .filter_map(|mapping| {
-            let source = data.get(mapping.source).filter(|v| !v.is_null())?;
-            let destination = data.get(mapping.destination).filter(|v| !v.is_null())?;
-            let source = source
-                .as_str()
-                .map_or_else(|| source.to_string(), str::to_owned);
-            let key = keys.generate_mapping_key(table.resource, mapping.source, &source, key_data);
-            Some((key, destination.clone()))
-        })
-        .collect()
-}
 
 /// The value of a storage table's `key_suffix_column`, which is also the key's reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,14 +96,15 @@ pub struct WriteOutcome {
     pub deleted: usize,
 }
 
-/// Writes storage tables.
+/// Writes storage tables: the storage-table half of a publisher's work (the key-value store is
+/// written by the sync path, never here).
 #[derive(Debug, Clone)]
-pub struct StorageWriter {
+pub struct StorageTableWriter {
     database: Database,
     keys: Arc<KeyBuilders>,
 }
 
-impl StorageWriter {
+impl StorageTableWriter {
     /// A writer into `database`, building keys with `keys`.
     pub fn new(database: Database, keys: Arc<KeyBuilders>) -> Self {
         Self { database, keys }
@@ -157,7 +128,7 @@ impl StorageWriter {
     ) -> Result<WriteOutcome, DatabaseError> {
         let dialect = self.database.dialect();
         let columns = Columns::of(table);
-        let timestamp = now_seconds();
+        let timestamp = Version::now().as_seconds();
         let upserts: Vec<Upsert<'_>> = rows
             .iter()
             .map(|row| {
@@ -225,17 +196,15 @@ impl StorageWriter {
                     }
                     // The chunk's rows give up their alias rows and take their current ones;
                     // an alias another row held moves to the row that holds it now.
-                    let sql = delete_aliases_sql(dialect, chunk.len());
-                    let mut query = diesel::sql_query(sql)
-                        .into_boxed()
-                        .bind::<Text, _>(table.table);
-                    for upsert in chunk {
-                        query = query.bind::<Text, _>(upsert.key.clone());
+                    let keys: Vec<&str> = chunk.iter().map(|upsert| upsert.key.as_str()).collect();
+                    for list in bind_list(dialect, &keys) {
+                        delete_aliases(dialect, table.table, &list)
+                            .execute(conn)
+                            .map_err(DatabaseError::query(format!(
+                                "delete aliases of {}",
+                                table.table
+                            )))?;
                     }
-                    query.execute(conn).map_err(DatabaseError::query(format!(
-                        "delete aliases of {}",
-                        table.table
-                    )))?;
                     let aliases = distinct_aliases(chunk);
                     for aliases in aliases.chunks(ALIAS_CHUNK) {
                         let sql = insert_aliases_sql(dialect, aliases.len());
@@ -253,24 +222,17 @@ impl StorageWriter {
                         )))?;
                     }
                 }
-                for range in delete_chunks(dialect, delete_keys.len()) {
-                    let chunk = &delete_keys[range];
-                    let statement = delete_statement(dialect, table.table, chunk);
-                    outcome.deleted += statement
+                for list in bind_list(dialect, &delete_keys) {
+                    outcome.deleted += delete_rows(dialect, table.table, &list)
                         .execute(conn)
                         .map_err(DatabaseError::query(format!("delete from {}", table.table)))?;
                     if columns.alias_keys {
-                        let sql = delete_aliases_sql(dialect, chunk.len());
-                        let mut query = diesel::sql_query(sql)
-                            .into_boxed()
-                            .bind::<Text, _>(table.table);
-                        for key in chunk {
-                            query = query.bind::<Text, _>(key.clone());
-                        }
-                        query.execute(conn).map_err(DatabaseError::query(format!(
-                            "delete aliases of {}",
-                            table.table
-                        )))?;
+                        delete_aliases(dialect, table.table, &list)
+                            .execute(conn)
+                            .map_err(DatabaseError::query(format!(
+                                "delete aliases of {}",
+                                table.table
+                            )))?;
                     }
                 }
                 Ok(outcome)
@@ -297,29 +259,23 @@ fn row_aliases(
     timestamp: f64,
 ) -> (Vec<(String, String)>, String) {
     let entries = match &row.data {
-        Value::Object(data) => alias_entries(table, keys, &key_data(table, &row.key), data),
+        Value::Object(data) => keys.alias_entries(table, &key_data(table, &row.key), data),
         _ => Vec::new(),
     };
     let mut column = Map::new();
     let aliases = entries
         .into_iter()
         .map(|(alias_key, id)| {
-            let value = json!({"id": id, "_timestamp": timestamp});
+            let mut value = Map::new();
+            value.insert("id".to_owned(), id);
+            value.insert(TIMESTAMP_FIELD.to_owned(), timestamp.into());
+            let value = Value::Object(value);
             let text = value.to_string();
             column.insert(alias_key.clone(), value);
             (alias_key, text)
         })
         .collect();
     (aliases, Value::Object(column).to_string())
-}
-
-/// Now in seconds with microseconds, the `_timestamp` of alias values.
-fn now_seconds() -> f64 {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_micros())
-        .unwrap_or_default();
-    micros as f64 / 1_000_000.0
 }
 
 /// One row to upsert, with what its statements bind.
@@ -383,43 +339,19 @@ impl Columns {
     }
 }
 
-/// The chunks in which `count` keys are deleted: up to a thousand keys in one array on
-/// PostgreSQL, bucketed chunks of placeholders elsewhere.
-fn delete_chunks(dialect: Dialect, count: usize) -> Vec<std::ops::Range<usize>> {
-    match dialect {
-        Dialect::Postgres => (0..count)
-            .step_by(DELETE_CHUNKS[0])
-            .map(|start| start..count.min(start + DELETE_CHUNKS[0]))
-            .collect(),
-        Dialect::Sqlite | Dialect::Mysql => bucketed(count, &DELETE_CHUNKS),
-    }
-}
-
-/// `DELETE FROM <table> WHERE "key" IN (…)` for `keys` (on MySQL ordered and limited, so
-/// that it takes the unique index: see `pubsync_database::index_order`). On PostgreSQL the keys are one array
-/// parameter that the planner does not see, so a storage table whose statistics lag behind
-/// its size keeps using its unique index (see `postgres_any`): with the thousand keys
-/// visible, a freshly filled table got a sequential scan, 40 ms per chunk with 50k rows.
-fn delete_statement(dialect: Dialect, table: &str, keys: &[String]) -> Statement {
-    let key = dialect.quote("key");
-    if dialect == Dialect::Postgres {
-        return Statement::new(format!(
-            "DELETE FROM {} WHERE {}",
-            dialect.quote(table),
-            pubsync_database::postgres_any(&key, "TEXT", "?")
-        ))
-        .bind(Bind::Text(pubsync_database::postgres_array(keys)));
-    }
-    let order = pubsync_database::index_order(dialect, &key, keys.len());
-    let mut statement = Statement::new(format!(
-        "DELETE FROM {} WHERE {key} IN ({}){order}",
+/// `DELETE FROM <table> WHERE "key" IN <list>`, the list bound as [`bind_list`] binds it: on
+/// MySQL ordered and limited so that it takes the unique index, on PostgreSQL one array the
+/// planner does not see, so a storage table whose statistics lag behind its size keeps using
+/// its unique index (with a thousand keys visible, a freshly filled table got a sequential
+/// scan per chunk).
+fn delete_rows(dialect: Dialect, table: &str, keys: &BoundList) -> Statement {
+    let key = dialect.quote(storage_table::KEY);
+    keys.statement(format!(
+        "DELETE FROM {} WHERE {}{}",
         dialect.quote(table),
-        Statement::placeholders(keys.len())
-    ));
-    for key in keys {
-        statement.push(Bind::Text(key.clone()));
-    }
-    statement
+        keys.condition(&key),
+        keys.index_order(&key)
+    ))
 }
 
 /// `INSERT … ON CONFLICT (key) DO UPDATE … WHERE data changed` for `rows` rows, with `?`
@@ -490,22 +422,30 @@ fn upsert_sql(
     )
 }
 
-/// `DELETE FROM pubsync_storage_alias WHERE storage_table = ? AND storage_key IN (…)`: the
-/// alias rows of `keys` storage rows of one table (the index on `storage_key` serves it).
-fn delete_aliases_sql(dialect: Dialect, keys: usize) -> String {
-    format!(
-        "DELETE FROM {} WHERE {} = {} AND {} IN ({})",
-        dialect.quote(STORAGE_ALIAS_TABLE),
-        dialect.quote("storage_table"),
-        dialect.placeholder(1),
-        dialect.quote("storage_key"),
-        dialect.placeholders(2, keys)
-    )
+/// `DELETE FROM pubsync_storage_alias WHERE storage_table = ? AND storage_key IN <list>`:
+/// the alias rows of the storage rows `keys` of `table` (the index on `storage_key` serves
+/// it; it is not unique, so MySQL gets no `ORDER BY … LIMIT`).
+fn delete_aliases(dialect: Dialect, table: &str, keys: &BoundList) -> Statement {
+    let mut statement = Statement::new(format!(
+        "DELETE FROM {} WHERE {} = ? AND {}",
+        dialect.quote(storage_alias::TABLE),
+        dialect.quote(storage_alias::STORAGE_TABLE),
+        keys.condition(&dialect.quote(storage_alias::STORAGE_KEY)),
+    ));
+    statement.push(Bind::Text(table.to_owned()));
+    keys.bind_to(&mut statement);
+    statement
 }
 
 /// Inserts `rows` alias rows; an alias key that exists already moves to the new row.
 fn insert_aliases_sql(dialect: Dialect, rows: usize) -> String {
-    let columns = ["alias_key", "storage_table", "storage_key", "data"].map(|c| dialect.quote(c));
+    let columns = [
+        storage_alias::ALIAS_KEY,
+        storage_alias::STORAGE_TABLE,
+        storage_alias::STORAGE_KEY,
+        storage_alias::DATA,
+    ]
+    .map(|c| dialect.quote(c));
     let values: Vec<String> = (0..rows)
         .map(|row| format!("({})", dialect.placeholders(1 + row * 4, 4)))
         .collect();
@@ -524,7 +464,7 @@ fn insert_aliases_sql(dialect: Dialect, rows: usize) -> String {
     };
     format!(
         "INSERT INTO {} ({}) VALUES {} {conflict} {}",
-        dialect.quote(STORAGE_ALIAS_TABLE),
+        dialect.quote(storage_alias::TABLE),
         columns.join(", "),
         values.join(", "),
         updates.join(", ")
@@ -534,6 +474,7 @@ fn insert_aliases_sql(dialect: Dialect, rows: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const TABLE: SynchronizationDefinition = SynchronizationDefinition {
         table: "spy_x_storage",
@@ -622,13 +563,16 @@ mod tests {
 
     #[test]
     fn alias_statements_per_dialect() {
+        let keys = ["x:1".to_owned(), "x:2".to_owned()];
+        let sqlite = &bind_list(Dialect::Sqlite, &keys)[0];
         assert_eq!(
-            delete_aliases_sql(Dialect::Sqlite, 2),
-            "DELETE FROM \"pubsync_storage_alias\" WHERE \"storage_table\" = ? AND \"storage_key\" IN (?, ?)"
+            delete_aliases(Dialect::Sqlite, "spy_x_storage", sqlite).sql(),
+            "DELETE FROM \"pubsync_storage_alias\" WHERE \"storage_table\" = ? AND \"storage_key\" IN (SELECT value FROM json_each(?))"
         );
+        let mysql = &bind_list(Dialect::Mysql, &keys)[0];
         assert_eq!(
-            delete_aliases_sql(Dialect::Postgres, 2),
-            "DELETE FROM \"pubsync_storage_alias\" WHERE \"storage_table\" = $1 AND \"storage_key\" IN ($2, $3)"
+            delete_aliases(Dialect::Mysql, "spy_x_storage", mysql).sql(),
+            "DELETE FROM `pubsync_storage_alias` WHERE `storage_table` = ? AND `storage_key` IN (?, ?)"
         );
         assert_eq!(
             insert_aliases_sql(Dialect::Postgres, 2),
@@ -729,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = pubsync_database::DatabaseUrl::Sqlite(dir.path().join("k.db"));
         let database = Database::connect(&url, &Default::default()).unwrap();
-        let writer = StorageWriter::new(database, Arc::default());
+        let writer = StorageTableWriter::new(database, Arc::default());
         let row = RowKey {
             reference: Reference::Int(7),
             store: Some("DE".into()),

@@ -7,13 +7,14 @@ use std::time::Duration;
 use pubsync_database::{Database, DatabaseError};
 use pubsync_queue_extension::{Queue, QueueError};
 
+use pubsync_shared::key::KeyBuilders;
+use pubsync_storage_extension::KeyValueWriter;
+
 use crate::consumer::{ChunkOutcome, ConsumerConfig, EventConsumer};
 use crate::listener::{EventCollection, PublishContext};
 use crate::relay::{OutboxRelay, RelayConfig, RelayError};
-use crate::storage_writer::StorageWriter;
-use crate::sync::{NoKeyValueStorage, SyncConfig, SyncConsumer, SyncError, SyncRelay, SyncTables};
-use pubsync_shared::key::KeyBuilders;
-use pubsync_storage_extension::StorageWriter as KeyValueWriter;
+use crate::storage_table_writer::StorageTableWriter;
+use crate::sync::{SyncConfig, SyncConsumer, SyncError, SyncRelay, SyncTables};
 
 /// Settings of the worker.
 #[derive(Debug, Clone)]
@@ -138,6 +139,27 @@ impl WorkerReport {
 /// The original worker's pause between rounds while its task processes have work.
 const ORIGINAL_BUSY_PAUSE: Duration = Duration::from_millis(100);
 
+/// The stages of a worker, in the order work flows through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The outbox relay, or direct publishing.
+    Outbox,
+    /// The event consumer: the event queues to the publishers.
+    EventQueues,
+    /// The sync relay: the sync outbox to the sync queues (or the key-value store).
+    SyncRelay,
+    /// The sync consumer: the sync queues to the key-value store.
+    SyncQueues,
+}
+
+impl Stage {
+    const COUNT: usize = 4;
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What the stages of one [`Worker::run`] share: when to stop, which of them found nothing to
 /// do on their last pass, and how to wake them.
 struct Stages<'a> {
@@ -146,11 +168,13 @@ struct Stages<'a> {
     stop: &'a AtomicBool,
     /// Set when the worker is done: empty (with `stop_when_empty`), or a stage failed.
     done: AtomicBool,
-    idle: [AtomicBool; 4],
-    /// A stage that did work wakes the stages it hands work to: what it handed on is there
-    /// for them now, so they need not wait out their pause. Only the first stage has to poll (for
-    /// changes committed by others), and work crosses the pipeline in one go.
-    wake: [tokio::sync::Notify; 4],
+    /// By [`Stage::index`]: whether the stage found nothing to do on its last pass.
+    idle: [AtomicBool; Stage::COUNT],
+    /// By [`Stage::index`]. A stage that did work wakes the stages it hands work to: what it
+    /// handed on is there for them now, so they need not wait out their pause. Only the first
+    /// stage has to poll (for changes committed by others), and work crosses the pipeline in
+    /// one go.
+    wake: [tokio::sync::Notify; Stage::COUNT],
 }
 
 impl Stages<'_> {
@@ -158,15 +182,15 @@ impl Stages<'_> {
         self.stop.load(Ordering::Relaxed) || self.done.load(Ordering::Relaxed)
     }
 
-    /// Runs stage `index` (when `active`) until the worker stops: `pass` once per round,
+    /// Runs `stage` (when `active`) until the worker stops: `pass` once per round,
     /// pausing while it finds nothing to do (until a stage before it wakes it) and backing off
     /// after transient failures; after a pass that did work it wakes the stages `wakes`. A
     /// failure that retrying will not cure stops every stage.
     async fn run<F, Fut>(
         &self,
-        index: usize,
+        stage: Stage,
         active: bool,
-        wakes: &[usize],
+        wakes: &[Stage],
         idle_poll: Duration,
         pass: F,
     ) -> Result<WorkerReport, WorkerError>
@@ -174,6 +198,7 @@ impl Stages<'_> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<(bool, WorkerReport), WorkerError>>,
     {
+        let index = stage.index();
         let mut report = WorkerReport::default();
         if !active {
             self.idle[index].store(true, Ordering::Relaxed);
@@ -192,8 +217,8 @@ impl Stages<'_> {
                         tokio::time::sleep(pause).await;
                     } else if busy {
                         pause = Duration::from_millis(1);
-                        for &later in wakes {
-                            self.wake[later].notify_one();
+                        for later in wakes {
+                            self.wake[later.index()].notify_one();
                         }
                     } else {
                         tokio::select! {
@@ -271,7 +296,10 @@ impl Stages<'_> {
 
 /// Relays the outbox and processes the event queues of `listeners` on queue `Q`; with
 /// [`Worker::with_sync`], also relays the sync outbox and applies the sync queues to storage `W`.
-pub struct Worker<Q, W = NoKeyValueStorage> {
+///
+/// `W` is the key-value store synchronized into; a worker without one has `W` =
+/// [`Infallible`](std::convert::Infallible) and no writer.
+pub struct Worker<Q, W = std::convert::Infallible> {
     queue: Q,
     relay: OutboxRelay,
     consumer: EventConsumer,
@@ -280,14 +308,17 @@ pub struct Worker<Q, W = NoKeyValueStorage> {
     database: Database,
     /// The event queues of the listeners, derived once.
     event_queues: Vec<String>,
-    sync: Option<Sync<W>>,
+    sync: Option<Synchronization<W>>,
 }
 
-struct Sync<W> {
+/// The sync stages of a worker.
+struct Synchronization<W> {
     relay: SyncRelay,
     /// The sync queues of the tables that synchronize, derived once.
     queues: Vec<String>,
     config: SyncConfig,
+    /// The key-value store; `None` when there is none (database storage), and then nothing
+    /// consumes the sync queues.
     writer: Option<W>,
 }
 
@@ -297,7 +328,7 @@ impl<Q: Queue> Worker<Q> {
         database: Database,
         queue: Q,
         listeners: Arc<EventCollection>,
-        storage: StorageWriter,
+        storage: StorageTableWriter,
         config: WorkerConfig,
     ) -> Self {
         let relay = OutboxRelay::new(database.clone(), config.relay.clone());
@@ -341,7 +372,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             config: self.config,
             database: self.database,
             event_queues: self.event_queues,
-            sync: Some(Sync {
+            sync: Some(Synchronization {
                 relay,
                 queues,
                 config,
@@ -405,17 +436,26 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         // Who hands work to whom: the outbox stage to the event consumer (with direct
         // publishing, straight to the sync relay: the event queues then hold only retries),
         // the event consumer to the sync relay, the sync relay to the sync consumer.
-        let outbox_wakes: &[usize] = if self.config.direct_publish {
-            &[2]
+        let outbox_wakes: &[Stage] = if self.config.direct_publish {
+            &[Stage::SyncRelay]
         } else {
-            &[1, 2]
+            &[Stage::EventQueues, Stage::SyncRelay]
         };
         let poll = self.config.idle_poll;
         let (outbox, events, sync_relay, sync_queues, watch) = tokio::join!(
-            stages.run(0, true, outbox_wakes, poll, || self.outbox_pass()),
-            stages.run(1, true, &[2], poll, || self.event_queues_pass()),
-            stages.run(2, has_sync, &[3], poll, || self.sync_relay_pass()),
-            stages.run(3, consumes_sync, &[], poll, || self.sync_queues_pass()),
+            stages.run(Stage::Outbox, true, outbox_wakes, poll, || self
+                .outbox_pass()),
+            stages.run(Stage::EventQueues, true, &[Stage::SyncRelay], poll, || self
+                .event_queues_pass()),
+            stages.run(
+                Stage::SyncRelay,
+                has_sync,
+                &[Stage::SyncQueues],
+                poll,
+                || self.sync_relay_pass()
+            ),
+            stages.run(Stage::SyncQueues, consumes_sync, &[], poll, || self
+                .sync_queues_pass()),
             stages.watch(stop_when_empty, poll, || self.is_empty()),
         );
         let mut report = WorkerReport::default();

@@ -12,7 +12,7 @@ use pubsync_client::StorageClient;
 use pubsync_database::testing::TestDatabase;
 use pubsync_database::{Bind, Database, DatabaseError, Dialect, Statement, with_connection};
 use pubsync_shared::key::{KeyBuilder, KeyBuilders};
-use pubsync_storage_extension::StorageChange;
+use pubsync_storage_extension::{StorageChange, Version};
 use pubsync_storage_redis::redis;
 
 use crate::report::Figure;
@@ -52,8 +52,8 @@ async fn measure_redis(bench: &sync::Bench, size: Size) -> anyhow::Result<Figure
     let changes = (0..STORED_KEYS)
         .map(|i| StorageChange::Write {
             key: format!("message:{i}"),
-            value: sync::value(i, 1.0),
-            version: 1.0,
+            value: sync::value(i, Version::from_micros(1_000_000)),
+            version: Version::from_micros(1_000_000),
         })
         .collect();
     storage.apply_unchecked(changes).await?;
@@ -164,7 +164,11 @@ async fn measure_database(app: &App, name: &str, size: Size) -> anyhow::Result<F
             if i > first {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "({i}, 'message:{i}', '{}')", sync::value(i, 1.0));
+            let _ = write!(
+                sql,
+                "({i}, 'message:{i}', '{}')",
+                sync::value(i, Version::from_micros(1_000_000))
+            );
         }
         database.batch_execute(&sql)?;
     }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use pubsync_storage_extension::{StorageChange, StorageWriter as _};
+use pubsync_storage_extension::{KeyValueWriter as _, StorageChange, Version};
 use pubsync_storage_redis::redis::{self, AsyncCommands as _};
 use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
 use pubsync_test_support::{Service, require, unique_name};
@@ -15,8 +15,9 @@ use crate::{Size, median, per_second, throughput};
 const CHUNK: usize = 1000;
 
 /// The value of key `i`, shaped like a Hello storage value with its version.
-pub fn value(i: usize, version: f64) -> String {
-    format!(r#"{{"name":"name {i}","message":"Hello Spryker! {i}","_timestamp":{version:.6}}}"#)
+pub fn value(i: usize, version: Version) -> String {
+    let seconds = version.as_seconds();
+    format!(r#"{{"name":"name {i}","message":"Hello Spryker! {i}","_timestamp":{seconds:.6}}}"#)
 }
 
 /// Redis at the test address with keys under a prefix of its own, or the figure as missing.
@@ -122,15 +123,8 @@ async fn measure(bench: &Bench, size: Size) -> anyhow::Result<Figure> {
     ))
 }
 
-fn version() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as f64 / 1e6)
-        .unwrap_or_default()
-}
-
 async fn apply_run(storage: &RedisStorage, keys: usize) -> anyhow::Result<Duration> {
-    let version = version();
+    let version = Version::now();
     let changes: Vec<StorageChange> = (0..keys)
         .map(|i| StorageChange::Write {
             key: format!("message:{i}"),
@@ -155,7 +149,7 @@ async fn apply_run(storage: &RedisStorage, keys: usize) -> anyhow::Result<Durati
 }
 
 async fn set_run(storage: &RedisStorage, keys: usize) -> anyhow::Result<Duration> {
-    let version = version();
+    let version = Version::now();
     let pairs: Vec<(String, String)> = (0..keys)
         .map(|i| {
             (
@@ -179,7 +173,7 @@ async fn set_run(storage: &RedisStorage, keys: usize) -> anyhow::Result<Duration
 }
 
 /// A few keys hold what was written.
-async fn check(storage: &RedisStorage, keys: usize, version: f64) -> anyhow::Result<()> {
+async fn check(storage: &RedisStorage, keys: usize, version: Version) -> anyhow::Result<()> {
     use pubsync_storage_extension::StorageReader as _;
     for i in [0, keys / 2, keys - 1] {
         let found = storage.get(&format!("message:{i}")).await?;

@@ -7,7 +7,7 @@ use pubsync_queue_database::DatabaseQueue;
 use pubsync_queue_extension::{Delivery, Queue, QueueDepth, QueueError, SendError, Settlement};
 use pubsync_storage_database::DatabaseStorage;
 use pubsync_storage_extension::{
-    ScanPage, StorageChange, StorageError, StorageReader, StorageWriter,
+    KeyValueWriter, ScanPage, StorageChange, StorageError, StorageReader,
 };
 
 /// The configured queue.
@@ -98,29 +98,57 @@ impl StorageReader for AnyStorage {
     }
 }
 
-impl StorageWriter for AnyStorage {
-    async fn apply(&self, changes: Vec<StorageChange>) -> Result<usize, StorageError> {
+/// The configured key-value store, when the storage is one: what the worker synchronizes
+/// into. A build without any key-value store has no variant, and the worker no writer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyKeyValueStore {
+    /// Redis.
+    #[cfg(feature = "redis")]
+    Redis(pubsync_storage_redis::RedisStorage),
+}
+
+impl AnyStorage {
+    /// The key-value store behind this storage, `None` for the storage tables themselves.
+    pub fn key_value_store(&self) -> Option<AnyKeyValueStore> {
         match self {
-            AnyStorage::Database(_) => {
-                drop(changes);
-                Err(StorageError::Unsupported {
-                    operation: "apply",
-                    backend: "database",
-                })
-            }
+            AnyStorage::Database(_) => None,
             #[cfg(feature = "redis")]
-            AnyStorage::Redis(storage) => storage.apply(changes).await,
+            AnyStorage::Redis(storage) => Some(AnyKeyValueStore::Redis(storage.clone())),
         }
     }
 }
 
-impl AnyStorage {
-    /// Whether the worker can synchronize into this storage (a key-value store).
-    pub fn is_writable(&self) -> bool {
-        match self {
-            AnyStorage::Database(_) => false,
+macro_rules! each_key_value_store {
+    ($store:expr, |$inner:ident| $body:expr) => {
+        match *$store {
             #[cfg(feature = "redis")]
-            AnyStorage::Redis(_) => true,
+            AnyKeyValueStore::Redis(ref $inner) => $body,
         }
+    };
+}
+
+impl StorageReader for AnyKeyValueStore {
+    async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
+        each_key_value_store!(self, |store| store.get(key).await)
+    }
+
+    async fn get_multi(&self, keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        each_key_value_store!(self, |store| store.get_multi(keys).await)
+    }
+
+    async fn scan(
+        &self,
+        pattern: &str,
+        limit: usize,
+        cursor: u64,
+    ) -> Result<ScanPage, StorageError> {
+        each_key_value_store!(self, |store| store.scan(pattern, limit, cursor).await)
+    }
+}
+
+impl KeyValueWriter for AnyKeyValueStore {
+    async fn apply(&self, changes: Vec<StorageChange>) -> Result<usize, StorageError> {
+        each_key_value_store!(self, |store| store.apply(changes).await)
     }
 }

@@ -13,13 +13,13 @@ pub mod demo;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use backends::{AnyQueue, AnyStorage};
+use backends::{AnyKeyValueStore, AnyQueue, AnyStorage};
 use config::{QueueUrl, StorageUrl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use pubsync_backend::sync::{SyncTables, record_switch};
-use pubsync_backend::{EventCollection, OUTBOX_TABLE, StorageWriter, Worker};
+use pubsync_backend::{EventCollection, StorageTableWriter, Worker};
 use pubsync_client::StorageClient;
-use pubsync_database::{Database, Dialect, PoolOptions, with_connection};
+use pubsync_database::{Database, Dialect, PoolOptions, names, with_connection};
 use pubsync_queue_database::{DatabaseQueue, DatabaseQueueOptions};
 use pubsync_queue_extension::Prefixed;
 use pubsync_shared::key::KeyBuilders;
@@ -119,7 +119,7 @@ impl App {
 
     /// Fails with a hint to run `pubsync setup` when the schema is missing.
     pub fn require_schema(&self) -> anyhow::Result<()> {
-        if !self.database.table_exists(OUTBOX_TABLE)? {
+        if !self.database.table_exists(names::outbox::TABLE)? {
             bail!(
                 "{} has no pubsync schema: run `pubsync setup` first",
                 self.database.url()
@@ -170,15 +170,14 @@ impl App {
 
     /// A worker over the configured queue, synchronizing into the configured storage when
     /// that is a key-value store.
-    pub async fn worker(&self) -> anyhow::Result<Worker<AppQueue, AnyStorage>> {
+    pub async fn worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
         let enabled = self.settings.sync.enabled;
         self.database
             .blocking(move |db| record_switch(db, enabled))
             .await
             .context("recording the synchronization switch (run `pubsync setup` first?)")?;
-        let storage = StorageWriter::new(self.database.clone(), self.keys.clone());
-        let storage_backend = self.storage().await?;
-        let writer = storage_backend.is_writable().then_some(storage_backend);
+        let storage = StorageTableWriter::new(self.database.clone(), self.keys.clone());
+        let writer = self.storage().await?.key_value_store();
         Ok(Worker::new(
             self.database.clone(),
             self.queue().await?,

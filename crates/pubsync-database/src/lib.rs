@@ -20,10 +20,15 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
+pub use list::{BoundList, ListValue, bind_list};
+pub use pubsync_schema::{Dialect, names};
+pub use row::{FromMysqlRow, FromPostgresRow, FromRow};
 pub use statement::{
     Bind, Statement, bucketed, index_order, postgres_any, postgres_array, select_by_ids,
 };
 
+mod list;
+mod row;
 mod statement;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -101,58 +106,6 @@ fn is_transient_diesel_error(error: &diesel::result::Error) -> bool {
                 || message.contains("Lock wait")
         }
         _ => false,
-    }
-}
-
-/// The databases pubsync runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// SQLite, the embedded default.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL or MariaDB.
-    Mysql,
-}
-
-impl Dialect {
-    /// The folder name of this dialect's migrations and generated SQL.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-            Self::Mysql => "mysql",
-        }
-    }
-
-    /// `name` quoted as an identifier.
-    pub fn quote(self, name: &str) -> String {
-        match self {
-            Self::Mysql => format!("`{}`", name.replace('`', "``")),
-            Self::Sqlite | Self::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
-        }
-    }
-
-    /// The bind placeholder for the `index`-th (1-based) parameter.
-    pub fn placeholder(self, index: usize) -> String {
-        match self {
-            Self::Postgres => format!("${index}"),
-            Self::Sqlite | Self::Mysql => "?".to_owned(),
-        }
-    }
-
-    /// `count` comma-separated placeholders starting at parameter `first`.
-    pub fn placeholders(self, first: usize, count: usize) -> String {
-        (first..first + count)
-            .map(|i| self.placeholder(i))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-impl fmt::Display for Dialect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -703,13 +656,5 @@ mod tests {
             .map_err(DatabaseError::query("pragma")))
         .unwrap();
         assert_eq!(mode.journal_mode, "wal");
-    }
-
-    #[test]
-    fn dialects_quote_and_number_placeholders() {
-        assert_eq!(Dialect::Mysql.quote("key"), "`key`");
-        assert_eq!(Dialect::Sqlite.quote("key"), "\"key\"");
-        assert_eq!(Dialect::Postgres.placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(Dialect::Sqlite.placeholders(1, 2), "?, ?");
     }
 }

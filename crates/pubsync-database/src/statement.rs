@@ -166,20 +166,14 @@ pub fn postgres_any(column: &str, element_type: &str, placeholder: &str) -> Stri
     format!("{column} = ANY((SELECT CAST({placeholder} AS {element_type}[]))::{element_type}[])")
 }
 
-/// The id chunks of [`select_by_ids`] on MySQL.
-const ID_CHUNKS: [usize; 4] = [500, 100, 20, 1];
-
 /// Prepared statements that select `columns` of the rows of `table` whose `id_column` is one
 /// of `ids` (in no particular order; run them all and gather the rows), for publishers that
-/// re-read their entities by id. Few statement texts whatever the number of ids, so they
-/// stay prepared, where diesel's `eq_any` is parsed again on every run on SQLite and MySQL:
+/// re-read their entities by id. The ids are bound as a list ([`bind_list`]): few statement
+/// texts whatever the number of ids, so they stay prepared, where diesel's `eq_any` is parsed
+/// again on every run on SQLite and MySQL. Identifiers are quoted for `dialect`; ids that
+/// repeat match their row once.
 ///
-/// - SQLite: one statement, the ids as one JSON array, the outer loop of a join into the
-///   primary key (`json_each(?) AS k CROSS JOIN t ON t.id = k.value`);
-/// - PostgreSQL: one statement, the ids as one array ([`postgres_any`]);
-/// - MySQL: `IN (?, …)` in [`bucketed`] chunks.
-///
-/// Identifiers are quoted for `dialect`; ids that repeat match their row once.
+/// [`bind_list`]: crate::bind_list
 pub fn select_by_ids(
     dialect: crate::Dialect,
     table: &str,
@@ -187,65 +181,14 @@ pub fn select_by_ids(
     id_column: &str,
     ids: &[i64],
 ) -> Vec<Statement> {
-    use crate::Dialect;
-    if ids.is_empty() {
-        return Vec::new();
-    }
-    let table = dialect.quote(table);
-    let id = dialect.quote(id_column);
-    // Each id once, or a repeated one would find its row twice (in two MySQL chunks, or
-    // twice through SQLite's join).
+    // Each id once, or a repeated one would find its row twice through SQLite's join.
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    match dialect {
-        Dialect::Sqlite => {
-            let columns: Vec<String> = columns
-                .iter()
-                .map(|column| format!("t.{}", dialect.quote(column)))
-                .collect();
-            let list = format!(
-                "[{}]",
-                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-            );
-            vec![
-                Statement::new(format!(
-                    "SELECT {} FROM json_each(?) AS k CROSS JOIN {table} AS t ON t.{id} = k.value",
-                    columns.join(", ")
-                ))
-                .bind(Bind::Text(list)),
-            ]
-        }
-        Dialect::Postgres => {
-            let columns: Vec<String> = columns.iter().map(|column| dialect.quote(column)).collect();
-            vec![
-                Statement::new(format!(
-                    "SELECT {} FROM {table} WHERE {}",
-                    columns.join(", "),
-                    postgres_any(&id, "BIGINT", "?")
-                ))
-                .bind(Bind::Text(postgres_array(ids.iter().map(i64::to_string)))),
-            ]
-        }
-        Dialect::Mysql => {
-            let columns: Vec<String> = columns.iter().map(|column| dialect.quote(column)).collect();
-            let columns = columns.join(", ");
-            bucketed(ids.len(), &ID_CHUNKS)
-                .into_iter()
-                .map(|range| {
-                    let chunk = &ids[range];
-                    let mut statement = Statement::new(format!(
-                        "SELECT {columns} FROM {table} WHERE {id} IN ({})",
-                        Statement::placeholders(chunk.len())
-                    ));
-                    for id in chunk {
-                        statement.push(Bind::BigInt(*id));
-                    }
-                    statement
-                })
-                .collect()
-        }
-    }
+    crate::bind_list(dialect, &ids)
+        .iter()
+        .map(|list| list.statement(list.select(columns, table, id_column)))
+        .collect()
 }
 
 /// Splits `len` items into consecutive chunks whose lengths are all taken from `sizes`

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
-use pubsync_backend::storage_writer::{Reference, RowKey, StorageRow};
+use pubsync_backend::storage_table_writer::{Reference, RowKey, StorageRow};
 use pubsync_database::{DatabaseError, with_connection};
 use pubsync_shared::event::{
     EntityAction, EventEntityTransfer, entity_event_name, event_transfer_ids,

@@ -8,6 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
+use crate::synchronization::SynchronizationDefinition;
+
 /// The prefix every storage key carries in a key-value store (`kv:<key>`).
 pub const KV_PREFIX: &str = "kv:";
 
@@ -140,6 +144,32 @@ impl KeyBuilders {
             ..data.clone()
         };
         self.generate_key(resource, &data)
+    }
+
+    /// The alias keys of a storage row of `table` whose data is `data`: for each mapping whose
+    /// `data[source]` and `data[destination]` are both set (not null), the mapping key (built
+    /// from the source value, strings as they are and other values as JSON text, with the
+    /// row's store and locale in `key_data`) and the destination value the alias points to.
+    pub fn alias_entries(
+        &self,
+        table: &SynchronizationDefinition,
+        key_data: &SynchronizationData,
+        data: &Map<String, Value>,
+    ) -> Vec<(String, Value)> {
+        table
+            .mappings
+            .iter()
+            .filter_map(|mapping| {
+                let source = data.get(mapping.source).filter(|v| !v.is_null())?;
+                let destination = data.get(mapping.destination).filter(|v| !v.is_null())?;
+                let source = source
+                    .as_str()
+                    .map_or_else(|| source.to_string(), str::to_owned);
+                let key =
+                    self.generate_mapping_key(table.resource, mapping.source, &source, key_data);
+                Some((key, destination.clone()))
+            })
+            .collect()
     }
 }
 

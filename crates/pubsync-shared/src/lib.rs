@@ -8,6 +8,7 @@
 //! - [`synchronization`]: what a storage table's `synchronization` behaviour declares, as
 //!   codegen writes it down for each module.
 //! - [`transfer`]: transfer structs generated from the modules' `*.transfer.xml` files.
+//! - [`version`]: the version of a change, compared on the sync path.
 //!
 //! This crate does no IO and depends on nothing heavier than serde: frontends link it.
 #![deny(missing_docs)]
@@ -17,3 +18,4 @@ pub mod key;
 pub mod message;
 pub mod synchronization;
 pub mod transfer;
+pub mod version;

@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event::EventEntityTransfer;
+use crate::version::Version;
+
+/// The field of a stored value (and of a sync message's `value`) that carries the change's
+/// version, in seconds since the Unix epoch.
+pub const TIMESTAMP_FIELD: &str = "_timestamp";
 
 /// Why a message body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +141,43 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// A message of an error queue (`<queue>.error`) for what could not be processed: the reason
+/// (`errorMessage`) beside what failed, kept as it came (the message `body`, or the columns of
+/// an outbox row), so that nothing is lost and it can be looked at or replayed.
+///
+/// Event messages that fail in a listener go to the error queue in their own format instead,
+/// with their `errorMessage` set ([`EventQueueMessage::error_message`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorQueueMessage {
+    /// Why it could not be processed.
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+    /// What could not be processed, by field name, in the order added.
+    #[serde(flatten)]
+    pub subject: Map<String, Value>,
+}
+
+impl ErrorQueueMessage {
+    /// A message saying `reason`, with nothing beside it yet.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            error_message: reason.into(),
+            subject: Map::new(),
+        }
+    }
+
+    /// Adds `field` with `value`.
+    pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.subject.insert(field.to_owned(), value.into());
+        self
+    }
+
+    /// The body of this message.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an error queue message always serialises")
+    }
+}
+
 /// A sync queue message, reference section 5.4: `{"write":{…}}` or `{"delete":{…}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,12 +213,14 @@ impl SyncMessage {
         }
     }
 
-    /// `_timestamp` of the value, the version a stale-write check compares.
-    pub fn timestamp(&self) -> Option<f64> {
+    /// The version of the change: the value's `_timestamp` (seconds), which a stale-write
+    /// check compares. `None` when there is none, or it is not a number of the versions' range.
+    pub fn version(&self) -> Option<Version> {
         self.payload()
             .value
-            .get("_timestamp")
+            .get(TIMESTAMP_FIELD)
             .and_then(Value::as_f64)
+            .and_then(Version::from_seconds)
     }
 
     /// Reads a body.
@@ -294,8 +338,8 @@ mod tests {
                    "resource":"message","store":"","params":[]}})
         );
         assert_eq!(
-            SyncMessage::decode(&write.encode()).unwrap().timestamp(),
-            Some(1599741494.25)
+            SyncMessage::decode(&write.encode()).unwrap().version(),
+            Some(Version::from_micros(1_599_741_494_250_000))
         );
         let mapping =
             br#"{"delete":{"key":"p:sku:1","value":{"id":1,"_timestamp":2.5},"resource":"p"}}"#;

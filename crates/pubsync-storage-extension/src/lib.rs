@@ -10,6 +10,8 @@
 
 use std::future::Future;
 
+pub use pubsync_shared::version::Version;
+
 #[cfg(feature = "testing")]
 pub mod conformance;
 
@@ -97,33 +99,77 @@ pub trait StorageReader: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ScanPage, StorageError>> + Send;
 }
 
-/// One versioned change to storage.
-#[derive(Debug, Clone, PartialEq)]
+/// One versioned change to a key-value store.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageChange {
     /// Store `value` (JSON text) under `key`.
     Write {
         /// The storage key.
         key: String,
-        /// The JSON text.
+        /// The JSON text; its `_timestamp` is `version` in seconds.
         value: String,
         /// The change's version; a change never replaces a newer one.
-        version: f64,
+        version: Version,
     },
     /// Remove `key`.
     Delete {
         /// The storage key.
         key: String,
         /// The change's version; an older write arriving later does not bring the key back.
-        version: f64,
+        version: Version,
     },
 }
 
-/// Writes storage (the sync path).
-pub trait StorageWriter: StorageReader {
+impl StorageChange {
+    /// The key the change is for.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Write { key, .. } | Self::Delete { key, .. } => key,
+        }
+    }
+
+    /// The change's version.
+    pub fn version(&self) -> Version {
+        match self {
+            Self::Write { version, .. } | Self::Delete { version, .. } => *version,
+        }
+    }
+}
+
+/// Writes a key-value store (the sync path). The storage tables are written by the backend,
+/// never through this trait.
+pub trait KeyValueWriter: StorageReader {
     /// Applies `changes`, skipping each one older than what the store holds for its key.
     /// Returns how many were applied.
     fn apply(
         &self,
         changes: Vec<StorageChange>,
     ) -> impl Future<Output = Result<usize, StorageError>> + Send;
+}
+
+/// The key-value store that cannot exist: the writer type of a worker that synchronizes into
+/// none (its writer is `None`). No value of it can be made, so none of these run.
+impl StorageReader for std::convert::Infallible {
+    async fn get(&self, _key: &str) -> Result<Option<String>, StorageError> {
+        match *self {}
+    }
+
+    async fn get_multi(&self, _keys: &[String]) -> Result<Vec<Option<String>>, StorageError> {
+        match *self {}
+    }
+
+    async fn scan(
+        &self,
+        _pattern: &str,
+        _limit: usize,
+        _cursor: u64,
+    ) -> Result<ScanPage, StorageError> {
+        match *self {}
+    }
+}
+
+impl KeyValueWriter for std::convert::Infallible {
+    async fn apply(&self, _changes: Vec<StorageChange>) -> Result<usize, StorageError> {
+        match *self {}
+    }
 }

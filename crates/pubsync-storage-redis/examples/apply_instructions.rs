@@ -16,16 +16,15 @@
 
 use std::process::Command;
 
-use pubsync_storage_extension::{StorageChange, StorageWriter as _};
+use pubsync_storage_extension::{KeyValueWriter as _, StorageChange, Version};
 use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
 use pubsync_test_support::{Service, require, unique_name};
 
 const CHUNK: usize = 1000;
 
-fn version(step: usize) -> (String, f64) {
-    let text = format!("1700000000.{step:06}");
-    let number = text.parse().expect("version");
-    (text, number)
+fn version(step: usize) -> (String, Version) {
+    let version = Version::from_micros(1_700_000_000_000_000 + step as i64);
+    (format!("{:.6}", version.as_seconds()), version)
 }
 
 fn writes(keys: std::ops::Range<usize>, step: usize) -> Vec<StorageChange> {

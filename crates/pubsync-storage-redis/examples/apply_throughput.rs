@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use pubsync_storage_extension::{StorageChange, StorageWriter as _};
+use pubsync_storage_extension::{KeyValueWriter as _, StorageChange, Version};
 use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
 use pubsync_test_support::{Service, require, unique_name};
 
@@ -19,8 +19,8 @@ const CHUNK: usize = 1000;
 fn changes(keys: usize, round: usize, step: usize) -> Vec<StorageChange> {
     // Each (round, step) gets versions above every earlier one.
     let micros = 1 + round * 10 + step;
-    let version_text = format!("1700000000.{micros:06}");
-    let version: f64 = version_text.parse().expect("version");
+    let version = Version::from_micros(1_700_000_000_000_000 + micros as i64);
+    let version_text = format!("{:.6}", version.as_seconds());
     (0..keys)
         .map(|i| StorageChange::Write {
             key: format!("product_abstract:de:de_de:{i}"),

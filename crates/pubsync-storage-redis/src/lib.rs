@@ -8,7 +8,7 @@
 //! - Reads: [`get`](StorageReader::get) is `GET`, [`get_multi`](StorageReader::get_multi) is one
 //!   `MGET`, or for more than [`MGET_CHUNK`] keys one per chunk, pipelined in one round trip, and
 //!   [`scan`](StorageReader::scan) is `SCAN … MATCH <prefix>kv:<pattern> COUNT 100`.
-//! - Writes: [`apply`](StorageWriter::apply) sends one Lua script call (`EVALSHA`) per chunk of
+//! - Writes: [`apply`](KeyValueWriter::apply) sends one Lua script call (`EVALSHA`) per chunk of
 //!   [`RedisStorageOptions::chunk_size`] changes, one round trip like `MSET`. The script applies a
 //!   change only when its version is newer than the stored one: the value's `_timestamp` for a
 //!   live key, its tombstone for a deleted one (kept for [`RedisStorageOptions::tombstone_ttl`]).
@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use pubsync_shared::key::KV_PREFIX;
 use pubsync_storage_extension::{
-    BoxError, ScanPage, StorageChange, StorageError, StorageReader, StorageWriter,
+    BoxError, KeyValueWriter, ScanPage, StorageChange, StorageError, StorageReader,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind};
@@ -71,7 +71,7 @@ pub const TOMBSTONES_KEY: &str = "pubsync:tombstones";
 /// after the global prefix.
 pub const TOMBSTONE_EXPIRIES_KEY: &str = "pubsync:tombstone-expiries";
 
-/// The Lua script of [`StorageWriter::apply`].
+/// The Lua script of [`KeyValueWriter::apply`].
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
 
 static APPLY: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(APPLY_SCRIPT));
@@ -83,9 +83,9 @@ pub struct RedisStorageOptions {
     pub key_prefix: String,
     /// How long a delete's tombstone is kept: an older write arriving later than this after a
     /// delete brings the key back. Expired tombstones are removed by the next
-    /// [`apply`](StorageWriter::apply) calls, not by Redis. 1 day by default.
+    /// [`apply`](KeyValueWriter::apply) calls, not by Redis. 1 day by default.
     pub tombstone_ttl: Duration,
-    /// Most changes per script call of [`StorageWriter::apply`]; 1000 by default. The script
+    /// Most changes per script call of [`KeyValueWriter::apply`]; 1000 by default. The script
     /// blocks Redis while it runs: a few milliseconds per 1000 changes of about 150 bytes.
     pub chunk_size: usize,
     /// How long one connection attempt may take; 5 s by default.
@@ -289,7 +289,7 @@ impl RedisStorage {
     /// Applies `changes` in order without any version check: consecutive writes as one `MSET`,
     /// consecutive deletes as one `DEL`, everything in one pipeline (one round trip). No
     /// tombstones are written or removed. Meant for loading an empty store and for measuring
-    /// the ceiling; the sync path uses [`StorageWriter::apply`]. Returns `changes.len()`.
+    /// the ceiling; the sync path uses [`KeyValueWriter::apply`]. Returns `changes.len()`.
     pub async fn apply_unchecked(
         &self,
         changes: Vec<StorageChange>,
@@ -352,12 +352,12 @@ impl RedisStorage {
         for change in chunk {
             key.clear();
             key.push_str(&self.inner.kv_prefix);
-            key.push_str(key_of(change));
+            key.push_str(change.key());
             command.arg(key.as_str());
         }
         let mut versions = Vec::with_capacity(8 * chunk.len());
         for change in chunk {
-            versions.extend_from_slice(&version_of(change).to_le_bytes());
+            versions.extend_from_slice(&change.version().as_seconds().to_le_bytes());
         }
         command
             .arg(&self.inner.tombstone_ttl_ms)
@@ -375,7 +375,7 @@ impl RedisStorage {
                 } => {
                     // The tombstone keeps the version as text.
                     version.clear();
-                    write_version(&mut version, *number);
+                    write_version(&mut version, number.as_seconds());
                     command.arg(version.as_str());
                 }
             }
@@ -526,7 +526,7 @@ impl StorageReader for RedisStorage {
     }
 }
 
-impl StorageWriter for RedisStorage {
+impl KeyValueWriter for RedisStorage {
     /// One script call per chunk of [`RedisStorageOptions::chunk_size`] changes, in order; see
     /// the crate documentation. A change is applied only when its version is greater than the
     /// stored one; an equal version (a redelivered message) is not applied and not counted.
@@ -535,37 +535,11 @@ impl StorageWriter for RedisStorage {
     /// Each chunk is atomic towards other clients. When a later chunk fails, the earlier ones
     /// stay applied; applying the same changes again is harmless, since they are versioned.
     async fn apply(&self, changes: Vec<StorageChange>) -> Result<usize, StorageError> {
-        if let Some(change) = changes
-            .iter()
-            .find(|change| !version_of(change).is_finite())
-        {
-            return Err(StorageError::Operation {
-                operation: "apply",
-                source: format!(
-                    "version {} of {:?} is not a finite number",
-                    version_of(change),
-                    key_of(change)
-                )
-                .into(),
-            });
-        }
         let mut applied = 0;
         for chunk in changes.chunks(self.inner.options.chunk_size) {
             applied += self.apply_chunk(chunk).await?;
         }
         Ok(applied)
-    }
-}
-
-fn version_of(change: &StorageChange) -> f64 {
-    match change {
-        StorageChange::Write { version, .. } | StorageChange::Delete { version, .. } => *version,
-    }
-}
-
-fn key_of(change: &StorageChange) -> &str {
-    match change {
-        StorageChange::Write { key, .. } | StorageChange::Delete { key, .. } => key,
     }
 }
 

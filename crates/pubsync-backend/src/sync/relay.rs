@@ -1,0 +1,232 @@
+//! The sync relay: moves the sync outbox to the sync queues, or, in direct mode, to the
+//! key-value store, falling back to the queues when the store refuses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pubsync_database::{Database, DatabaseError};
+use pubsync_queue_extension::{Queue, error_queue_name};
+use pubsync_shared::key::KeyBuilders;
+use pubsync_shared::message::SyncMessage;
+use pubsync_shared::version::Version;
+use pubsync_storage_extension::{KeyValueWriter, StorageChange};
+
+use super::changes::{RowChanges, SyncRow};
+use super::{SyncConfig, SyncError, SyncTables, UNROUTABLE_QUEUE};
+use crate::outbox::SYNC_OUTBOX;
+
+/// What one sync relay pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncPass {
+    /// Outbox rows read and deleted.
+    pub rows: usize,
+    /// Key changes the rows made.
+    pub changes: usize,
+    /// Changes written to storage directly.
+    pub direct: usize,
+    /// Rows that could not be turned into changes and went to an error queue.
+    pub failed: usize,
+}
+
+/// Moves the sync outbox to the sync queues (or, in direct mode, to storage).
+#[derive(Debug, Clone)]
+pub struct SyncRelay {
+    database: Database,
+    tables: SyncTables,
+    keys: Arc<KeyBuilders>,
+    config: SyncConfig,
+    last_versions: Arc<Mutex<HashMap<String, Version>>>,
+}
+
+/// How many keys' last versions the relay remembers before it forgets them all.
+const REMEMBERED_VERSIONS: usize = 100_000;
+
+impl SyncRelay {
+    /// A relay over `database`'s sync outbox for `tables`.
+    pub fn new(
+        database: Database,
+        tables: SyncTables,
+        keys: Arc<KeyBuilders>,
+        config: SyncConfig,
+    ) -> Self {
+        Self {
+            database,
+            tables,
+            keys,
+            config,
+            last_versions: Arc::default(),
+        }
+    }
+
+    /// Makes the versions of each key strictly increase in outbox order. SQLite's clock has
+    /// millisecond resolution, so two changes of one key within a millisecond carry the same
+    /// version, and storage keeps only the first of two equal versions.
+    fn order_versions(&self, rows: &mut [SyncRow]) {
+        let mut last_versions = self
+            .last_versions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last_versions.len() > REMEMBERED_VERSIONS {
+            last_versions.clear();
+        }
+        for row in rows {
+            let last = last_versions
+                .entry(row.storage_key.clone())
+                .or_insert(Version::from_micros(i64::MIN));
+            let version = row.version().max(last.next());
+            row.version = version.as_micros();
+            *last = version;
+        }
+    }
+
+    /// Relays one chunk of the sync outbox; `writer`, when there is one, is the key-value
+    /// store of direct mode.
+    pub async fn relay_once<Q: Queue, W: KeyValueWriter>(
+        &self,
+        queue: &Q,
+        writer: Option<&W>,
+    ) -> Result<SyncPass, SyncError> {
+        let limit = self.config.chunk_size;
+        let mut rows: Vec<SyncRow> = self
+            .database
+            .blocking(move |db| SYNC_OUTBOX.read_chunk(db, limit))
+            .await?;
+        if rows.is_empty() {
+            return Ok(SyncPass::default());
+        }
+        self.order_versions(&mut rows);
+        let ids: Vec<i64> = rows.iter().map(|row| row.id_sync_outbox).collect();
+        let mut pass = SyncPass {
+            rows: rows.len(),
+            ..SyncPass::default()
+        };
+        let mut by_queue: BTreeMap<&'static str, Vec<SyncMessage>> = BTreeMap::new();
+        let mut direct: Vec<(&'static str, RowChanges)> = Vec::new();
+        let mut errors: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for row in rows {
+            let Some(definition) = self.tables.get(&row.storage_table) else {
+                pass.failed += 1;
+                let reason = format!(
+                    "no linked module declares storage table {:?}",
+                    row.storage_table
+                );
+                tracing::error!(table = %row.storage_table, key = %row.storage_key, "{reason}");
+                errors
+                    .entry(error_queue_name(UNROUTABLE_QUEUE))
+                    .or_default()
+                    .push(row.error_message(&reason));
+                continue;
+            };
+            if !definition.is_synchronization_enabled(self.config.enabled) {
+                continue;
+            }
+            match RowChanges::of(definition, &row, &self.keys) {
+                Ok(changes) => {
+                    pass.changes += changes.len();
+                    if self.config.direct && !definition.direct_sync_disabled && writer.is_some() {
+                        direct.push((definition.queue_group, changes));
+                    } else {
+                        by_queue
+                            .entry(definition.queue_group)
+                            .or_default()
+                            .extend(changes.into_messages());
+                    }
+                }
+                Err(reason) => {
+                    pass.failed += 1;
+                    tracing::error!(table = %row.storage_table, key = %row.storage_key, reason, "sync outbox row is unusable");
+                    errors
+                        .entry(error_queue_name(definition.queue_group))
+                        .or_default()
+                        .push(row.error_message(&reason));
+                }
+            }
+        }
+        if let (Some(writer), false) = (writer, direct.is_empty()) {
+            let changes: Vec<StorageChange> = direct
+                .iter()
+                .flat_map(|(_, changes)| changes.storage_changes())
+                .collect();
+            let count = changes.len();
+            match writer.apply(changes).await {
+                Ok(_) => pass.direct += count,
+                Err(error) => {
+                    tracing::warn!(error = %error, changes = count, "direct synchronization failed, sending through the sync queue");
+                    for (queue_name, changes) in direct {
+                        by_queue
+                            .entry(queue_name)
+                            .or_default()
+                            .extend(changes.into_messages());
+                    }
+                }
+            }
+        }
+        for (queue_name, messages) in by_queue {
+            queue.send(queue_name, self.bodies(&messages)).await?;
+        }
+        for (queue_name, bodies) in errors {
+            queue.send(&queue_name, bodies).await?;
+        }
+        self.database
+            .blocking(move |db| SYNC_OUTBOX.delete(db, &ids))
+            .await?;
+        Ok(pass)
+    }
+
+    /// Whether the sync outbox holds no row.
+    pub async fn is_empty(&self) -> Result<bool, DatabaseError> {
+        self.database.blocking(|db| SYNC_OUTBOX.is_empty(db)).await
+    }
+
+    fn bodies(&self, messages: &[SyncMessage]) -> Vec<Vec<u8>> {
+        if self.config.spryker_compatible {
+            messages.iter().map(SyncMessage::encode).collect()
+        } else {
+            messages
+                .chunks(self.config.changes_per_message.max(1))
+                .map(SyncMessage::encode_batch)
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::changes::tests::row;
+
+    #[test]
+    fn versions_of_one_key_strictly_increase_even_within_a_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = pubsync_database::DatabaseUrl::Sqlite(dir.path().join("v.db"));
+        let database = Database::connect(&url, &Default::default()).unwrap();
+        let relay = SyncRelay::new(
+            database,
+            SyncTables::default(),
+            Default::default(),
+            SyncConfig::default(),
+        );
+        let mut rows = vec![
+            row("write", Some("{}"), None),
+            row("write", Some("{}"), None),
+            row("delete", None, None),
+        ];
+        rows[2].version += 5;
+        relay.order_versions(&mut rows);
+        let versions: Vec<i64> = rows.iter().map(|row| row.version).collect();
+        assert_eq!(
+            versions,
+            [
+                1_599_741_494_267_689,
+                1_599_741_494_267_690,
+                1_599_741_494_267_694
+            ]
+        );
+        let mut later = vec![row("write", Some("{}"), None)];
+        relay.order_versions(&mut later);
+        assert_eq!(
+            later[0].version, 1_599_741_494_267_695,
+            "remembered across passes"
+        );
+    }
+}
