@@ -10,10 +10,10 @@
 //! `schema/pubsync_queue.schema.xml`), does not decode bodies, and does not extend leases: a
 //! chunk must be settled within the lease or it is delivered to another consumer as well.
 //!
-//! Only SQLite is compiled in today. The statements are built in one place (the private
-//! `Statements`), from [`Dialect`]'s placeholders and quoting; the
-//! database-specific parts (how rows are taken, bind-parameter limits, how a missing table is
-//! reported) are marked there for the PostgreSQL and MySQL variants.
+//! It runs on SQLite, PostgreSQL and MySQL/MariaDB. The statements are built in one place
+//! (the private `Statements`), from [`Dialect`]'s placeholders and quoting; the
+//! database-specific parts (how rows are taken, bind-parameter limits) are marked there, and
+//! lists of message ids are bound as `pubsync_database::bind_list` binds them.
 #![deny(missing_docs)]
 
 use std::sync::Arc;
@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use diesel::RunQueryDsl as _;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Binary, Integer, Text};
+use pubsync_database::names::queue_message;
 use pubsync_database::{
-    Database, DatabaseError, Dialect, WriteTransaction as _, now_millis, with_connection,
+    Bind, BoundList, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bind_list,
+    now_millis, with_connection,
 };
 use pubsync_queue_extension::{
     Delivery, DeliveryTag, Queue, QueueDepth, QueueError, SendError, Settlement, error_queue_name,
@@ -34,7 +36,7 @@ use pubsync_queue_extension::{
 pub mod testing;
 
 /// The table that holds the messages.
-pub const TABLE: &str = "pubsync_queue_message";
+pub const TABLE: &str = queue_message::TABLE;
 
 /// The longest queue name the table holds (`queue_name VARCHAR(255)`), in bytes.
 pub const MAX_QUEUE_NAME_BYTES: usize = 255;
@@ -46,9 +48,6 @@ const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// Most rows in one multi-row `INSERT`, whatever the bind-parameter limit allows; keeps
 /// statement texts small.
 const MAX_ROWS_PER_INSERT: usize = 1_000;
-
-/// Most delivery tags in one `IN (…)` list.
-const MAX_TAGS_PER_STATEMENT: usize = 1_000;
 
 /// What can go wrong in this crate beyond the driver's own errors; found as the `source` of a
 /// [`QueueError`].
@@ -470,28 +469,18 @@ macro_rules! insert_chunks {
     }};
 }
 
-/// Runs `$sql(count)` for each chunk of `$ids`, binding the queue name and the consumer id,
-/// then the ids; evaluates to the number of rows changed.
-macro_rules! for_id_chunks {
-    ($conn:ident, $statements:expr, $sql:ident, $queue:expr, $consumer_id:expr, $ids:expr) => {{
-        let mut result: diesel::QueryResult<usize> = Ok(0);
-        for chunk in $ids.chunks($statements.ids_per_statement()) {
-            let mut query = boxed_query($conn, $statements.$sql(chunk.len()))
-                .bind::<Text, _>($queue)
-                .bind::<Text, _>($consumer_id);
-            for id in chunk {
-                query = query.bind::<BigInt, _>(*id);
-            }
-            match query.execute($conn) {
-                Ok(changed) => result = result.map(|total| total + changed),
-                Err(error) => {
-                    result = Err(error);
-                    break;
-                }
-            }
-        }
-        result
-    }};
+/// Runs `statements` in order on `conn`, inside the caller's transaction; returns the rows
+/// they changed.
+fn run_all<C>(conn: &mut C, statements: Vec<Statement>) -> diesel::QueryResult<usize>
+where
+    C: diesel::Connection,
+    Statement: diesel::query_dsl::methods::ExecuteDsl<C>,
+{
+    let mut changed = 0;
+    for statement in statements {
+        changed += statement.execute(conn)?;
+    }
+    Ok(changed)
 }
 
 fn insert_rows(
@@ -544,17 +533,14 @@ fn take_rows(
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut lease = diesel::sql_query(statements.lease_ids(ids.len()))
-                    .into_boxed()
-                    .bind::<Text, _>(consumer_id.to_owned())
-                    .bind::<BigInt, _>(now.saturating_add(lease_millis));
-                let mut fetch = diesel::sql_query(statements.fetch_ids(ids.len())).into_boxed();
-                for id in &ids {
-                    lease = lease.bind::<BigInt, _>(*id);
-                    fetch = fetch.bind::<BigInt, _>(*id);
+                let mut taken = Vec::with_capacity(ids.len());
+                for list in bind_list(statements.dialect, &ids) {
+                    statements
+                        .lease_ids(&list, consumer_id, now.saturating_add(lease_millis))
+                        .execute(conn)?;
+                    taken.extend(statements.fetch_ids(&list).load::<TakenRow>(conn)?);
                 }
-                lease.execute(conn)?;
-                return fetch.load::<TakenRow>(conn);
+                return Ok(taken);
             }
             diesel::sql_query(statements.take())
                 .bind::<Text, _>(consumer_id)
@@ -598,20 +584,19 @@ fn settle_rows(
             .filter_map(|tag| i64::try_from(tag.0).ok())
             .collect()
     };
-    let acknowledge = ids(&settlement.acknowledge);
-    let release = ids(&settlement.release);
+    let acknowledge: Vec<Statement> = bind_list(statements.dialect, &ids(&settlement.acknowledge))
+        .iter()
+        .map(|list| statements.acknowledge(list, queue, consumer_id))
+        .collect();
+    let release: Vec<Statement> = bind_list(statements.dialect, &ids(&settlement.release))
+        .iter()
+        .map(|list| statements.release(list, queue, consumer_id))
+        .collect();
     with_connection!(database, |conn| {
         conn.write_transaction(|conn| {
             insert_chunks!(conn, statements, new_rows)?;
-            let deleted = for_id_chunks!(
-                conn,
-                statements,
-                acknowledge,
-                queue,
-                consumer_id,
-                acknowledge
-            )?;
-            for_id_chunks!(conn, statements, release, queue, consumer_id, release)?;
+            let deleted = run_all(conn, acknowledge)?;
+            run_all(conn, release)?;
             Ok(deleted)
         })
         .map_err(DatabaseError::query("settle messages"))
@@ -663,11 +648,6 @@ impl Statements {
     /// Rows per `INSERT`: three parameters each.
     fn rows_per_insert(&self) -> usize {
         (self.bind_limit() / 3).min(MAX_ROWS_PER_INSERT)
-    }
-
-    /// Ids per `DELETE`/`UPDATE`: two parameters before the ids.
-    fn ids_per_statement(&self) -> usize {
-        (self.bind_limit() - 2).min(MAX_TAGS_PER_STATEMENT)
     }
 
     /// `INSERT` of `rows` messages; binds queue name, body, available_at per row.
@@ -739,52 +719,66 @@ impl Statements {
         )
     }
 
-    /// MySQL's second take step: leases `ids` messages; binds lease owner, lease until, the ids.
-    fn lease_ids(&self, ids: usize) -> String {
-        format!(
-            "UPDATE {} SET lease_owner = {}, lease_until = {}, delivery_count = delivery_count + 1 \
-             WHERE id_queue_message IN ({}){}",
+    /// MySQL's second take step: leases the messages of `ids` to `owner` until `until`.
+    fn lease_ids(&self, ids: &BoundList, owner: &str, until: i64) -> Statement {
+        let mut statement = Statement::new(format!(
+            "UPDATE {} SET lease_owner = ?, lease_until = ?, delivery_count = delivery_count + 1 \
+             WHERE {}{}",
             self.table,
-            self.dialect.placeholder(1),
-            self.dialect.placeholder(2),
-            self.dialect.placeholders(3, ids),
-            pubsync_database::index_order(self.dialect, "id_queue_message", ids)
+            ids.condition(queue_message::ID),
+            ids.index_order(queue_message::ID)
+        ));
+        statement
+            .push(Bind::Text(owner.to_owned()))
+            .push(Bind::BigInt(until));
+        ids.bind_to(&mut statement);
+        statement
+    }
+
+    /// MySQL's last take step: reads the messages of `ids`.
+    fn fetch_ids(&self, ids: &BoundList) -> Statement {
+        ids.statement(format!(
+            "SELECT id_queue_message, body, delivery_count FROM {} WHERE {}",
+            self.table,
+            ids.condition(queue_message::ID)
+        ))
+    }
+
+    /// Deletes the messages of `ids` that `consumer_id` holds on `queue`.
+    fn acknowledge(&self, ids: &BoundList, queue: &str, consumer_id: &str) -> Statement {
+        self.held(
+            format!("DELETE FROM {} WHERE", self.table),
+            ids,
+            queue,
+            consumer_id,
         )
     }
 
-    /// MySQL's last take step: reads `ids` messages; binds the ids.
-    fn fetch_ids(&self, ids: usize) -> String {
-        format!(
-            "SELECT id_queue_message, body, delivery_count FROM {} WHERE id_queue_message IN ({})",
-            self.table,
-            self.dialect.placeholders(1, ids)
+    /// Clears the lease of the messages of `ids` that `consumer_id` holds on `queue`.
+    fn release(&self, ids: &BoundList, queue: &str, consumer_id: &str) -> Statement {
+        self.held(
+            format!(
+                "UPDATE {} SET lease_owner = NULL, lease_until = NULL WHERE",
+                self.table
+            ),
+            ids,
+            queue,
+            consumer_id,
         )
     }
 
-    /// Deletes `ids` messages held by a consumer; binds queue name, consumer id, the ids.
-    fn acknowledge(&self, ids: usize) -> String {
-        format!(
-            "DELETE FROM {} WHERE queue_name = {} AND lease_owner = {} AND id_queue_message IN ({}){}",
-            self.table,
-            self.dialect.placeholder(1),
-            self.dialect.placeholder(2),
-            self.dialect.placeholders(3, ids),
-            pubsync_database::index_order(self.dialect, "id_queue_message", ids)
-        )
-    }
-
-    /// Clears the lease of `ids` messages held by a consumer; binds queue name, consumer id,
-    /// the ids.
-    fn release(&self, ids: usize) -> String {
-        format!(
-            "UPDATE {} SET lease_owner = NULL, lease_until = NULL \
-             WHERE queue_name = {} AND lease_owner = {} AND id_queue_message IN ({}){}",
-            self.table,
-            self.dialect.placeholder(1),
-            self.dialect.placeholder(2),
-            self.dialect.placeholders(3, ids),
-            pubsync_database::index_order(self.dialect, "id_queue_message", ids)
-        )
+    /// `<head> queue_name = ? AND lease_owner = ? AND <id in ids>`, bound.
+    fn held(&self, head: String, ids: &BoundList, queue: &str, consumer_id: &str) -> Statement {
+        let mut statement = Statement::new(format!(
+            "{head} queue_name = ? AND lease_owner = ? AND {}{}",
+            ids.condition(queue_message::ID),
+            ids.index_order(queue_message::ID)
+        ));
+        statement
+            .push(Bind::Text(queue.to_owned()))
+            .push(Bind::Text(consumer_id.to_owned()));
+        ids.bind_to(&mut statement);
+        statement
     }
 
     /// Counts receivable and all messages of a queue; binds now, now, queue name.
@@ -827,8 +821,7 @@ mod tests {
         for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
             let statements = Statements::new(dialect);
             assert!(statements.rows_per_insert() * 3 <= statements.bind_limit());
-            assert!(statements.ids_per_statement() + 2 <= statements.bind_limit());
-            assert!(statements.rows_per_insert() > 0 && statements.ids_per_statement() > 0);
+            assert!(statements.rows_per_insert() > 0);
         }
     }
 
@@ -853,11 +846,10 @@ mod tests {
         {
             assert!(take.contains(fragment), "{i}: {fragment} in {take}");
         }
-        assert!(
-            statements
-                .acknowledge(2)
-                .ends_with("lease_owner = $2 AND id_queue_message IN ($3, $4)")
-        );
+        let ids = &bind_list(Dialect::Postgres, &[1_i64, 2])[0];
+        assert!(statements.acknowledge(ids, "event", "me").sql().ends_with(
+            "lease_owner = ? AND id_queue_message = ANY((SELECT CAST(? AS BIGINT[]))::BIGINT[])"
+        ));
         assert!(statements.depth().ends_with("WHERE queue_name = $3"));
     }
 
