@@ -20,7 +20,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 
 pub use diesel;
-pub use list::{BoundList, ListValue, bind_list};
+pub use list::{BoundList, ListValue, MAX_LIST_CHUNK, bind_list};
 pub use pubsync_schema::{Dialect, names};
 pub use row::{FromMysqlRow, FromPostgresRow, FromRow};
 pub use statement::{

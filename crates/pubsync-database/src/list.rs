@@ -24,7 +24,10 @@ use crate::statement::{Bind, Statement, index_order, postgres_any};
 
 /// The statement sizes of a MySQL list: a chunk of `n` values is padded to the first size
 /// not below `n`.
-const MYSQL_SIZES: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000];
+const MYSQL_SIZES: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, MAX_LIST_CHUNK];
+
+/// The most values one statement binds of a list on MySQL; longer lists take several.
+pub const MAX_LIST_CHUNK: usize = 1000;
 
 /// A value of a list: an id or a key.
 pub trait ListValue {

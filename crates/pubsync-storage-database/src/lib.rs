@@ -1,9 +1,9 @@
-//! Read-only storage over the storage tables: the key-value bypass (reference section 7.4).
+//! Read-only storage over the storage tables: the key-value bypass.
 //!
 //! [`DatabaseStorage`] answers storage keys straight from the `*_storage` tables the publishers
 //! write, so a project can run without Redis. A key's resource picks the table
-//! ([`TableResolver`]); the key is then looked up with `WHERE "key" IN (…)`, which the storage
-//! table's unique index on `key` serves, one statement per table and chunk of keys. The
+//! ([`TableResolver`]); the keys are then looked up as one bound list per table
+//! ([`sql::select_by_keys`]), which the storage table's unique index on `key` serves. The
 //! original instead runs a `CASE` over every row for each key asked.
 //!
 //! Alias (mapping) keys, such as `product_abstract:de:de_de:sku:001`, read
@@ -17,9 +17,9 @@
 //! - scan: [`StorageReader::scan`] answers [`StorageError::Unsupported`].
 //! - caching values: every read goes to the database; only whether a table exists is cached.
 //!
-//! Blocking database work runs through [`Database::blocking`]. Only SQLite is compiled in
-//! today; the SQL is written through [`Dialect`](pubsync_database::Dialect) so PostgreSQL and
-//! MySQL/MariaDB need no new statements.
+//! Blocking database work runs through [`Database::blocking`]. It reads SQLite, PostgreSQL
+//! and MySQL/MariaDB with the same statements, written through
+//! [`Dialect`](pubsync_database::Dialect).
 #![deny(missing_docs)]
 
 pub mod sql;
@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use pubsync_database::diesel::{self, RunQueryDsl as _};
-use pubsync_database::{Bind, Database, DatabaseError, Dialect, Statement, with_connection};
+use pubsync_database::{Database, DatabaseError, Statement, bind_list, with_connection};
 use pubsync_shared::key::resource_of;
 use pubsync_storage_extension::{ScanPage, StorageError, StorageReader};
 
@@ -228,20 +228,13 @@ fn read_keys(
     database: &Database,
     groups: &[TableGroup],
 ) -> Result<HashMap<String, String>, StorageError> {
-    #[cfg(feature = "postgres")]
-    if let pubsync_database::Pool::Postgres(pool) = database.pool() {
-        return read_keys_postgres(database, pool, groups);
-    }
     let dialect = database.dialect();
     let statements: Vec<(&str, Statement)> = groups
         .iter()
         .flat_map(|group| {
-            keys_statements(dialect, &group.keys, |count| match count {
-                None => sql::select_by_key_json(&group.table),
-                Some(count) => sql::select_by_keys(dialect, &group.table, count),
-            })
-            .into_iter()
-            .map(|statement| (group.table.as_str(), statement))
+            bind_list(dialect, &group.keys)
+                .into_iter()
+                .map(|keys| (group.table.as_str(), keys.statement(sql::select_by_keys(&keys, &group.table))))
         })
         .collect();
     with_connection!(database, |conn| {
@@ -268,62 +261,6 @@ fn read_keys(
     .map_err(storage_error(database, "get"))
 }
 
-/// The statements that look `keys` up, each a prepared [`Statement`]: on SQLite one with every
-/// key in a JSON array (`sql(None)`), elsewhere one per bucketed chunk (`sql(Some(count))`).
-fn keys_statements<K: AsRef<str>>(
-    dialect: Dialect,
-    keys: &[K],
-    sql: impl Fn(Option<usize>) -> String,
-) -> Vec<Statement> {
-    if dialect == Dialect::Sqlite {
-        let list: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
-        let json = serde_json::to_string(&list).expect("strings serialise");
-        return vec![Statement::new(sql(None)).bind(Bind::Text(json))];
-    }
-    pubsync_database::bucketed(keys.len(), &sql::KEYS_PER_STATEMENT)
-        .into_iter()
-        .map(|range| {
-            let chunk = &keys[range];
-            let mut statement = Statement::new(sql(Some(chunk.len())));
-            for key in chunk {
-                statement.push(Bind::Text(key.as_ref().to_owned()));
-            }
-            statement
-        })
-        .collect()
-}
-
-/// [`read_keys`] on PostgreSQL: one `WHERE "key" = ANY($1)` per table, all keys in one array
-/// parameter, so the statement text is the same whatever the number of keys.
-#[cfg(feature = "postgres")]
-fn read_keys_postgres(
-    database: &Database,
-    pool: &diesel::r2d2::Pool<diesel::r2d2::ConnectionManager<diesel::pg::PgConnection>>,
-    groups: &[TableGroup],
-) -> Result<HashMap<String, String>, StorageError> {
-    let read = || -> Result<HashMap<String, String>, DatabaseError> {
-        let mut conn = pool.get().map_err(|source| DatabaseError::Connect {
-            url: database.url().redacted(),
-            source,
-        })?;
-        let mut found = HashMap::new();
-        for group in groups {
-            let statement = sql::select_by_key_array(&group.table);
-            let rows = diesel::sql_query(statement)
-                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&group.keys)
-                .load::<StorageRow>(&mut *conn)
-                .map_err(DatabaseError::query(format!("read {}", group.table)))?;
-            for row in rows {
-                if let Some(data) = row.data {
-                    found.insert(row.key, data);
-                }
-            }
-        }
-        Ok(found)
-    };
-    read().map_err(storage_error(database, "get"))
-}
-
 /// Reads the alias rows of `missing` (key → the table its resource maps to): key → data of
 /// the aliases found that belong to that table.
 fn read_aliases(
@@ -332,10 +269,10 @@ fn read_aliases(
 ) -> Result<HashMap<String, String>, StorageError> {
     let dialect = database.dialect();
     let keys: Vec<&str> = missing.keys().copied().collect();
-    let statements = keys_statements(dialect, &keys, |count| match count {
-        None => sql::select_aliases_json(),
-        Some(count) => sql::select_aliases(dialect, count),
-    });
+    let statements: Vec<Statement> = bind_list(dialect, &keys)
+        .iter()
+        .map(|keys| keys.statement(sql::select_aliases(keys)))
+        .collect();
     with_connection!(database, |conn| {
         let mut read = || -> Result<HashMap<String, String>, DatabaseError> {
             let mut found = HashMap::new();

@@ -215,7 +215,7 @@ async fn rows_without_data_are_absent() {
 async fn get_multi_of_a_thousand_keys_is_chunked() {
     for (_dir, database) in databases() {
         create_storage_table(&database, TABLE);
-        let rows: Vec<(String, String)> = (0..1_000)
+        let rows: Vec<(String, String)> = (0..1_200)
             .filter(|i: &u32| !i.is_multiple_of(3))
             .map(|i| (format!("conformance:{i}"), format!(r#"{{"n":{i}}}"#)))
             .collect();
@@ -224,13 +224,13 @@ async fn get_multi_of_a_thousand_keys_is_chunked() {
         insert(&database, TABLE, &borrowed);
         let storage = DatabaseStorage::new(database, TableResolver::new());
         // Asked backwards, so order is not the table's.
-        let keys: Vec<String> = (0..1_000)
+        let keys: Vec<String> = (0..1_200)
             .rev()
             .map(|i| format!("conformance:{i}"))
             .collect();
-        assert!(keys.len() > sql::KEYS_PER_STATEMENT[0]);
+        assert!(keys.len() > pubsync_database::MAX_LIST_CHUNK);
         let values = storage.get_multi(&keys).await.unwrap();
-        assert_eq!(values.len(), 1_000);
+        assert_eq!(values.len(), 1_200);
         for (key, value) in keys.iter().zip(&values) {
             let i: u32 = key["conformance:".len()..].parse().unwrap();
             let expected = (!i.is_multiple_of(3)).then(|| format!(r#"{{"n":{i}}}"#));

@@ -136,7 +136,7 @@ async fn alias_look_ups_of_many_keys_are_chunked() {
     for (_dir, database) in databases() {
         create_storage_table(&database, TABLE);
         create_alias_table(&database);
-        let rows: Vec<(String, String, String)> = (0..700)
+        let rows: Vec<(String, String, String)> = (0..1_200)
             .filter(|i: &u32| i.is_multiple_of(2))
             .map(|i| {
                 (
@@ -152,11 +152,11 @@ async fn alias_look_ups_of_many_keys_are_chunked() {
             .collect();
         insert_aliases(&database, &borrowed);
         let storage = DatabaseStorage::new(database, TableResolver::new());
-        let keys: Vec<String> = (0..700)
+        let keys: Vec<String> = (0..1_200)
             .rev()
             .map(|i| format!("conformance:sku:{i}"))
             .collect();
-        assert!(keys.len() > sql::KEYS_PER_STATEMENT[0]);
+        assert!(keys.len() > pubsync_database::MAX_LIST_CHUNK);
         let values = storage.get_multi(&keys).await.unwrap();
         for (key, value) in keys.iter().zip(&values) {
             let i: u32 = key["conformance:sku:".len()..].parse().unwrap();
