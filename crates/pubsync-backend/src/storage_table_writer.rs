@@ -477,18 +477,10 @@ mod tests {
     use serde_json::json;
 
     const TABLE: SynchronizationDefinition = SynchronizationDefinition {
-        table: "spy_x_storage",
-        resource: "x",
         key_suffix_column: Some("fk_x"),
         store: true,
-        locale: false,
-        queue_group: "sync.storage.x",
-        queue_pool: None,
-        params: None,
-        mappings: &[],
-        synchronization_enabled: None,
         timestampable: true,
-        direct_sync_disabled: false,
+        ..SynchronizationDefinition::new("spy_x_storage", "x", "sync.storage.x")
     };
 
     #[test]
@@ -515,14 +507,9 @@ mod tests {
     }
 
     const MAPPED: SynchronizationDefinition = SynchronizationDefinition {
-        table: "spy_product_abstract_storage",
-        resource: "product_abstract",
         key_suffix_column: Some("fk_product_abstract"),
         store: true,
         locale: true,
-        queue_group: "sync.storage.product",
-        queue_pool: None,
-        params: None,
         mappings: &[
             pubsync_shared::synchronization::Mapping {
                 source: "sku",
@@ -533,9 +520,12 @@ mod tests {
                 destination: "id_product_abstract",
             },
         ],
-        synchronization_enabled: None,
         timestampable: true,
-        direct_sync_disabled: false,
+        ..SynchronizationDefinition::new(
+            "spy_product_abstract_storage",
+            "product_abstract",
+            "sync.storage.product",
+        )
     };
 
     #[test]

@@ -128,6 +128,8 @@ macro_rules! each_key_value_store {
     };
 }
 
+// Without a key-value store compiled in there is no variant, and nothing uses the arguments.
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
 impl StorageReader for AnyKeyValueStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StorageError> {
         each_key_value_store!(self, |store| store.get(key).await)
@@ -147,6 +149,8 @@ impl StorageReader for AnyKeyValueStore {
     }
 }
 
+// Without a key-value store compiled in there is no variant, and nothing uses the arguments.
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
 impl KeyValueWriter for AnyKeyValueStore {
     async fn apply(&self, changes: Vec<StorageChange>) -> Result<usize, StorageError> {
         each_key_value_store!(self, |store| store.apply(changes).await)

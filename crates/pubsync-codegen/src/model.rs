@@ -4,10 +4,10 @@
 use crate::error::Location;
 
 /// The name of the outbox table the capture triggers write to.
-pub const OUTBOX_TABLE: &str = "spy_event_behavior_entity_change";
+pub const OUTBOX_TABLE: &str = pubsync_schema::names::outbox::TABLE;
 
 /// The name of the sync outbox the sync-intent triggers of storage tables write to.
-pub const SYNC_OUTBOX_TABLE: &str = "pubsync_sync_outbox";
+pub const SYNC_OUTBOX_TABLE: &str = pubsync_schema::names::sync_outbox::TABLE;
 
 /// All tables, in the order they were first declared (files in sorted path order).
 #[derive(Debug, Clone, Default)]

@@ -42,6 +42,31 @@ pub struct SynchronizationDefinition {
 }
 
 impl SynchronizationDefinition {
+    /// The storage table `table` of `resource`, synchronized on `queue_group`, with one key
+    /// for all rows and no store, locale, params, mappings, `timestampable` or overrides. Set
+    /// the rest by struct update:
+    /// `SynchronizationDefinition { store: true, ..SynchronizationDefinition::new(…) }`.
+    pub const fn new(
+        table: &'static str,
+        resource: &'static str,
+        queue_group: &'static str,
+    ) -> Self {
+        Self {
+            table,
+            resource,
+            key_suffix_column: None,
+            store: false,
+            locale: false,
+            queue_group,
+            queue_pool: None,
+            params: None,
+            mappings: &[],
+            synchronization_enabled: None,
+            timestampable: false,
+            direct_sync_disabled: false,
+        }
+    }
+
     /// Whether changes of this table go to its sync queue, given the global switch.
     pub fn is_synchronization_enabled(&self, globally_enabled: bool) -> bool {
         self.synchronization_enabled.unwrap_or(globally_enabled)

@@ -232,9 +232,12 @@ fn read_keys(
     let statements: Vec<(&str, Statement)> = groups
         .iter()
         .flat_map(|group| {
-            bind_list(dialect, &group.keys)
-                .into_iter()
-                .map(|keys| (group.table.as_str(), keys.statement(sql::select_by_keys(&keys, &group.table))))
+            bind_list(dialect, &group.keys).into_iter().map(|keys| {
+                (
+                    group.table.as_str(),
+                    keys.statement(sql::select_by_keys(&keys, &group.table)),
+                )
+            })
         })
         .collect();
     with_connection!(database, |conn| {

@@ -197,20 +197,7 @@ mod tests {
     use pubsync_shared::key::resource_of;
 
     fn definition(resource: &'static str, table: &'static str) -> SynchronizationDefinition {
-        SynchronizationDefinition {
-            table,
-            resource,
-            key_suffix_column: None,
-            store: false,
-            locale: false,
-            queue_group: resource,
-            queue_pool: None,
-            params: None,
-            mappings: &[],
-            synchronization_enabled: None,
-            timestampable: false,
-            direct_sync_disabled: false,
-        }
+        SynchronizationDefinition::new(table, resource, resource)
     }
 
     #[test]

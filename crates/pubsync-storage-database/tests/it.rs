@@ -156,18 +156,13 @@ async fn reads_registered_tables_and_overrides() {
             &[("translation:de_de:cart.title", r#""Warenkorb""#)],
         );
         const MESSAGE: SynchronizationDefinition = SynchronizationDefinition {
-            table: "spy_hello_spryker_message_storage",
-            resource: "message",
             key_suffix_column: Some("fk_hello_spryker_message"),
-            store: false,
-            locale: false,
-            queue_group: "sync.storage.hello",
-            queue_pool: None,
-            params: None,
-            mappings: &[],
-            synchronization_enabled: None,
             timestampable: true,
-            direct_sync_disabled: false,
+            ..SynchronizationDefinition::new(
+                "spy_hello_spryker_message_storage",
+                "message",
+                "sync.storage.hello",
+            )
         };
         let tables = TableResolver::new()
             .with_definition(&MESSAGE)

@@ -1,7 +1,11 @@
-//! The cases every [`StorageReader`] passes. An implementation's test stores [`FIXTURE`] by
-//! its own means (Redis SET, rows in a storage table), then calls [`run_reader_cases`].
+//! The cases every implementation of the storage contract passes.
+//!
+//! - Every [`StorageReader`]: an implementation's test stores [`FIXTURE`] by its own means
+//!   (Redis SET, rows in a storage table), then calls [`run_reader_cases`].
+//! - Every [`KeyValueWriter`]: [`run_writer_cases`] on an empty store (or one without keys of
+//!   [`WRITER_RESOURCE`]): the versioned writes and deletes the sync path relies on.
 
-use crate::{StorageError, StorageReader};
+use crate::{KeyValueWriter, StorageChange, StorageError, StorageReader, Version};
 
 /// The resource of the fixture keys; a database storage needs a table for it.
 pub const FIXTURE_RESOURCE: &str = "conformance";
@@ -82,4 +86,114 @@ pub async fn unknown_resource_is_an_error_naming_it<S: StorageReader>(storage: &
         }
         other => panic!("expected an unknown-resource error, got {other:?}"),
     }
+}
+
+/// The resource of the keys the writer cases write; a store must hold none of them before.
+pub const WRITER_RESOURCE: &str = "conformance_kv";
+
+/// Runs every case of a [`KeyValueWriter`]: versioned writes and deletes, in order and out of
+/// order, redelivered. `store` starts without any key of [`WRITER_RESOURCE`].
+pub async fn run_writer_cases<W: KeyValueWriter>(store: &W) {
+    newer_then_older_write_keeps_the_newer(store).await;
+    delete_then_older_write_stays_deleted(store).await;
+    delete_then_newer_write_is_applied(store).await;
+    out_of_order_within_one_chunk(store).await;
+    a_redelivered_change_is_not_applied_again(store).await;
+}
+
+/// The key `name` of the writer cases' resource.
+fn writer_key(name: &str) -> String {
+    format!("{WRITER_RESOURCE}:{name}")
+}
+
+/// The value a write of version `micros` stores: `{"n":n,"_timestamp":<seconds>}`.
+pub fn writer_value(micros: i64, n: u32) -> String {
+    let seconds = Version::from_micros(micros).as_seconds();
+    format!(r#"{{"n":{n},"_timestamp":{seconds:.6}}}"#)
+}
+
+fn write(name: &str, micros: i64, n: u32) -> StorageChange {
+    StorageChange::Write {
+        key: writer_key(name),
+        value: writer_value(micros, n),
+        version: Version::from_micros(micros),
+    }
+}
+
+fn delete(name: &str, micros: i64) -> StorageChange {
+    StorageChange::Delete {
+        key: writer_key(name),
+        version: Version::from_micros(micros),
+    }
+}
+
+/// The versions of the cases: microseconds late in 2023.
+const T: i64 = 1_700_000_000_000_000;
+
+async fn apply<W: KeyValueWriter>(store: &W, changes: Vec<StorageChange>) -> usize {
+    store.apply(changes).await.expect("apply")
+}
+
+async fn get<W: KeyValueWriter>(store: &W, name: &str) -> Option<String> {
+    store.get(&writer_key(name)).await.expect("get")
+}
+
+/// An older write arriving after a newer one is skipped and not counted.
+pub async fn newer_then_older_write_keeps_the_newer<W: KeyValueWriter>(store: &W) {
+    assert_eq!(apply(store, vec![write("newer", T + 2, 2)]).await, 1);
+    assert_eq!(apply(store, vec![write("newer", T + 1, 1)]).await, 0);
+    assert_eq!(get(store, "newer").await, Some(writer_value(T + 2, 2)));
+}
+
+/// A delete removes the key, and a write older than the delete does not bring it back.
+pub async fn delete_then_older_write_stays_deleted<W: KeyValueWriter>(store: &W) {
+    assert_eq!(apply(store, vec![write("deleted", T + 1, 1)]).await, 1);
+    assert_eq!(apply(store, vec![delete("deleted", T + 3)]).await, 1);
+    assert_eq!(get(store, "deleted").await, None);
+    assert_eq!(apply(store, vec![write("deleted", T + 2, 2)]).await, 0);
+    assert_eq!(get(store, "deleted").await, None);
+}
+
+/// A delete of a key never written counts, and a newer write after it is applied.
+pub async fn delete_then_newer_write_is_applied<W: KeyValueWriter>(store: &W) {
+    assert_eq!(apply(store, vec![delete("revived", T + 2)]).await, 1);
+    assert_eq!(apply(store, vec![write("revived", T + 3, 3)]).await, 1);
+    assert_eq!(get(store, "revived").await, Some(writer_value(T + 3, 3)));
+}
+
+/// Within one call, each key ends with its newest change, whatever the order they come in;
+/// only the changes newer than everything before them for their key count.
+pub async fn out_of_order_within_one_chunk<W: KeyValueWriter>(store: &W) {
+    let changes = vec![
+        write("a", T + 5, 5),
+        write("b", T + 1, 1),
+        delete("b", T + 2),
+        write("a", T + 3, 3),
+        write("c", T + 1, 1),
+        delete("a", T + 4),
+        write("b", T + 3, 3),
+        delete("c", T + 3),
+        write("c", T + 2, 2),
+    ];
+    // a: w5 only; b: w1, d2, w3; c: w1, d3.
+    assert_eq!(apply(store, changes).await, 6);
+    let keys = ["a", "b", "c"].map(writer_key).to_vec();
+    assert_eq!(
+        store.get_multi(&keys).await.expect("get_multi"),
+        [
+            Some(writer_value(T + 5, 5)),
+            Some(writer_value(T + 3, 3)),
+            None
+        ]
+    );
+}
+
+/// A change of the version the key holds (a redelivered message) is not applied again.
+pub async fn a_redelivered_change_is_not_applied_again<W: KeyValueWriter>(store: &W) {
+    let first = write("redelivered", T + 1, 1);
+    assert_eq!(apply(store, vec![first.clone()]).await, 1);
+    assert_eq!(apply(store, vec![first]).await, 0);
+    let removal = delete("redelivered", T + 2);
+    assert_eq!(apply(store, vec![removal.clone()]).await, 1);
+    assert_eq!(apply(store, vec![removal]).await, 0);
 }

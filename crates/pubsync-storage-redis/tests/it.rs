@@ -156,6 +156,16 @@ async fn reader_conformance() {
     conformance::run_reader_cases(&storage, false).await;
 }
 
+/// The writer cases of the storage contract: versioned writes and deletes, out of order,
+/// redelivered.
+#[tokio::test]
+async fn writer_conformance() {
+    let Some((storage, _cleanup)) = storage("redis_writer_conformance").await else {
+        return;
+    };
+    conformance::run_writer_cases(&storage).await;
+}
+
 #[tokio::test]
 async fn keys_carry_the_prefix_and_kv() {
     let Some((storage, cleanup)) = storage("redis_keys").await else {
@@ -178,21 +188,6 @@ async fn keys_carry_the_prefix_and_kv() {
     assert_eq!(
         raw_get(&storage, &format!("{}kv:message:2", cleanup.prefix)).await,
         Some(value("1700000000.000001", 1))
-    );
-}
-
-#[tokio::test]
-async fn newer_then_older_write_keeps_the_newer() {
-    let Some((storage, _cleanup)) = storage("redis_newer_older").await else {
-        return;
-    };
-    let newer = write("message:1", "1700000000.000002", 2);
-    let older = write("message:1", "1700000000.000001", 1);
-    assert_eq!(storage.apply(vec![newer]).await.expect("apply"), 1);
-    assert_eq!(storage.apply(vec![older]).await.expect("apply"), 0);
-    assert_eq!(
-        storage.get("message:1").await.expect("get"),
-        Some(value("1700000000.000002", 2))
     );
 }
 
@@ -290,38 +285,6 @@ async fn delete_then_newer_write_is_applied() {
 }
 
 #[tokio::test]
-async fn out_of_order_within_one_chunk() {
-    let Some((storage, _cleanup)) = storage("redis_one_chunk").await else {
-        return;
-    };
-    let changes = vec![
-        write("a:1", "1700000000.000005", 5),
-        write("b:1", "1700000000.000001", 1),
-        delete("b:1", "1700000000.000002"),
-        write("a:1", "1700000000.000003", 3),
-        write("c:1", "1700000000.000001", 1),
-        delete("a:1", "1700000000.000004"),
-        write("b:1", "1700000000.000003", 3),
-        delete("c:1", "1700000000.000003"),
-        write("c:1", "1700000000.000002", 2),
-    ];
-    // a: w5 only; b: w1, d2, w3; c: w1, d3.
-    assert_eq!(storage.apply(changes).await.expect("apply"), 6);
-    let values = storage
-        .get_multi(&["a:1".into(), "b:1".into(), "c:1".into()])
-        .await
-        .expect("get_multi");
-    assert_eq!(
-        values,
-        vec![
-            Some(value("1700000000.000005", 5)),
-            Some(value("1700000000.000003", 3)),
-            None
-        ]
-    );
-}
-
-#[tokio::test]
 async fn versions_one_microsecond_apart_are_ordered() {
     let Some((storage, _cleanup)) = storage("redis_microsecond").await else {
         return;
@@ -380,22 +343,6 @@ async fn versions_one_microsecond_apart_are_ordered() {
         );
         assert_eq!(storage.get(key).await.expect("get"), None);
     }
-}
-
-#[tokio::test]
-async fn a_redelivered_change_is_not_applied_again() {
-    let Some((storage, _cleanup)) = storage("redis_redelivered").await else {
-        return;
-    };
-    let first = write("message:1", "1700000000.000001", 1);
-    assert_eq!(storage.apply(vec![first.clone()]).await.expect("apply"), 1);
-    assert_eq!(storage.apply(vec![first]).await.expect("apply"), 0);
-    let removal = delete("message:1", "1700000000.000002");
-    assert_eq!(
-        storage.apply(vec![removal.clone()]).await.expect("apply"),
-        1
-    );
-    assert_eq!(storage.apply(vec![removal]).await.expect("apply"), 0);
 }
 
 #[tokio::test]

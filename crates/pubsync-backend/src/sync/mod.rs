@@ -123,21 +123,19 @@ pub(crate) mod testing {
 
     /// A product storage table with store, locale and a SKU mapping.
     pub(crate) const PRODUCT: SynchronizationDefinition = SynchronizationDefinition {
-        table: "spy_product_abstract_storage",
-        resource: "product_abstract",
         key_suffix_column: Some("fk_product_abstract"),
         store: true,
         locale: true,
-        queue_group: "sync.storage.product",
-        queue_pool: None,
-        params: None,
         mappings: &[Mapping {
             source: "sku",
             destination: "id_product_abstract",
         }],
-        synchronization_enabled: None,
         timestampable: true,
-        direct_sync_disabled: false,
+        ..SynchronizationDefinition::new(
+            "spy_product_abstract_storage",
+            "product_abstract",
+            "sync.storage.product",
+        )
     };
 }
 

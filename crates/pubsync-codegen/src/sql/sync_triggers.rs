@@ -9,7 +9,7 @@ use super::{Dialect, quote, string_literal};
 use crate::model::{SYNC_OUTBOX_TABLE, Table};
 
 /// The table of database-wide pubsync settings, read by the sync triggers.
-pub const SETTING_TABLE: &str = "pubsync_setting";
+pub const SETTING_TABLE: &str = pubsync_schema::names::setting::TABLE;
 
 /// The sync-intent triggers of a storage table: every change of `data`, `key`, `store` or
 /// `locale` becomes a row of the sync outbox in the writer's transaction (a `write` of the
@@ -145,11 +145,13 @@ impl SyncTriggers<'_> {
     /// The setting that switches synchronization off for the whole database
     /// (`pubsync_setting`, written from the configuration by `pubsync setup` and every worker).
     fn switched_off(&self) -> String {
+        use pubsync_schema::names::setting;
         format!(
-            "EXISTS (SELECT 1 FROM {} WHERE {} = 'synchronization' AND {} = 'off')",
+            "EXISTS (SELECT 1 FROM {} WHERE {} = '{}' AND {} = 'off')",
             self.quoted(SETTING_TABLE),
-            self.quoted("name"),
-            self.quoted("value")
+            self.quoted(setting::NAME),
+            setting::SYNCHRONIZATION,
+            self.quoted(setting::VALUE)
         )
     }
 
