@@ -6,6 +6,7 @@
 //!   (`crates/pubsync-bench`, release) and write its figures.
 //!
 //! Each subcommand is a module with a `run(args)` function; add `setup` the same way.
+#![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -15,6 +15,7 @@
 //!
 //! The backend knows no concrete queue or storage: it is generic over the queue and key-value
 //! contracts, and writes storage tables through [`pubsync_database`].
+#![warn(unreachable_pub)]
 
 pub mod consumer;
 pub mod listener;

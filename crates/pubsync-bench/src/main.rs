@@ -21,6 +21,7 @@
 //!
 //! What it deliberately does not do (yet): the capture and publish steps on MySQL; the worker's
 //! memory on PostgreSQL + RabbitMQ + Redis; latency at full speed; see issue 4.
+#![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 mod e2e;
 mod memory;

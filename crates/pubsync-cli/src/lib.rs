@@ -5,6 +5,7 @@
 //! Adding a module crate takes one line in [`listeners`] (its publishers) and one in
 //! [`synchronization_definitions`] (its storage tables); `cargo xtask codegen` adds its tables
 //! to the migrations.
+#![warn(unreachable_pub)]
 
 pub mod backends;
 pub mod config;

@@ -2,6 +2,7 @@
 //! every change made before, during and after the outage reaches Redis. In its own test binary
 //! (cargo runs test binaries one after another), so no other RabbitMQ test sees the outage.
 #![cfg(all(feature = "postgres", feature = "redis", feature = "rabbitmq"))]
+#![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 mod common;
 

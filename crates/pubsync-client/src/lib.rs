@@ -11,6 +11,7 @@
 //! Deliberately not here: writing (the client is handed a reader only), and the original's
 //! per-URL key cache (section 7.2), which a database storage cannot serve anyway.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
 use pubsync_storage_extension::{StorageError, StorageReader};

@@ -14,6 +14,7 @@
 //! or checks them.
 //!
 //! Every broken definition is reported as `path:line:column: message`.
+#![warn(unreachable_pub)]
 
 pub mod error;
 pub mod migration;

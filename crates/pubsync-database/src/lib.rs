@@ -7,6 +7,7 @@
 //! function over them runs into higher-ranked trait bounds, dependency notes pitfall 6).
 //!
 //! This crate reads no environment variables: callers pass a [`DatabaseUrl`].
+#![warn(unreachable_pub)]
 
 use std::fmt;
 use std::path::PathBuf;

@@ -11,6 +11,7 @@
 //!
 //! Without the `backend` feature the crate is the reader only and links neither diesel nor the
 //! backend: that is what frontends use.
+#![warn(unreachable_pub)]
 
 pub mod reader;
 

@@ -8,6 +8,7 @@
 //!
 //! The contract does not decode bodies: that is the backend's business.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 use std::future::Future;
 use std::time::Duration;

@@ -42,6 +42,7 @@
 //! [amqprs]: https://docs.rs/amqprs
 //! [`QueueError::Unavailable`]: pubsync_queue_extension::QueueError::Unavailable
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod address;
 mod channel;

@@ -4,6 +4,7 @@
 //!
 //! Restarts the local node with `rabbitmqctl stop_app` / `start_app`; a guard starts it again
 //! even when the test fails.
+#![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 use std::collections::HashSet;
 use std::process::Command;

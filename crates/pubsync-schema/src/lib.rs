@@ -9,6 +9,7 @@
 //! This crate depends on nothing: codegen, which must stay light, uses it as well as the
 //! database crates.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod dialect;
 pub mod names;

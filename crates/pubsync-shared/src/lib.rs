@@ -12,6 +12,7 @@
 //!
 //! This crate does no IO and depends on nothing heavier than serde: frontends link it.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod event;
 pub mod key;

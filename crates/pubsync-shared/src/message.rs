@@ -320,6 +320,24 @@ mod tests {
     }
 
     #[test]
+    fn error_queue_messages_keep_the_reason_first_and_the_subject_in_order() {
+        let body = ErrorQueueMessage::new("outbox row 7 is not an event: no event name")
+            .with("outboxId", 7)
+            .with("data", "[\"t\"]")
+            .encode();
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            r#"{"errorMessage":"outbox row 7 is not an event: no event name","outboxId":7,"data":"[\"t\"]"}"#
+        );
+        let read: ErrorQueueMessage = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            read.error_message,
+            "outbox row 7 is not an event: no event name"
+        );
+        assert_eq!(read.subject["outboxId"], 7);
+    }
+
+    #[test]
     fn sync_messages_have_the_reference_shape() {
         let write = SyncMessage::Write(SyncPayload {
             key: "message:2".into(),

@@ -21,6 +21,7 @@
 //! and MySQL/MariaDB with the same statements, written through
 //! [`Dialect`](pubsync_database::Dialect).
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod sql;
 mod tables;

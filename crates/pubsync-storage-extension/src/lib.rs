@@ -7,6 +7,7 @@
 //!
 //! Reading and writing are separate traits so that a frontend can be handed a reader only.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 use std::future::Future;
 

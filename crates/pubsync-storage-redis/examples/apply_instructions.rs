@@ -13,6 +13,7 @@
 //! Without `CALLGRIND_PID` it only runs the phases. Phases: `fresh` (keys never seen), `update`
 //! (newer over the fresh values), `delete` (newer deletes), `rewrite` (newer writes over those
 //! tombstones), then `fresh-with-tombstones` (new keys while 10,000 other tombstones exist).
+#![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 use std::process::Command;
 

@@ -39,6 +39,7 @@
 //! TLS (`rediss://`) goes through the driver's `tokio-native-tls-comp` feature, which uses the
 //! system OpenSSL on Linux (no cmake, no aws-lc). `rediss://…#insecure` skips host name checks.
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod address;
 

@@ -6,6 +6,8 @@
 //! - [`unique_name`]: names for databases, key prefixes and queues, so tests run in parallel.
 //!
 //! Only std: every crate can take it as a dev-dependency.
+#![warn(unreachable_pub)]
+#![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
