@@ -330,6 +330,35 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_reads_back_every_key_of_the_json_array() {
+        use diesel::Connection as _;
+        use diesel::RunQueryDsl as _;
+        #[derive(diesel::QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        let keys = [
+            "plain",
+            "quote\"d",
+            "back\\slash",
+            "new\nline",
+            "tab\t",
+            "\u{1}",
+            "ä ö ü",
+            "日本",
+        ];
+        let mut conn = diesel::sqlite::SqliteConnection::establish(":memory:").unwrap();
+        let list = &bind_list(Dialect::Sqlite, &keys)[0];
+        let read: Vec<Value> = list
+            .statement("SELECT value FROM json_each(?) ORDER BY key")
+            .load(&mut conn)
+            .unwrap();
+        let read: Vec<&str> = read.iter().map(|row| row.value.as_str()).collect();
+        assert_eq!(read, keys);
+    }
+
+    #[test]
     fn an_empty_list_binds_no_statement() {
         for dialect in Dialect::ALL {
             assert!(bind_list::<i64>(dialect, &[]).is_empty());

@@ -113,21 +113,16 @@ where
 impl<Conn> RunQueryDsl<Conn> for Statement {}
 
 /// A PostgreSQL array literal of `items` as text (`{"a","b\\"c"}`), every element quoted and
-/// escaped, to bind as one `TEXT` value for [`postgres_any`].
+/// escaped, to bind as one `TEXT` value for [`postgres_any`]: the form
+/// [`bind_list`](crate::bind_list) binds keys in on PostgreSQL.
 pub fn postgres_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    use crate::ListValue as _;
     let mut literal = String::from("{");
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             literal.push(',');
         }
-        literal.push('"');
-        for c in item.as_ref().chars() {
-            if c == '"' || c == '\\' {
-                literal.push('\\');
-            }
-            literal.push(c);
-        }
-        literal.push('"');
+        item.as_ref().push_postgres(&mut literal);
     }
     literal.push('}');
     literal
