@@ -16,11 +16,11 @@
 //! RabbitMQ step) need the `postgres`, `mysql`, `rabbitmq` and `redis` features, which
 //! `cargo xtask bench` turns on; without them their figures are missing.
 //!
-//! Figures with a target of issue 4 are judged against it in the report ([`report::TARGETS`]),
+//! Figures with a target are judged against it in the report ([`report::TARGETS`]),
 //! never in a test.
 //!
 //! What it deliberately does not do (yet): the capture and publish steps on MySQL; the worker's
-//! memory on PostgreSQL + RabbitMQ + Redis; latency at full speed; see issue 4.
+//! memory on PostgreSQL + RabbitMQ + Redis.
 #![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 mod e2e;

@@ -39,7 +39,7 @@ pub enum Bound {
     AtMost,
 }
 
-/// What a figure must reach (issue 4).
+/// What a figure must reach.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Target {
     /// The number the target applies to.
@@ -121,7 +121,7 @@ impl Target {
     }
 }
 
-/// Every target of issue 4, by figure name. A figure named here is judged whenever a scenario
+/// Every target, by figure name. A figure named here is judged whenever a scenario
 /// reports it; a name no scenario reports yet costs nothing.
 pub const TARGETS: &[(&str, Target)] = &[
     (
@@ -224,7 +224,7 @@ impl Report {
         Some((target, self.judged.then(|| target.met_by(figure)).flatten()))
     }
 
-    /// `results.json`, in the format of issue 4.
+    /// `results.json`, in the format scripts read.
     pub fn json(&self) -> anyhow::Result<String> {
         let figures: Vec<serde_json::Value> = self
             .figures
@@ -364,7 +364,7 @@ impl Report {
              in the original's format, chunks of 500 messages, one change per sync message, and \
              the original worker's pace, `[worker] original_pacing`: one chunk per stage per \
              round, 100 ms between rounds with work and 1 s after one without, no stage waking \
-             another, reference 8.3); medians of {e2e_runs} runs each. Still generous to the \
+             another); medians of {e2e_runs} runs each. Still generous to the \
              original, which starts a PHP process per chunk.\n\
              - `queue_rabbitmq`: {queue} messages of 256 bytes through pubsync's `RabbitQueue` \
              (persistent, `send` in batches of 500 each waiting for its publisher confirms, \
@@ -413,7 +413,7 @@ impl Report {
              messages of 500 events, as after a consumer outage while the relay kept running), \
              so that the consumer takes full chunks (about 10,000 events); judged against the \
              same target. The notes under the table say how long the worker took.\n\
-             \n## Targets\n\nFrom issue 4, in `TARGETS` (`crates/pubsync-bench/src/report.rs`), \
+             \n## Targets\n\nIn `TARGETS` (`crates/pubsync-bench/src/report.rs`), \
              judged in every full run (not under `--quick`); a missed target does not fail the \
              run. `results.json` carries each target beside its figure (`\"target\": {{\"of\", \
              \"comparison\", \"limit\", \"met\"}}`).\n\

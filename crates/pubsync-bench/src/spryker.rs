@@ -4,7 +4,7 @@
 //! Spryker-shaped means: one event message per event and listener in the original's format
 //! (`[worker] spryker_compatible`), consumer chunks of 500 messages for events and sync, one
 //! change per sync message (`[sync] changes_per_message = 1`), and the original worker's pace
-//! (`[worker] original_pacing`, `idle_poll_ms = 1000`; reference 8.3): each stage takes one
+//! (`[worker] original_pacing`, `idle_poll_ms = 1000`): each stage takes one
 //! chunk per round, pauses 100 ms after a round with work and a second after one without, and
 //! no stage wakes another. It is still generous to the original: its rounds start a PHP
 //! process per chunk, and pubsync's consumer, publisher and Redis writes do the work.

@@ -1,6 +1,5 @@
 //! The client layer of pubsync: [`StorageClient`], which frontends (and module readers such as
-//! the Hello module's) read published data through, as the original's `StorageClient`
-//! (reference section 7.1).
+//! the Hello module's) read published data through, as the original's `StorageClient`.
 //!
 //! The client builds keys with the modules' key builders, reads through any
 //! [`StorageReader`] (Redis, or the storage tables themselves) and decodes the stored JSON.
@@ -9,7 +8,7 @@
 //! with.
 //!
 //! Deliberately not here: writing (the client is handed a reader only), and the original's
-//! per-URL key cache (section 7.2), which a database storage cannot serve anyway.
+//! per-URL key cache, which a database storage cannot serve anyway.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 

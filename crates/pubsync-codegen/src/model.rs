@@ -355,7 +355,7 @@ impl Operator {
     }
 }
 
-/// The `synchronization` behaviour of a storage table (reference section 5.1).
+/// The `synchronization` behaviour of a storage table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Synchronization {
     /// `resource`.

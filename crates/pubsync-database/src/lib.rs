@@ -3,8 +3,9 @@
 //! that generated SQL depends on.
 //!
 //! Code that must run on every database is written once inside [`with_connection!`], which
-//! expands it for each connection type (diesel's backends are distinct types; a generic
-//! function over them runs into higher-ranked trait bounds, dependency notes pitfall 6).
+//! expands it for each connection type (diesel's backends are distinct types; a function
+//! generic over the connection runs into higher-ranked trait bounds that diesel's query
+//! traits cannot satisfy). Lists of ids or keys are bound by [`bind_list`].
 //!
 //! This crate reads no environment variables: callers pass a [`DatabaseUrl`].
 #![warn(unreachable_pub)]
@@ -538,7 +539,7 @@ impl Database {
     /// multi-threaded runtime to move its other tasks to another thread meanwhile
     /// (`block_in_place`); elsewhere (a current-thread runtime) as [`blocking`](Self::blocking)
     /// does. For reads on a request's path: a hand-off to the blocking pool and back costs two
-    /// thread wake-ups per call, about a quarter of a 100-key `get_multi` on SQLite.
+    /// thread wake-ups per call, a good part of a short read such as a `get_multi` on SQLite.
     ///
     /// Panics where `block_in_place` does: on a thread that entered a multi-threaded
     /// runtime's handle from inside a current-thread runtime. A `LocalSet` on a worker

@@ -1,7 +1,7 @@
 //! The queue contract on RabbitMQ, with [amqprs]: [`RabbitQueue`].
 //!
 //! # Topology
-//! For every declared queue `q` (following the original's RabbitMQ adapter, reference §8.4):
+//! For every declared queue `q` (following the original's RabbitMQ adapter):
 //! - a durable direct exchange `q`, through which every message of `q` is published;
 //! - the durable queue `q`, bound with the routing key `""`;
 //! - the durable error queue `q.error`, bound with `error`;

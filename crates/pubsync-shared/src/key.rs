@@ -1,9 +1,9 @@
 //! Storage keys: `resource[:store][:locale]:reference`.
 //!
-//! [`KeyBuilder`] reproduces the original's `DefaultKeyGeneratorPlugin` (reference section 5.6)
-//! to the character, including its PHP quirks: `"0"` and `""` count as no reference, the store
-//! and locale are lower-cased but not escaped, and the resource is used as it is. Keys written by
-//! a Spryker shop and keys built here are therefore the same keys.
+//! [`KeyBuilder`] reproduces the original's `DefaultKeyGeneratorPlugin` to the character,
+//! including its PHP quirks: `"0"` and `""` count as no reference, the store and locale are
+//! lower-cased but not escaped, and the resource is used as it is. Keys written by a Spryker
+//! shop and keys built here are therefore the same keys.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -178,7 +178,7 @@ impl ErrorQueueMessage {
     }
 }
 
-/// A sync queue message, reference section 5.4: `{"write":{…}}` or `{"delete":{…}}`.
+/// A sync queue message in the original's format: `{"write":{…}}` or `{"delete":{…}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncMessage {

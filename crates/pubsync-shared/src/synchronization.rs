@@ -12,7 +12,7 @@ pub struct Mapping {
     pub destination: &'static str,
 }
 
-/// The `synchronization` behaviour of one storage table (reference section 5.1).
+/// The `synchronization` behaviour of one storage table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynchronizationDefinition {
     /// The storage table, e.g. `spy_hello_spryker_message_storage`.

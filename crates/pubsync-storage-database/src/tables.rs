@@ -1,4 +1,4 @@
-//! Which storage table holds a resource (reference section 7.4).
+//! Which storage table holds a resource, as the original's key-value bypass maps it.
 //!
 //! A key's resource is its part before the first `:`. Its table is `[prefix, name, suffix]`,
 //! the non-empty parts joined by `_`: by default `spy`, the resource and `storage`, so

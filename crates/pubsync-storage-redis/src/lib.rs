@@ -1,5 +1,5 @@
 //! Redis storage: the key-value read model kept in Redis, as the original's StorageRedis plugin
-//! keeps it (reference sections 5.6 and 7.3).
+//! keeps it: under `kv:<key>`, values the JSON the publishers stored.
 //!
 //! A storage key `message:2` lives in Redis as `<key_prefix>kv:message:2`, `key_prefix` being the
 //! optional global prefix (`REDIS:REDIS_KEY_PREFIX`, empty by default). Values are stored exactly

@@ -315,7 +315,7 @@ fn plain_column(name: &str, ty: ColumnType, size: Option<u32>, required: bool) -
     }
 }
 
-/// The columns `synchronization` adds when absent (reference section 5.2).
+/// The columns `synchronization` adds when absent, as the original's behaviour does.
 pub(crate) fn add_synchronization_columns(table: &mut Table, synchronization: &Synchronization) {
     add_column_if_absent(
         table,

@@ -218,7 +218,7 @@ pub(crate) fn check_identifier(
 mod tests {
     use crate::schema::fixtures::{error, parse_files, table};
 
-    /// The tutorial's storage-table snippet (section 5), verbatim, has a stray `</behavior>`.
+    /// The Hello Spryker tutorial's storage-table snippet, verbatim, has a stray `</behavior>`.
     #[test]
     fn tutorial_storage_table_with_stray_closing_behavior_is_a_located_error() {
         let snippet = include_str!("../../tests/data/tutorial_storage_table_snippet.xml");

@@ -69,7 +69,7 @@ fn compact_elements(head: [String; 3], tail: [(Option<String>, &str); 4]) -> Vec
 }
 
 /// The condition under which an update of `table` is captured, the same rule on every database
-/// (reference 2.2): OR over the event parameters of `*` (any column changed), a column (it
+/// (as the original's event behaviour filters): OR over the event parameters of `*` (any column changed), a column (it
 /// changed) or a column with value and operator (it changed, and its null-ness flipped or the
 /// truth of `column OP value` differs between OLD and NEW). `differ` is the database's NULL-safe
 /// "not the same" of two expressions; `separator` joins the alternatives. `None` when the table
