@@ -545,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn every_target_of_issue_4_is_in_the_table_once() {
+    fn every_target_is_in_the_table_once() {
         let names: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
         for name in [
             "e2e_postgres_rabbitmq_redis_hello",
@@ -617,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn json_has_the_issue_format_with_nulls_where_missing() {
+    fn json_has_the_documented_format_with_nulls_where_missing() {
         let report = Report::new(
             "m".into(),
             vec![

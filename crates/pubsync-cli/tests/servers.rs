@@ -12,7 +12,8 @@ use common::*;
 use pubsync_database::Dialect;
 use serde_json::Value;
 
-/// The scenario on one database and one queue.
+/// Rows changed in the database shell, one by one and in bulk, reach Redis: on one database
+/// and one queue.
 fn rows_changed_in_the_shell_reach_redis(dialect: Dialect, queue_url: &str) {
     let Some(s) = Setup::new(dialect, queue_url) else {
         return;

@@ -167,10 +167,9 @@ fn map_json(map: &BTreeMap<String, Value>) -> Value {
 /// foreign keys, no `keep-original` or `keep-additional` columns, no modified columns in a
 /// delete) are left out. For a Hello insert on SQLite that is
 /// `["spy_hello_spryker_message","create",1,["name","message"]]` (PostgreSQL and MariaDB put a
-/// space after each comma); the benchmark's Hello changes average 56 bytes on SQLite, against
-/// 209 in the original's object. The row is written in the writer's transaction and read,
-/// parsed and deleted again by the relay, so its size is paid on every change: SQLite's capture
-/// took half the time once the row shrank.
+/// space after each comma), a fraction of the size of the original's JSON object. The row is
+/// written in the writer's transaction and read, parsed and deleted again by the relay, so its
+/// size is paid on every change: a smaller row makes capture markedly cheaper.
 #[derive(Debug, Deserialize)]
 #[serde(
     expecting = "an outbox row [table, action, id, modified, foreignKeys, originalValues, \

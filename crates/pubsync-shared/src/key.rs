@@ -209,7 +209,8 @@ fn php_truthy(s: &str) -> bool {
     !(s.is_empty() || s == "0")
 }
 
-/// PHP's `trim` with its default characters: space, tab, newline, carriage return, NUL, vertical tab.
+/// PHP's `trim` with its default characters: space, tab, newline, carriage return, NUL,
+/// vertical tab.
 fn php_trim(s: &str) -> &str {
     s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\0' | '\x0B'))
 }
@@ -233,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn reference_examples_of_section_5_6() {
+    fn the_originals_documented_key_examples() {
         assert_eq!(
             key("product_abstract", Some("DE"), Some("de_DE"), Some("100")),
             "product_abstract:de:de_de:100"

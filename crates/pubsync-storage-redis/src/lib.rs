@@ -87,7 +87,7 @@ pub struct RedisStorageOptions {
     /// [`apply`](KeyValueWriter::apply) calls, not by Redis. 1 day by default.
     pub tombstone_ttl: Duration,
     /// Most changes per script call of [`KeyValueWriter::apply`]; 1000 by default. The script
-    /// blocks Redis while it runs: a few milliseconds per 1000 changes of about 150 bytes.
+    /// blocks Redis while it runs, the longer the more changes (and the larger values) it carries.
     pub chunk_size: usize,
     /// How long one connection attempt may take; 5 s by default.
     pub connection_timeout: Duration,
