@@ -16,6 +16,8 @@ use pubsync_database::{
 /// An outbox table: its name, its id column, and the columns a relay reads.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outbox {
+    /// What errors call it: `outbox`, `sync outbox`.
+    name: &'static str,
     table: &'static str,
     id_column: &'static str,
     columns: &'static [&'static str],
@@ -23,6 +25,7 @@ pub(crate) struct Outbox {
 
 /// The outbox the capture triggers write.
 pub(crate) const EVENT_OUTBOX: Outbox = Outbox {
+    name: "outbox",
     table: outbox::TABLE,
     id_column: outbox::ID,
     columns: &[outbox::ID, outbox::DATA],
@@ -30,6 +33,7 @@ pub(crate) const EVENT_OUTBOX: Outbox = Outbox {
 
 /// The outbox the storage tables' sync triggers write.
 pub(crate) const SYNC_OUTBOX: Outbox = Outbox {
+    name: "sync outbox",
     table: sync_outbox::TABLE,
     id_column: sync_outbox::ID,
     columns: &[
@@ -59,15 +63,10 @@ impl Outbox {
             self.id_column
         );
         let statement = Statement::new(sql).bind(Bind::BigInt(limit as i64));
-        let operation = if self.table == outbox::TABLE {
-            "read the outbox"
-        } else {
-            "read the sync outbox"
-        };
         with_connection!(database, |conn| {
             statement
                 .load::<R>(conn)
-                .map_err(DatabaseError::query(operation))
+                .map_err(DatabaseError::query(format!("read the {}", self.name)))
         })
     }
 
@@ -87,18 +86,14 @@ impl Outbox {
             Statement::new(sql.as_str())
                 .load::<Id>(conn)
                 .map(|rows| rows.is_empty())
-                .map_err(DatabaseError::query(format!("look into {}", self.table)))
+                .map_err(DatabaseError::query(format!("look into the {}", self.name)))
         })
     }
 
     /// Deletes the rows whose ids are `ids`, in one transaction.
     pub(crate) fn delete(self, database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
         let lists = bind_list(database.dialect(), ids);
-        let operation = if self.table == outbox::TABLE {
-            "delete relayed outbox rows"
-        } else {
-            "delete relayed sync outbox rows"
-        };
+        let operation = format!("delete relayed {} rows", self.name);
         let statements: Vec<Statement> = lists
             .iter()
             .map(|list| {
@@ -115,7 +110,7 @@ impl Outbox {
                 for statement in statements {
                     statement
                         .execute(conn)
-                        .map_err(DatabaseError::query(operation))?;
+                        .map_err(DatabaseError::query(operation.as_str()))?;
                 }
                 Ok(())
             })
