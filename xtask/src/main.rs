@@ -17,10 +17,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   codegen [--check] [--update-snapshot]
-      generate migrations/, crates/*/src/generated/ and the transfer structs from
-      crates/*/schema/*.schema.xml and crates/*/transfer/*.transfer.xml;
-      --check writes nothing and fails when anything generated is stale;
-      --update-snapshot records the definitions as migrated (after a manual migration)
+      generate migrations, crates/*/src/generated/ and the transfer structs from the
+      crates' schema/*.schema.xml and transfer/*.transfer.xml; --check writes nothing and
+      fails when anything generated is stale or orphaned; --update-snapshot records the
+      definitions as migrated (after a manual migration)
   bench [--quick] [--scenario NAME]
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
@@ -115,134 +115,20 @@ mod bench {
 }
 
 mod codegen {
-    use std::io::Write;
-    use std::path::Path;
-    use std::process::{Command, ExitCode, Stdio};
-    use std::time::SystemTime;
+    use std::process::ExitCode;
 
-    use anyhow::{Context, Result, bail};
-    use pubsync_codegen::{Error, GeneratedFile, Options};
+    use anyhow::Result;
+    use pubsync_codegen::Config;
 
+    /// pubsync's own workspace: its transfers go to `pubsync-shared`, and the outbox, queue
+    /// and settings tables are the framework's, migrated in `migrations/`.
     pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
-        let mut check = false;
-        let mut update_snapshot = false;
-        for arg in args {
-            match arg.as_str() {
-                "--check" => check = true,
-                "--update-snapshot" => update_snapshot = true,
-                other => bail!("unknown codegen option `{other}`\n\n{}", super::USAGE),
-            }
-        }
-        if check && update_snapshot {
-            bail!("--check and --update-snapshot exclude each other");
-        }
-        let root = super::workspace_root();
-        let options = Options {
-            version: pubsync_codegen::migration_version(SystemTime::now()),
-            update_snapshot,
+        let config = Config {
+            root: super::workspace_root(),
+            transfers: "crates/pubsync-shared/src/transfer/generated.rs".into(),
+            framework: vec!["pubsync-backend".into(), "pubsync-queue-database".into()],
         };
-        let output = match pubsync_codegen::generate(&root, &options) {
-            Ok(output) => output,
-            Err(Error::Definitions(errors)) => {
-                for error in &errors {
-                    eprintln!("{error}");
-                }
-                eprintln!("error: {} problem(s) in the definition files", errors.len());
-                return Ok(ExitCode::FAILURE);
-            }
-            Err(error) => return Err(error.into()),
-        };
-
-        let mut files = Vec::new();
-        for file in &output.files {
-            files.push((file.path.clone(), contents(&root, file)?));
-        }
-        if let Some(migration) = &output.migration {
-            for file in &migration.files {
-                files.push((file.path.clone(), file.contents.clone()));
-            }
-        }
-        if output.migration.is_some() || update_snapshot {
-            files.push((
-                output.snapshot.path.clone(),
-                output.snapshot.contents.clone(),
-            ));
-        }
-
-        let stale: Vec<&(String, String)> = files
-            .iter()
-            .filter(|(path, contents)| {
-                std::fs::read_to_string(root.join(path)).ok().as_ref() != Some(contents)
-            })
-            .collect();
-        if check {
-            for (path, _) in &stale {
-                eprintln!("stale: {path}");
-            }
-            if let Some(migration) = &output.migration {
-                eprintln!(
-                    "the schema files differ from {}: `cargo xtask codegen` would write migration {}",
-                    output.snapshot.path, migration.directory
-                );
-            }
-            if stale.is_empty() {
-                println!("codegen: everything generated is up to date");
-                return Ok(ExitCode::SUCCESS);
-            }
-            eprintln!("error: generated files are stale, run `cargo xtask codegen`");
-            return Ok(ExitCode::FAILURE);
-        }
-        for (path, contents) in &stale {
-            let full = root.join(path);
-            if let Some(parent) = full.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            std::fs::write(&full, contents)
-                .with_context(|| format!("cannot write {}", full.display()))?;
-            println!("wrote {path}");
-        }
-        if let Some(migration) = &output.migration {
-            println!("new migration: {}", migration.directory);
-        }
-        println!(
-            "codegen: {} file(s) written, {} up to date",
-            stale.len(),
-            files.len() - stale.len()
-        );
-        Ok(ExitCode::SUCCESS)
-    }
-
-    /// The file's contents as written: Rust goes through rustfmt so that the generated files
-    /// pass `cargo fmt --check`.
-    fn contents(root: &Path, file: &GeneratedFile) -> Result<String> {
-        if !file.is_rust {
-            return Ok(file.contents.clone());
-        }
-        rustfmt(root, &file.contents).with_context(|| format!("cannot format {}", file.path))
-    }
-
-    fn rustfmt(root: &Path, source: &str) -> Result<String> {
-        let mut child = Command::new("rustfmt")
-            .args(["--edition", "2024", "--emit", "stdout"])
-            .current_dir(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot run rustfmt (install it with `rustup component add rustfmt`)")?;
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(source.as_bytes())?;
-        let output = child.wait_with_output()?;
-        if !output.status.success() {
-            bail!(
-                "rustfmt failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(String::from_utf8(output.stdout)?)
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        Ok(pubsync_codegen::cli::run(&config, &cargo, args)?)
     }
 }

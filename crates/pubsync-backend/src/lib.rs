@@ -1,7 +1,10 @@
 //! The backend layer of pubsync (Spryker's "Zed"): everything between a captured change and a
 //! key in the key-value store.
 //!
+//! - [`module`]: what a module crate hands the application ([`Module`]), and the
+//!   application's modules combined ([`Modules`]).
 //! - [`listener`]: modules register publishers for event names ([`EventCollection`]).
+//! - [`adopt`]: checks, creates and captures the shop's tables that modules read and watch.
 //! - [`outbox`] (private): reading and emptying the two outboxes, the same way for both.
 //! - [`relay`]: moves the outbox (filled by the capture triggers) to the event queues, many
 //!   events per message, or hands its events to the listeners directly.
@@ -17,8 +20,10 @@
 //! contracts, and writes storage tables through [`pubsync_database`].
 #![warn(unreachable_pub)]
 
+pub mod adopt;
 pub mod consumer;
 pub mod listener;
+pub mod module;
 mod outbox;
 pub mod relay;
 pub mod storage_table_writer;
@@ -27,6 +32,7 @@ pub mod worker;
 
 pub use consumer::{ConsumerConfig, EventConsumer};
 pub use listener::{EventCollection, HandlerError, PublishContext, Publisher};
+pub use module::{Module, Modules};
 pub use relay::{OutboxRelay, RelayConfig};
 pub use storage_table_writer::{StorageRow, StorageTableWriter};
 pub use worker::{Worker, WorkerConfig, WorkerReport};

@@ -126,6 +126,31 @@ impl StorageTableWriter {
         rows: &[StorageRow],
         deletes: &[RowKey],
     ) -> Result<WriteOutcome, DatabaseError> {
+        self.write(table, rows, deletes, &[])
+    }
+
+    /// Makes `rows` the only rows of the `references` in `table`, in one transaction: upserts
+    /// them and deletes every other row whose `key_suffix_column` is one of `references`.
+    ///
+    /// This is how an entity published as several rows (one per store and locale) loses the
+    /// rows it no longer has, such as those of a store it was unassigned from, without the
+    /// publisher reading them first. `rows` must belong to `references`.
+    pub fn replace(
+        &self,
+        table: &SynchronizationDefinition,
+        references: &[Reference],
+        rows: &[StorageRow],
+    ) -> Result<WriteOutcome, DatabaseError> {
+        self.write(table, rows, &[], references)
+    }
+
+    fn write(
+        &self,
+        table: &SynchronizationDefinition,
+        rows: &[StorageRow],
+        deletes: &[RowKey],
+        replacing: &[Reference],
+    ) -> Result<WriteOutcome, DatabaseError> {
         let dialect = self.database.dialect();
         let columns = Columns::of(table);
         let timestamp = Version::now().as_seconds();
@@ -147,10 +172,25 @@ impl StorageTableWriter {
                 }
             })
             .collect();
-        let delete_keys: Vec<String> = deletes.iter().map(|key| self.key(table, key)).collect();
+        let mut delete_keys: Vec<String> = deletes.iter().map(|key| self.key(table, key)).collect();
+        let replaced = replaced_rows(dialect, table, replacing);
         with_connection!(self.database, |conn| {
             conn.write_transaction(|conn| {
                 let mut outcome = WriteOutcome::default();
+                let written: std::collections::HashSet<&str> =
+                    upserts.iter().map(|upsert| upsert.key.as_str()).collect();
+                for statement in &replaced {
+                    let existing: Vec<KeyRow> = statement
+                        .clone()
+                        .load(conn)
+                        .map_err(DatabaseError::query(format!("read {}", table.table)))?;
+                    delete_keys.extend(
+                        existing
+                            .into_iter()
+                            .map(|row| row.key)
+                            .filter(|key| !written.contains(key.as_str())),
+                    );
+                }
                 for range in bucketed(upserts.len(), &UPSERT_CHUNKS) {
                     let chunk = &upserts[range];
                     let mut statement =
@@ -239,6 +279,45 @@ impl StorageTableWriter {
             })
         })
     }
+}
+
+/// A storage row's key, as [`replaced_rows`] reads it.
+#[derive(diesel::QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = Text)]
+    key: String,
+}
+
+/// The statements reading the keys of the rows of `references` in `table` (none when there
+/// are no references, or the table has no `key_suffix_column` to find them by).
+fn replaced_rows(
+    dialect: Dialect,
+    table: &SynchronizationDefinition,
+    references: &[Reference],
+) -> Vec<Statement> {
+    let Some(column) = table.key_suffix_column else {
+        return Vec::new();
+    };
+    let ints: Vec<i64> = references
+        .iter()
+        .filter_map(|reference| match reference {
+            Reference::Int(value) => Some(*value),
+            _ => None,
+        })
+        .collect();
+    let texts: Vec<&str> = references
+        .iter()
+        .filter_map(|reference| match reference {
+            Reference::Text(value) => Some(value.as_str()),
+            _ => None,
+        })
+        .collect();
+    let select =
+        |list: BoundList| list.statement(list.select(&[storage_table::KEY], table.table, column));
+    let mut statements: Vec<Statement> =
+        bind_list(dialect, &ints).into_iter().map(select).collect();
+    statements.extend(bind_list(dialect, &texts).into_iter().map(select));
+    statements
 }
 
 /// The store and locale of `row` that go into its keys: only those `table` has.

@@ -122,7 +122,10 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
         ),
     )?;
     let settings = Settings::load(Some(&config), |_| None).context("settings")?;
-    let app = App::open(settings)?;
+    let app = App::open(
+        settings,
+        pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
+    )?;
     app.setup()?;
     let worker = Arc::new(app.worker().await?);
     let statements = plan.statements();

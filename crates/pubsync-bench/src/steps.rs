@@ -56,7 +56,10 @@ pub(crate) fn open_app(dir: &Path, url: &DatabaseUrl) -> anyhow::Result<App> {
         (name == "PUBSYNC_DATABASE_URL").then(|| url.clone())
     })
     .context("settings")?;
-    let app = App::open(settings)?;
+    let app = App::open(
+        settings,
+        pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
+    )?;
     app.setup().context("pubsync setup")?;
     Ok(app)
 }

@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use pubsync_database::{DatabaseError, with_connection};
 use pubsync_hello::reader::MessageStorageReader;
 
-use crate::App;
+use pubsync_cli::App;
 
 #[derive(diesel::QueryableByName)]
 struct Id {
@@ -24,12 +24,12 @@ struct Captured {
 }
 
 /// Runs the demo, printing each step.
-pub async fn run(app: &App) -> anyhow::Result<()> {
+pub(crate) async fn run(app: &App) -> anyhow::Result<()> {
     println!("pubsync demo on {}", app.database().url());
     println!();
     println!("1. setup: create the tables, the capture triggers and the queue table");
-    let applied = app.setup()?;
-    println!("   {} migration(s) applied", applied.len());
+    let report = app.setup()?;
+    println!("   {} migration(s) applied", report.migrations.len());
 
     println!("2. capture: INSERT a message with plain SQL, as any writer would");
     let id = execute_returning_id(

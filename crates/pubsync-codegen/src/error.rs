@@ -55,6 +55,28 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The workspace's packages could not be found out (`cargo metadata`).
+    #[error("{0}")]
+    Metadata(String),
+    /// A generated file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// rustfmt could not format a generated file.
+    #[error("cannot format {path}: {reason}")]
+    Format {
+        /// The generated file, relative to the root.
+        path: String,
+        /// What rustfmt said.
+        reason: String,
+    },
+    /// The command line is wrong.
+    #[error("{0}")]
+    Usage(String),
 }
 
 struct ErrorList<'a>(&'a [DefinitionError]);

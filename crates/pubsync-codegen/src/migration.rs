@@ -197,7 +197,7 @@ fn describe(column: &crate::model::Column) -> String {
 
 /// Tables in an order where every table comes after the tables its foreign keys reference
 /// (as far as possible; cycles keep declaration order).
-fn creation_order(tables: Vec<&Table>) -> Vec<&Table> {
+pub(crate) fn creation_order(tables: Vec<&Table>) -> Vec<&Table> {
     let mut ordered: Vec<&Table> = Vec::new();
     let mut remaining = tables;
     while !remaining.is_empty() {
@@ -384,8 +384,9 @@ mod tests {
              <behavior name=\"synchronization\"><parameter name=\"resource\" value=\"foo\"/><parameter name=\"store\" required=\"true\"/></behavior>\
              <behavior name=\"timestampable\"/></table>"
         ));
-        let text = crate::snapshot::write_snapshot(&current);
-        let snapshot = crate::snapshot::read_snapshot(&text).unwrap();
+        let text = crate::snapshot::write_snapshot(&current, "migrations");
+        let snapshot =
+            crate::snapshot::read_snapshot(&text, "migrations/schema.snapshot.xml").unwrap();
         assert!(plan(&snapshot, &current).unwrap().is_empty());
     }
 

@@ -44,8 +44,9 @@ impl Model {
 pub struct Table {
     /// The table name.
     pub name: String,
-    /// The crate (directory under `crates/`) of the first file declaring the table.
-    pub crate_name: Option<String>,
+    /// The packages declaring the table, in merge order: the first one defines it, the
+    /// others extend or override it.
+    pub packages: Vec<String>,
     /// Every file declaring the table, relative to the workspace root.
     pub sources: Vec<String>,
     /// Where the table is first declared.

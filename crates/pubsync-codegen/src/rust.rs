@@ -1,8 +1,10 @@
-//! The generated Rust: diesel tables and synchronization definitions, per crate.
+//! The generated Rust, per crate: diesel tables, synchronization definitions, the shop's
+//! source tables with their capture triggers, and the embedded migrations.
 
 use std::fmt::Write;
 
 use crate::model::{ColumnType, Table};
+use crate::sql::{self, Dialect};
 use crate::transfer::RUST_KEYWORDS;
 
 /// The comment every generated Rust file starts with.
@@ -42,7 +44,7 @@ fn rust_column_name(name: &str) -> String {
     }
 }
 
-fn sources(table: &Table) -> String {
+fn sources_of(table: &Table) -> String {
     table
         .sources
         .iter()
@@ -74,7 +76,7 @@ pub fn generate_tables(tables: &[&Table], inputs: &[String]) -> String {
             out,
             "    /// The `{}` table, from {}.",
             table.name,
-            sources(table)
+            sources_of(table)
         );
         let _ = writeln!(out, "    {} ({}) {{", table.name, primary_key.join(", "));
         for column in &table.columns {
@@ -135,7 +137,7 @@ pub fn generate_synchronization(tables: &[&Table], inputs: &[String]) -> String 
             out,
             "/// The `synchronization` behaviour of `{}`, from {}.",
             table.name,
-            sources(table)
+            sources_of(table)
         );
         let _ = writeln!(out, "pub const {name}: {DEFINITION} = {DEFINITION} {{");
         let _ = writeln!(out, "    table: {:?},", table.name);
@@ -181,6 +183,121 @@ pub fn generate_synchronization(tables: &[&Table], inputs: &[String]) -> String 
         "\n/// Every synchronized table of this crate.\npub const ALL: &[{DEFINITION}] = &[{}];",
         names.join(", ")
     );
+    out
+}
+
+/// `src/generated/source_tables.rs` of one crate: a `SourceTable` per table of the shop that
+/// the crate reads or watches, and `ALL`, in an order where referenced tables come first.
+pub fn generate_source_tables(tables: &[&Table], inputs: &[String]) -> String {
+    const PATH: &str = "pubsync_backend::module";
+    let mut out = header(inputs);
+    let mut names = Vec::new();
+    for table in tables {
+        let name = table.name.to_ascii_uppercase();
+        let statements = |make: &dyn Fn(Dialect) -> Vec<String>| {
+            let mut text = format!("{PATH}::DialectStatements {{\n");
+            for dialect in Dialect::ALL {
+                let list: Vec<String> = make(dialect).iter().map(|s| format!("{s:?}")).collect();
+                let _ = writeln!(text, "        {}: &[{}],", dialect.name(), list.join(", "));
+            }
+            text.push_str("    }");
+            text
+        };
+        let create = statements(&|dialect| {
+            let mut list = vec![sql::create_table(dialect, table)];
+            list.extend(
+                table
+                    .indexes
+                    .iter()
+                    .map(|index| sql::create_index(dialect, &table.name, index)),
+            );
+            list
+        });
+        let triggers = statements(&|dialect| trigger_statements(dialect, table));
+        let mut fingerprints = format!("{PATH}::DialectFingerprints {{\n");
+        for dialect in Dialect::ALL {
+            let statements = trigger_statements(dialect, table);
+            let fingerprint = if statements.is_empty() {
+                String::new()
+            } else {
+                sql::fingerprint(&statements.join("\n"))
+            };
+            let _ = writeln!(fingerprints, "        {}: {fingerprint:?},", dialect.name());
+        }
+        fingerprints.push_str("    }");
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|column| {
+                format!(
+                    "{PATH}::SourceColumn {{ name: {:?}, schema_type: {:?}, required: {}, primary_key: {} }}",
+                    column.name,
+                    column.ty.as_str(),
+                    column.required || column.primary_key,
+                    column.primary_key
+                )
+            })
+            .collect();
+        let sources: Vec<String> = table.sources.iter().map(|s| format!("{s:?}")).collect();
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "/// The shop's table `{}`, as {} define it.",
+            table.name,
+            sources_of(table)
+        );
+        let _ = writeln!(
+            out,
+            "pub const {name}: {PATH}::SourceTable = {PATH}::SourceTable {{"
+        );
+        let _ = writeln!(out, "    name: {:?},", table.name);
+        let _ = writeln!(out, "    sources: &[{}],", sources.join(", "));
+        let _ = writeln!(out, "    columns: &[{}],", columns.join(", "));
+        let _ = writeln!(out, "    create: {create},");
+        let _ = writeln!(out, "    triggers: {triggers},");
+        let _ = writeln!(out, "    trigger_fingerprints: {fingerprints},");
+        out.push_str("};\n");
+        names.push(name);
+    }
+    let _ = writeln!(
+        out,
+        "\n/// Every source table of this crate, referenced tables first.\npub const ALL: &[{PATH}::SourceTable] = &[{}];",
+        names.join(", ")
+    );
+    out
+}
+
+/// The statements replacing a source table's capture triggers: the drops of any previous
+/// version, then the creates (none without the `event` behaviour).
+fn trigger_statements(dialect: Dialect, table: &Table) -> Vec<String> {
+    if table.event.is_none() {
+        return Vec::new();
+    }
+    let mut statements = sql::drop_triggers(dialect, table);
+    statements.extend(sql::create_triggers(dialect, table));
+    statements
+}
+
+/// `src/generated/migrations.rs` of one crate: its migrations (`migrations/<dialect>/`),
+/// embedded for every dialect.
+pub fn generate_migrations(inputs: &[String]) -> String {
+    const PATH: &str = "pubsync_backend::module";
+    let mut out = header(inputs);
+    out.push_str("\nuse pubsync_backend::module::diesel_migrations;\n\n");
+    out.push_str("/// The migrations of this crate's storage tables, for every database.\n");
+    let _ = writeln!(
+        out,
+        "pub const MIGRATIONS: {PATH}::Migrations = {PATH}::Migrations {{"
+    );
+    for dialect in Dialect::ALL {
+        let _ = writeln!(
+            out,
+            "    {}: diesel_migrations::embed_migrations!(\"migrations/{}\"),",
+            dialect.name(),
+            dialect.name()
+        );
+    }
+    out.push_str("};\n");
     out
 }
 

@@ -83,6 +83,8 @@ pub struct Transfer {
     pub name: String,
     /// The files declaring it.
     pub sources: Vec<String>,
+    /// The packages declaring it, in merge order.
+    pub packages: Vec<String>,
     /// The properties, in the order first declared.
     pub properties: Vec<Property>,
 }
@@ -152,8 +154,14 @@ pub fn parse_transfers(files: &[SourceFile]) -> Result<Vec<Transfer>, Error> {
             let transfer = transfers.entry(name.clone()).or_insert_with(|| Transfer {
                 name: name.clone(),
                 sources: Vec::new(),
+                packages: Vec::new(),
                 properties: Vec::new(),
             });
+            if let Some(package) = &file.package
+                && !transfer.packages.contains(package)
+            {
+                transfer.packages.push(package.clone());
+            }
             if !transfer.sources.contains(&file.path) {
                 transfer.sources.push(file.path.clone());
             }
@@ -297,7 +305,7 @@ fn field_name(property: &str) -> String {
     }
 }
 
-/// Writes `pubsync-shared/src/transfer/generated.rs`.
+/// Writes the transfer structs of the shared transfer crate.
 pub fn generate_transfers(transfers: &[Transfer], inputs: &[String]) -> String {
     let mut out = crate::rust::header(inputs);
     for transfer in transfers {

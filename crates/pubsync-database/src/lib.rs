@@ -21,14 +21,18 @@ use diesel::connection::SimpleConnection as _;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection};
 use diesel::sqlite::SqliteConnection;
 
+pub use catalog::{CatalogColumn, TypeFamily};
 pub use diesel;
 pub use list::{BoundList, ListValue, MAX_LIST_CHUNK, bind_list};
-pub use pubsync_schema::{Dialect, names};
+pub use pubsync_schema::{
+    Dialect, DialectFingerprints, DialectStatements, SourceColumn, SourceTable, fingerprint, names,
+};
 pub use row::{FromMysqlRow, FromPostgresRow, FromRow};
 pub use statement::{
     Bind, Statement, bucketed, index_order, postgres_any, postgres_array, select_by_ids,
 };
 
+mod catalog;
 mod list;
 mod row;
 mod statement;

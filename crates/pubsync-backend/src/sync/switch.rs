@@ -9,27 +9,42 @@ use pubsync_database::{Bind, Database, DatabaseError, Dialect, Statement, with_c
 
 /// Records the global synchronization switch in `database` for its sync triggers.
 pub fn record_switch(database: &Database, enabled: bool) -> Result<(), DatabaseError> {
+    write_setting(
+        database,
+        setting::SYNCHRONIZATION,
+        if enabled { "on" } else { "off" },
+    )
+}
+
+/// Writes the setting `name` (inserted or replaced).
+pub(crate) fn write_setting(
+    database: &Database,
+    name: &str,
+    value: &str,
+) -> Result<(), DatabaseError> {
     let dialect = database.dialect();
-    let (table, name, value) = (
+    let (table, name_column, value_column) = (
         dialect.quote(setting::TABLE),
         dialect.quote(setting::NAME),
         dialect.quote(setting::VALUE),
     );
     let sql = match dialect {
         Dialect::Mysql => format!(
-            "INSERT INTO {table} ({name}, {value}) VALUES (?, ?) ON DUPLICATE KEY UPDATE {value} = VALUES({value})"
+            "INSERT INTO {table} ({name_column}, {value_column}) VALUES (?, ?) \
+             ON DUPLICATE KEY UPDATE {value_column} = VALUES({value_column})"
         ),
         Dialect::Sqlite | Dialect::Postgres => format!(
-            "INSERT INTO {table} ({name}, {value}) VALUES (?, ?) ON CONFLICT ({name}) DO UPDATE SET {value} = excluded.{value}"
+            "INSERT INTO {table} ({name_column}, {value_column}) VALUES (?, ?) \
+             ON CONFLICT ({name_column}) DO UPDATE SET {value_column} = excluded.{value_column}"
         ),
     };
     let statement = Statement::new(sql)
-        .bind(Bind::Text(setting::SYNCHRONIZATION.to_owned()))
-        .bind(Bind::Text(if enabled { "on" } else { "off" }.to_owned()));
+        .bind(Bind::Text(name.to_owned()))
+        .bind(Bind::Text(value.to_owned()));
     with_connection!(database, |conn| {
         statement
             .execute(conn)
             .map(drop)
-            .map_err(DatabaseError::query("record the synchronization switch"))
+            .map_err(DatabaseError::query(format!("write the setting {name}")))
     })
 }

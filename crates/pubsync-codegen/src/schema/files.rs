@@ -4,37 +4,40 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::workspace::Package;
 
 /// One definition file, read into memory.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     /// The path relative to the workspace root, with `/` separators.
     pub path: String,
-    /// The crate directory under `crates/` the file belongs to, if any.
-    pub crate_name: Option<String>,
+    /// The package the file belongs to, if any.
+    pub package: Option<String>,
     /// The file contents.
     pub text: String,
 }
 
 impl SourceFile {
-    /// A file at `path` (relative, `/`-separated); the crate is taken from `crates/<crate>/…`.
+    /// A file at `path` (relative, `/`-separated); the package is taken from
+    /// `crates/<package>/…`, as in a workspace whose crate directories are named after them.
     pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
         let path = path.into();
-        let crate_name = path
+        let package = path
             .strip_prefix("crates/")
             .and_then(|rest| rest.split('/').next())
             .map(str::to_owned);
         Self {
             path,
-            crate_name,
+            package,
             text: text.into(),
         }
     }
 }
 
-/// Reads every file matching `crates/*/<folder>/*<suffix>` under `root`, in sorted path order.
+/// Reads every file matching `<package>/<folder>/*<suffix>` of every package, packages in the
+/// order given (the merge order), files of a package in sorted name order.
 pub fn read_definition_files(
-    root: &Path,
+    packages: &[Package],
     folder: &str,
     suffix: &str,
 ) -> Result<Vec<SourceFile>, Error> {
@@ -42,30 +45,30 @@ pub fn read_definition_files(
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
-    let crates_dir = root.join("crates");
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(&crates_dir).map_err(io_error(&crates_dir))? {
-        let entry = entry.map_err(io_error(&crates_dir))?;
-        let dir = entry.path().join(folder);
+    let mut files = Vec::new();
+    for package in packages {
+        let dir = package.dir.join(folder);
         if !dir.is_dir() {
             continue;
         }
-        for file in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
-            let file = file.map_err(io_error(&dir))?;
-            let name = file.file_name().to_string_lossy().into_owned();
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let name = entry.map_err(io_error(&dir))?.file_name();
+            let name = name.to_string_lossy().into_owned();
             if name.ends_with(suffix) {
-                let crate_name = entry.file_name().to_string_lossy().into_owned();
-                paths.push(format!("crates/{crate_name}/{folder}/{name}"));
+                names.push(name);
             }
         }
-    }
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|relative| {
-            let full = root.join(&relative);
+        names.sort();
+        for name in names {
+            let full = dir.join(&name);
             let text = std::fs::read_to_string(&full).map_err(io_error(&full))?;
-            Ok(SourceFile::new(relative, text))
-        })
-        .collect()
+            files.push(SourceFile {
+                path: package.display_path(&format!("{folder}/{name}")),
+                package: Some(package.name.clone()),
+                text,
+            });
+        }
+    }
+    Ok(files)
 }

@@ -94,7 +94,7 @@ fn parse_table(
     let mut table = RawTable {
         name,
         location,
-        crate_name: file.crate_name.clone(),
+        packages: file.package.iter().cloned().collect(),
         sources: vec![file.path.clone()],
         columns: Vec::new(),
         indexes: Vec::new(),

@@ -10,7 +10,7 @@ use crate::model::{Column, ForeignKey, Index};
 pub(crate) struct RawTable {
     pub(crate) name: String,
     pub(crate) location: Location,
-    pub(crate) crate_name: Option<String>,
+    pub(crate) packages: Vec<String>,
     pub(crate) sources: Vec<String>,
     pub(crate) columns: Vec<(Column, Location)>,
     pub(crate) indexes: Vec<RawIndex>,
@@ -64,6 +64,11 @@ impl RawTable {
     /// new columns, indexes, foreign keys and behaviours are added; a column, index or
     /// behaviour parameter of the same name is replaced by the later declaration.
     pub(crate) fn merge(&mut self, later: RawTable) {
+        for package in later.packages {
+            if !self.packages.contains(&package) {
+                self.packages.push(package);
+            }
+        }
         for source in later.sources {
             if !self.sources.contains(&source) {
                 self.sources.push(source);

@@ -96,7 +96,7 @@ pub(crate) fn build_model(raw_tables: Vec<RawTable>, diagnostics: &mut Diagnosti
         }
         let mut table = Table {
             name: raw.name.clone(),
-            crate_name: raw.crate_name.clone(),
+            packages: raw.packages.clone(),
             sources: raw.sources.clone(),
             location: raw.location.clone(),
             columns: raw.columns.iter().map(|(c, _)| c.clone()).collect(),

@@ -10,15 +10,7 @@ use crate::model::Table;
 /// MySQL allows 64.
 pub const MAX_NAME_LENGTH: usize = 63;
 
-/// A 64-bit FNV-1a hash as 16 hex digits: small, stable across releases and platforms.
-pub fn fingerprint(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
+pub use pubsync_schema::fingerprint;
 
 /// The name of a trigger or trigger function of a table: `pubsync_<table>_<suffix>`, or,
 /// when that is longer than [`MAX_NAME_LENGTH`], `pubsync_<table prefix>_<hash>_<suffix>`

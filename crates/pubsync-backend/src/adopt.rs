@@ -1,0 +1,274 @@
+//! Adopting the shop's tables: what `setup` does with the tables modules read and watch.
+//!
+//! A source table that exists is checked against its definition (primary key, and every
+//! column the definition declares: present, of a compatible type, not nullable where the
+//! definition requires a value); any mismatch fails the whole setup before anything is
+//! changed, naming table, column and definition file. A missing one is created. Then the
+//! capture triggers are installed, or replaced when the definition changed since they were
+//! (their fingerprint is kept in the settings table), so that running setup again changes
+//! nothing. Rows are never touched: the rows that existed before the triggers reach storage
+//! only through a backfill.
+
+use diesel::RunQueryDsl as _;
+use diesel::connection::SimpleConnection as _;
+use diesel::sql_types::{BigInt, Text};
+use pubsync_database::names::setting;
+use pubsync_database::{
+    CatalogColumn, Database, DatabaseError, SourceTable, TypeFamily, WriteTransaction as _,
+    with_connection,
+};
+
+/// Why the shop's tables cannot be adopted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    /// Existing tables differ from their definitions.
+    #[error("{} existing table(s) do not match their definitions (nothing was changed):\n{}", count_tables(.0), format_mismatches(.0))]
+    Mismatch(Vec<Mismatch>),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+/// One difference between an existing table and its definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The table.
+    pub table: &'static str,
+    /// The column, when the difference is about one.
+    pub column: Option<String>,
+    /// What differs, naming the definition file.
+    pub reason: String,
+}
+
+fn count_tables(mismatches: &[Mismatch]) -> usize {
+    let mut tables: Vec<&str> = mismatches.iter().map(|m| m.table).collect();
+    tables.dedup();
+    tables.len()
+}
+
+fn format_mismatches(mismatches: &[Mismatch]) -> String {
+    mismatches
+        .iter()
+        .map(|m| match &m.column {
+            Some(column) => format!("  {}.{column}: {}", m.table, m.reason),
+            None => format!("  {}: {}", m.table, m.reason),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What [`adopt`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adoption {
+    /// Tables that did not exist and were created.
+    pub created: Vec<&'static str>,
+    /// Tables that existed, with their row count: rows no trigger has seen.
+    pub existing: Vec<(&'static str, i64)>,
+    /// Tables whose capture triggers were installed or replaced.
+    pub triggers_installed: Vec<&'static str>,
+}
+
+/// Checks, creates and captures `tables` (referenced tables first) in `database`, whose
+/// pubsync schema (outbox, settings) must exist.
+pub fn adopt(database: &Database, tables: &[&'static SourceTable]) -> Result<Adoption, AdoptError> {
+    let dialect = database.dialect();
+    let mut missing = Vec::new();
+    let mut existing = Vec::new();
+    let mut mismatches = Vec::new();
+    for table in tables {
+        match database.table_columns(table.name)? {
+            None => missing.push(*table),
+            Some(columns) => {
+                mismatches.extend(check(table, &columns));
+                existing.push(*table);
+            }
+        }
+    }
+    if !mismatches.is_empty() {
+        return Err(AdoptError::Mismatch(mismatches));
+    }
+    let mut adoption = Adoption::default();
+    for table in &existing {
+        adoption
+            .existing
+            .push((table.name, count_rows(database, table.name)?));
+    }
+    for table in missing {
+        execute(
+            database,
+            &format!("create table {}", table.name),
+            table.create.get(dialect),
+        )?;
+        adoption.created.push(table.name);
+    }
+    for table in tables {
+        let statements = table.triggers.get(dialect);
+        if statements.is_empty() {
+            continue;
+        }
+        let fingerprint = table.trigger_fingerprints.get(dialect);
+        let name = setting_name(table.name);
+        if read_setting(database, &name)?.as_deref() == Some(fingerprint) {
+            continue;
+        }
+        execute(
+            database,
+            &format!("install the capture triggers of {}", table.name),
+            statements,
+        )?;
+        crate::sync::write_setting(database, &name, fingerprint)?;
+        adoption.triggers_installed.push(table.name);
+    }
+    Ok(adoption)
+}
+
+/// The differences between an existing table's `columns` and its definition.
+pub fn check(table: &SourceTable, columns: &[CatalogColumn]) -> Vec<Mismatch> {
+    let file = table.sources.join(", ");
+    let mut mismatches = Vec::new();
+    let mut mismatch = |column: Option<&str>, reason: String| {
+        mismatches.push(Mismatch {
+            table: table.name,
+            column: column.map(str::to_owned),
+            reason,
+        });
+    };
+    for declared in table.columns {
+        let Some(actual) = columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(declared.name))
+        else {
+            mismatch(
+                Some(declared.name),
+                format!(
+                    "the column is missing; {file} declares it ({})",
+                    declared.schema_type
+                ),
+            );
+            continue;
+        };
+        if !compatible(declared.schema_type, actual.family) {
+            mismatch(
+                Some(declared.name),
+                format!(
+                    "the column is `{}` in the database, which does not hold {} values as {file} declares",
+                    actual.declared_type, declared.schema_type
+                ),
+            );
+        }
+        if declared.required && !declared.primary_key && actual.nullable {
+            mismatch(
+                Some(declared.name),
+                format!("the column allows NULL, but {file} declares it required"),
+            );
+        }
+    }
+    let mut actual_key: Vec<&CatalogColumn> =
+        columns.iter().filter(|c| c.primary_key.is_some()).collect();
+    actual_key.sort_by_key(|c| c.primary_key);
+    let actual_key: Vec<String> = actual_key.iter().map(|c| c.name.to_lowercase()).collect();
+    let declared_key: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.primary_key)
+        .map(|c| c.name.to_lowercase())
+        .collect();
+    if actual_key != declared_key {
+        mismatch(
+            None,
+            format!(
+                "the primary key is ({}) in the database, but ({}) in {file}",
+                actual_key.join(", "),
+                declared_key.join(", ")
+            ),
+        );
+    }
+    mismatches
+}
+
+/// Whether a column of `family` holds the values of the schema type `schema_type`.
+fn compatible(schema_type: &str, family: TypeFamily) -> bool {
+    use TypeFamily as F;
+    let accepted: &[TypeFamily] = match schema_type {
+        "INTEGER" | "BIGINT" | "SMALLINT" | "ENUM" => &[F::Integer],
+        "TINYINT" | "BOOLEAN" => &[F::Integer, F::Boolean],
+        "VARCHAR" | "CHAR" | "LONGVARCHAR" | "CLOB" => &[F::Text, F::Json],
+        "FLOAT" | "REAL" | "DOUBLE" | "DECIMAL" | "NUMERIC" => &[F::Float, F::Decimal],
+        "DATE" => &[F::Date, F::Timestamp],
+        "TIME" => &[F::Time],
+        "TIMESTAMP" => &[F::Timestamp],
+        "BLOB" | "VARBINARY" | "LONGVARBINARY" | "BINARY" => &[F::Binary],
+        _ => return true,
+    };
+    // A type pubsync cannot classify (a domain, an untyped SQLite column) is the shop's call.
+    family == F::Other || accepted.contains(&family)
+}
+
+/// The settings row holding the fingerprint of a table's capture triggers (the setting name
+/// has room for 64 characters; longer table names are shortened with a hash).
+fn setting_name(table: &str) -> String {
+    let name = format!("capture:{table}");
+    if name.len() <= 64 {
+        name
+    } else {
+        format!(
+            "capture:{}:{}",
+            &table[..39],
+            pubsync_database::fingerprint(table)
+        )
+    }
+}
+
+fn execute(database: &Database, operation: &str, statements: &[&str]) -> Result<(), DatabaseError> {
+    // MySQL commits every DDL statement on its own; the others run them as one transaction.
+    with_connection!(database, |conn| {
+        conn.write_transaction(|conn| {
+            for statement in statements {
+                conn.batch_execute(statement)
+                    .map_err(DatabaseError::query(operation))?;
+            }
+            Ok::<_, DatabaseError>(())
+        })
+    })
+}
+
+fn count_rows(database: &Database, table: &str) -> Result<i64, DatabaseError> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM {}",
+        database.dialect().quote(table)
+    );
+    with_connection!(database, |conn| {
+        diesel::sql_query(&sql)
+            .get_result::<Count>(conn)
+            .map(|count| count.n)
+            .map_err(DatabaseError::query(format!("count the rows of {table}")))
+    })
+}
+
+fn read_setting(database: &Database, name: &str) -> Result<Option<String>, DatabaseError> {
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let dialect = database.dialect();
+    let sql = format!(
+        "SELECT {} AS value FROM {} WHERE {} = {}",
+        dialect.quote(setting::VALUE),
+        dialect.quote(setting::TABLE),
+        dialect.quote(setting::NAME),
+        dialect.placeholder(1)
+    );
+    with_connection!(database, |conn| {
+        diesel::sql_query(&sql)
+            .bind::<Text, _>(name)
+            .get_results::<Value>(conn)
+            .map(|rows| rows.into_iter().next().map(|row| row.value))
+            .map_err(DatabaseError::query("read a setting"))
+    })
+}

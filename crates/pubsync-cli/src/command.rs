@@ -1,0 +1,223 @@
+//! pubsync's command line: the commands every pubsync binary has, whatever modules it links.
+//!
+//! A shop's binary calls [`main`] with its modules. A binary with commands of its own (as
+//! pubsync's, with `demo`) flattens [`GlobalArgs`] and [`Command`] into its own clap parser,
+//! and hands [`Command`]s to [`execute`] inside [`run`].
+#![allow(clippy::disallowed_methods)] // the command line reads the environment
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use pubsync_backend::Modules;
+use pubsync_queue_extension::Queue as _;
+use pubsync_storage_extension::StorageReader as _;
+
+use crate::{App, Settings, SetupReport};
+
+/// Publish & Synchronize: keeps a key-value read model of your database's tables in step.
+///
+/// Configuration: PUBSYNC_DATABASE_URL (default sqlite://pubsync.db), PUBSYNC_QUEUE_URL
+/// (default database), PUBSYNC_STORAGE_URL (default database), and pubsync.toml or --config.
+/// Logging: PUBSYNC_LOG (e.g. debug, pubsync_backend=trace; default info).
+#[derive(Debug, Parser)]
+#[command(name = "pubsync", version)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// A pubsync.toml to read instead of ./pubsync.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// pubsync's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or migrate pubsync's tables, adopt the shop's tables (check or create them,
+    /// install the capture triggers) and declare the queues.
+    #[command(name = "setup")]
+    Setup,
+    /// Relay captured changes and process every event queue until stopped (Ctrl-C).
+    #[command(name = "queue:worker:start")]
+    WorkerStart {
+        /// Exit once the outbox and every queue are empty.
+        #[arg(short = 's', long)]
+        stop_when_empty: bool,
+    },
+    /// Relay captured changes, then process one chunk of one queue.
+    #[command(name = "queue:task:start")]
+    TaskStart {
+        /// The queue, e.g. `event`.
+        queue: String,
+        /// Leave the messages in the queue after processing (debugging).
+        #[arg(short = 'k', long)]
+        keep: bool,
+    },
+    /// Print the value stored under a key as one line of JSON; exit 1 when there is none.
+    #[command(name = "storage:get")]
+    StorageGet {
+        /// The storage key, e.g. `message:1`.
+        key: String,
+    },
+    /// List which listener handles which event, on which queue.
+    #[command(name = "event:dump:listener")]
+    DumpListeners,
+}
+
+/// The command line of a binary linking `modules` (core modules first): parses the
+/// arguments, runs the command and returns its exit status.
+pub fn main(modules: Modules) -> ExitCode {
+    let cli = Cli::parse();
+    run(&cli.global, modules, move |app| async move {
+        execute(&app, cli.command).await
+    })
+}
+
+/// Sets up logging and the runtime, loads the settings, opens the application over
+/// `modules` and runs `body` with it; an error is printed and gives exit status 2.
+pub fn run<F, Fut>(global: &GlobalArgs, modules: Modules, body: F) -> ExitCode
+where
+    F: FnOnce(App) -> Fut,
+    Fut: Future<Output = anyhow::Result<ExitCode>>,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PUBSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let settings = Settings::load(global.config.as_deref(), |name| std::env::var(name).ok())?;
+        let app = App::open(settings, modules)?;
+        body(app).await
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one of pubsync's commands.
+pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Setup => {
+            let report = app.setup()?;
+            print_setup(app, &report);
+            let worker = app.worker().await?;
+            worker.declare().await.context("declaring queues")?;
+            println!("queues declared: {}", worker.queues().join(", "));
+        }
+        Command::WorkerStart { stop_when_empty } => {
+            app.require_schema()?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::info!("stopping after the current step");
+                    on_signal.store(true, Ordering::Relaxed);
+                }
+            });
+            let report = app.worker().await?.run(stop_when_empty, &stop).await?;
+            tracing::info!(
+                relayed = report.relayed,
+                messages = report.messages,
+                handled = report.handled,
+                collapsed = report.collapsed,
+                retried = report.retried,
+                failed = report.failed,
+                "worker stopped"
+            );
+        }
+        Command::TaskStart { queue, keep } => {
+            app.require_schema()?;
+            let worker = app.worker().await?;
+            if !app.listeners().queues().contains(&queue) {
+                anyhow::bail!(
+                    "no listener is registered on queue {queue:?}; queues: {}",
+                    app.listeners().queues().join(", ")
+                );
+            }
+            let outcome = worker.run_task(&queue, keep).await?;
+            println!(
+                "{queue}: {} messages, {} events handled, {} collapsed, {} retried, {} failed{}",
+                outcome.messages,
+                outcome.handled,
+                outcome.collapsed,
+                outcome.retried,
+                outcome.failed,
+                if keep { " (kept in the queue)" } else { "" }
+            );
+            let depth = worker.queue().depth(&queue).await?;
+            println!("{queue}: {} ready, {} pending", depth.ready, depth.pending);
+        }
+        Command::StorageGet { key } => {
+            let storage = app.storage().await?;
+            match storage.get(&key).await? {
+                Some(value) => {
+                    let line = match serde_json::from_str::<serde_json::Value>(&value) {
+                        Ok(json) => json.to_string(),
+                        Err(_) => value,
+                    };
+                    println!("{line}");
+                }
+                None => return Ok(ExitCode::from(1)),
+            }
+        }
+        Command::DumpListeners => {
+            for (event, listener, queue) in app.listeners().dump() {
+                println!("{event}\t{listener}\t{queue}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What setup did, for a person: migrations, the shop's tables, and the rows no trigger saw.
+fn print_setup(app: &App, report: &SetupReport) {
+    if report.migrations.is_empty() {
+        println!("schema of {} is up to date", app.database().url());
+    }
+    for migration in &report.migrations {
+        println!("applied migration {migration}");
+    }
+    let adoption = &report.adoption;
+    for table in &adoption.created {
+        println!("created table {table} (it did not exist)");
+    }
+    for table in &adoption.triggers_installed {
+        println!("installed the capture triggers of {table}");
+    }
+    let unseen: Vec<String> = adoption
+        .existing
+        .iter()
+        .filter(|(_, rows)| *rows > 0)
+        .map(|(table, rows)| format!("{table} ({rows} rows)"))
+        .collect();
+    if !unseen.is_empty() {
+        println!(
+            "adopted existing tables, rows untouched: {}; changes from now on are captured, \
+             the rows that existed before reach storage through a backfill \
+             (`pubsync publish:trigger-events`)",
+            unseen.join(", ")
+        );
+    }
+}
