@@ -71,7 +71,11 @@ impl TestApp {
         let url = database.url().to_connection_string();
         std::fs::write(&config, format!("database_url = {url:?}\n{toml}")).unwrap();
         let settings = Settings::load(Some(&config), |_| None).expect("settings");
-        let app = App::open(settings).expect("open app");
+        let app = App::open(
+            settings,
+            pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
+        )
+        .expect("open app");
         app.setup().expect("setup");
         Some(Self {
             app,
