@@ -1,8 +1,10 @@
 //! End-to-end tests across the crates, each on every database compiled in
 //! (`on_every_database!`): SQLite always, PostgreSQL and MySQL/MariaDB with the crate's
 //! features; the synchronization tests also need Redis (feature `redis`). Tests of the
-//! `pubsync` binary itself live in `crates/pubsync-cli/tests`.
+//! `pubsync` binary itself live in `crates/pubsync-cli/tests`, those of a shop using pubsync from
+//! outside in `examples/shop`.
 
+mod adopt;
 mod aliases;
 mod capture;
 mod consumer;

@@ -65,18 +65,22 @@ impl TestApp {
     /// A new application on a new database of `dialect`, with `toml` as its `pubsync.toml`;
     /// `None` when the database server is unreachable outside CI.
     pub fn with_config(dialect: Dialect, toml: &str) -> Option<Self> {
+        let t = Self::before_setup(dialect, toml)?;
+        t.app.setup().expect("setup");
+        Some(t)
+    }
+
+    /// A new application as [`with_config`](Self::with_config) makes it, before `setup`: the
+    /// database is empty.
+    pub fn before_setup(dialect: Dialect, toml: &str) -> Option<Self> {
         let database = TestDatabase::create(dialect)?;
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = dir.path().join("pubsync.toml");
         let url = database.url().to_connection_string();
         std::fs::write(&config, format!("database_url = {url:?}\n{toml}")).unwrap();
         let settings = Settings::load(Some(&config), |_| None).expect("settings");
-        let app = App::open(
-            settings,
-            pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
-        )
-        .expect("open app");
-        app.setup().expect("setup");
+        let modules = pubsync_cli::ModuleList::new([pubsync_hello::MODULE]);
+        let app = App::open(settings, modules).expect("open app");
         Some(Self {
             app,
             dir,

@@ -210,7 +210,10 @@ fn print_setup(app: &App, report: &SetupReport) {
         .existing
         .iter()
         .filter(|(_, rows)| *rows > 0)
-        .map(|(table, rows)| format!("{table} ({rows} rows)"))
+        .map(|(table, rows)| match rows {
+            1 => format!("{table} (1 row)"),
+            rows => format!("{table} ({rows} rows)"),
+        })
         .collect();
     if !unseen.is_empty() {
         println!(
