@@ -250,7 +250,9 @@ fn check_merge_order(model: &Model, packages: &[Package]) -> Result<(), Error> {
                     .cloned()
                     .unwrap_or_else(|| later.clone());
                 errors.push(table.location.error(format!(
-                    "table `{}` is defined by package `{definer}` and extended by `{later}`                      ({file}), which does not depend on `{definer}`: the order of the two is                      undefined; make `{later}` depend on `{definer}`",
+                    "table `{}` is declared by packages `{definer}` and `{later}` ({file}), \
+                     and neither depends on the other: which declaration wins is undefined; \
+                     make the package that overrides depend on the one that defines the table",
                     table.name
                 )));
             }
