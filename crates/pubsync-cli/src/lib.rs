@@ -310,3 +310,27 @@ fn check_versions(sets: &[(&str, MigrationSet<'_>)]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: EmbeddedMigrations = embed_migrations!("tests/data/migrations_a");
+    const B: EmbeddedMigrations = embed_migrations!("tests/data/migrations_b");
+
+    #[test]
+    fn two_migration_sets_sharing_a_version_are_refused() {
+        let error = check_versions(&[
+            ("pubsync", MigrationSet(&SQLITE_MIGRATIONS)),
+            ("a", MigrationSet(&A)),
+        ]);
+        assert!(error.is_ok(), "{error:?}");
+        let error = check_versions(&[("a", MigrationSet(&A)), ("b", MigrationSet(&B))])
+            .expect_err("a shared version");
+        let message = error.to_string();
+        assert!(
+            message.contains("the migrations of a and b both have version 20260101000000"),
+            "{message}"
+        );
+    }
+}

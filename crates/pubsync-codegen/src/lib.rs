@@ -373,10 +373,15 @@ fn folder_migration(
             .iter()
             .any(|dialect| config.root.join(folder).join(dialect.name()).is_dir());
     if folder != FRAMEWORK_MIGRATIONS && has_migrations {
+        // Listed in the file, so that a new migration changes it and cargo re-embeds them.
+        let mut directories = migration_directories(&config.root.join(folder))?;
+        directories.extend(migration.iter().map(|m| m.directory.clone()));
+        directories.sort();
+        directories.dedup();
         let crate_dir = folder.strip_suffix("migrations").unwrap_or(folder);
         output.files.push(GeneratedFile {
             path: format!("{crate_dir}src/generated/migrations.rs"),
-            contents: rust::generate_migrations(&inputs_of(migrated)),
+            contents: rust::generate_migrations(&inputs_of(migrated), &directories),
             is_rust: true,
         });
     }
@@ -416,6 +421,26 @@ fn planned_migration(
         Some(&baseline)
     };
     new_migration(from, model, version, &inputs_of(migrated), folder)
+}
+
+/// The migration directories under `folder` (those of the first dialect, which every
+/// migration has).
+fn migration_directories(folder: &Path) -> Result<Vec<String>, Error> {
+    let dir = folder.join(Dialect::ALL[0].name());
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        if entry.path().is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(names)
 }
 
 /// The version after `version`: the same digits plus one, so that migrations written in the

@@ -279,12 +279,16 @@ fn trigger_statements(dialect: Dialect, table: &Table) -> Vec<String> {
 }
 
 /// `src/generated/migrations.rs` of one crate: its migrations (`migrations/<dialect>/`),
-/// embedded for every dialect.
-pub fn generate_migrations(inputs: &[String]) -> String {
+/// embedded for every dialect. The file names them (`directories`), so that it changes with
+/// every new migration and cargo embeds them again.
+pub fn generate_migrations(inputs: &[String], directories: &[String]) -> String {
     const PATH: &str = "pubsync_backend::module";
     let mut out = header(inputs);
     out.push_str("\nuse pubsync_backend::module::diesel_migrations;\n\n");
-    out.push_str("/// The migrations of this crate's storage tables, for every database.\n");
+    out.push_str("/// The migrations of this crate's storage tables, for every database:\n");
+    for directory in directories {
+        let _ = writeln!(out, "/// - `{directory}`");
+    }
     let _ = writeln!(
         out,
         "pub const MIGRATIONS: {PATH}::Migrations = {PATH}::Migrations {{"

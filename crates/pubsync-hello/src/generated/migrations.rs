@@ -4,7 +4,8 @@
 
 use pubsync_backend::module::diesel_migrations;
 
-/// The migrations of this crate's storage tables, for every database.
+/// The migrations of this crate's storage tables, for every database:
+/// - `20261202005159_initial`
 pub const MIGRATIONS: pubsync_backend::module::Migrations = pubsync_backend::module::Migrations {
     sqlite: diesel_migrations::embed_migrations!("migrations/sqlite"),
     postgres: diesel_migrations::embed_migrations!("migrations/postgres"),
