@@ -269,3 +269,48 @@ fn check_fails_on_a_stale_and_on_an_orphaned_generated_file() {
     assert_eq!(migrations.len(), 2, "{migrations:?}");
     assert_eq!(codegen(&["--check"]), ExitCode::SUCCESS);
 }
+
+#[test]
+fn a_member_extends_a_core_transfer_in_the_shops_transfer_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let transfers =
+        |body: &str| format!("<transfers xmlns=\"spryker:transfer-01\">{body}</transfers>");
+    write(
+        root,
+        "vendor/hello/transfer/hello.transfer.xml",
+        &transfers(
+            "<transfer name=\"Message\"><property name=\"name\" type=\"string\"/></transfer>\
+             <transfer name=\"CoreOnly\"><property name=\"x\" type=\"int\"/></transfer>",
+        ),
+    );
+    write(
+        root,
+        "crates/product/transfer/product.transfer.xml",
+        &transfers(
+            "<transfer name=\"Message\"><property name=\"shopNote\" type=\"string\"/></transfer>\
+             <transfer name=\"Product\"><property name=\"message\" type=\"Message\"/></transfer>",
+        ),
+    );
+    let packages = pubsync_codegen::workspace::merge_order(vec![
+        package(root, "hello", "vendor/hello", false, &[]),
+        package(root, "product", "crates/product", true, &["hello"]),
+    ]);
+    let output = generate(&config(root), &packages, &options()).unwrap();
+    let code = file(&output, "crates/shared/src/transfer/generated.rs");
+    let message = &code[code.find("pub struct MessageTransfer").unwrap()..];
+    let message = &message[..message.find('}').unwrap()];
+    assert!(
+        message.contains("pub name: Option<String>"),
+        "the core's property: {message}"
+    );
+    assert!(
+        message.contains("pub shop_note: Option<String>"),
+        "the shop's: {message}"
+    );
+    assert!(code.contains("pub struct ProductTransfer"));
+    assert!(
+        !code.contains("CoreOnlyTransfer"),
+        "a transfer no member touches stays in its crate"
+    );
+}
