@@ -79,7 +79,7 @@ impl TestApp {
         let url = database.url().to_connection_string();
         std::fs::write(&config, format!("database_url = {url:?}\n{toml}")).unwrap();
         let settings = Settings::load(Some(&config), |_| None).expect("settings");
-        let modules = pubsync_cli::ModuleList::new([pubsync_hello::MODULE]);
+        let modules = pubsync_cli::Modules::new([pubsync_hello::MODULE]);
         let app = App::open(settings, modules).expect("open app");
         Some(Self {
             app,

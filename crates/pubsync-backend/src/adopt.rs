@@ -4,10 +4,10 @@
 //! column the definition declares: present, of a compatible type, not nullable where the
 //! definition requires a value); any mismatch fails the whole setup before anything is
 //! changed, naming table, column and definition file. A missing one is created. Then the
-//! capture triggers are installed, or replaced when the definition changed since they were
-//! (their fingerprint is kept in the settings table), so that running setup again changes
-//! nothing. Rows are never touched: the rows that existed before the triggers reach storage
-//! only through a backfill.
+//! capture triggers are installed: when one is missing (never installed, or dropped since), or
+//! when the definition changed since they were (their fingerprint is kept in the settings
+//! table), so that running setup again changes nothing. Rows are never touched: the rows that
+//! existed before the triggers reach storage only through a backfill.
 
 use diesel::RunQueryDsl as _;
 use diesel::connection::SimpleConnection as _;
@@ -20,6 +20,7 @@ use pubsync_database::{
 
 /// Why the shop's tables cannot be adopted.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdoptError {
     /// Existing tables differ from their definitions.
     #[error("{} existing table(s) do not match their definitions (nothing was changed):\n{}", count_tables(.0), format_mismatches(.0))]
@@ -57,69 +58,120 @@ fn format_mismatches(mismatches: &[Mismatch]) -> String {
         .join("\n")
 }
 
-/// What [`adopt`] did.
+/// What adoption did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Adoption {
     /// Tables that did not exist and were created.
     pub created: Vec<&'static str>,
-    /// Tables that existed, with their row count: rows no trigger has seen.
-    pub existing: Vec<(&'static str, i64)>,
+    /// Tables that existed: checked, and left as they were.
+    pub existing: Vec<&'static str>,
+    /// Existing tables whose capture started now, with their row count then: rows no
+    /// trigger has seen, which only a backfill publishes.
+    pub uncaptured_rows: Vec<(&'static str, i64)>,
     /// Tables whose capture triggers were installed or replaced.
     pub triggers_installed: Vec<&'static str>,
+}
+
+/// Adoption in its steps, for a setup that runs migrations between them: [`Plan::check`]
+/// changes nothing, [`Plan::create_missing`] creates the missing tables (before migrations
+/// that may refer to them), [`Plan::install_triggers`] captures (after the outbox exists).
+#[derive(Debug)]
+pub struct Plan<'a> {
+    database: &'a Database,
+    tables: Vec<&'static SourceTable>,
+    missing: Vec<&'static SourceTable>,
+    adoption: Adoption,
+}
+
+impl<'a> Plan<'a> {
+    /// Checks every existing table of `tables` (referenced tables first) against its
+    /// definition: any mismatch is an error, and nothing has changed.
+    pub fn check(
+        database: &'a Database,
+        tables: &[&'static SourceTable],
+    ) -> Result<Self, AdoptError> {
+        let mut missing = Vec::new();
+        let mut adoption = Adoption::default();
+        let mut mismatches = Vec::new();
+        for table in tables {
+            match database.table_columns(table.name)? {
+                None => missing.push(*table),
+                Some(columns) => {
+                    mismatches.extend(check(table, &columns));
+                    adoption.existing.push(table.name);
+                }
+            }
+        }
+        if !mismatches.is_empty() {
+            return Err(AdoptError::Mismatch(mismatches));
+        }
+        Ok(Self {
+            database,
+            tables: tables.to_vec(),
+            missing,
+            adoption,
+        })
+    }
+
+    /// Creates the tables that do not exist.
+    pub fn create_missing(&mut self) -> Result<(), DatabaseError> {
+        let dialect = self.database.dialect();
+        for table in std::mem::take(&mut self.missing) {
+            execute(
+                self.database,
+                &format!("create table {}", table.name),
+                table.create.get(dialect),
+            )?;
+            self.adoption.created.push(table.name);
+        }
+        Ok(())
+    }
+
+    /// Installs the capture triggers where they are missing or not today's (the settings
+    /// table keeps the fingerprint of those installed), and says what adoption did.
+    pub fn install_triggers(mut self) -> Result<Adoption, DatabaseError> {
+        let database = self.database;
+        let dialect = database.dialect();
+        for table in &self.tables {
+            let statements = table.triggers.get(dialect);
+            if statements.is_empty() {
+                continue;
+            }
+            let fingerprint = table.trigger_fingerprints.get(dialect);
+            let name = setting_name(table.name);
+            let current = read_setting(database, &name)?.as_deref() == Some(fingerprint);
+            let installed = database.table_triggers(table.name)?;
+            let complete = table
+                .trigger_names
+                .iter()
+                .all(|trigger| installed.iter().any(|name| name == trigger));
+            if current && complete {
+                continue;
+            }
+            let created = self.adoption.created.contains(&table.name);
+            // Rows present before capture starts: only a backfill publishes them.
+            if !created && !complete {
+                let rows = count_rows(database, table.name)?;
+                self.adoption.uncaptured_rows.push((table.name, rows));
+            }
+            execute(
+                database,
+                &format!("install the capture triggers of {}", table.name),
+                statements,
+            )?;
+            crate::sync::write_setting(database, &name, fingerprint)?;
+            self.adoption.triggers_installed.push(table.name);
+        }
+        Ok(self.adoption)
+    }
 }
 
 /// Checks, creates and captures `tables` (referenced tables first) in `database`, whose
 /// pubsync schema (outbox, settings) must exist.
 pub fn adopt(database: &Database, tables: &[&'static SourceTable]) -> Result<Adoption, AdoptError> {
-    let dialect = database.dialect();
-    let mut missing = Vec::new();
-    let mut existing = Vec::new();
-    let mut mismatches = Vec::new();
-    for table in tables {
-        match database.table_columns(table.name)? {
-            None => missing.push(*table),
-            Some(columns) => {
-                mismatches.extend(check(table, &columns));
-                existing.push(*table);
-            }
-        }
-    }
-    if !mismatches.is_empty() {
-        return Err(AdoptError::Mismatch(mismatches));
-    }
-    let mut adoption = Adoption::default();
-    for table in &existing {
-        adoption
-            .existing
-            .push((table.name, count_rows(database, table.name)?));
-    }
-    for table in missing {
-        execute(
-            database,
-            &format!("create table {}", table.name),
-            table.create.get(dialect),
-        )?;
-        adoption.created.push(table.name);
-    }
-    for table in tables {
-        let statements = table.triggers.get(dialect);
-        if statements.is_empty() {
-            continue;
-        }
-        let fingerprint = table.trigger_fingerprints.get(dialect);
-        let name = setting_name(table.name);
-        if read_setting(database, &name)?.as_deref() == Some(fingerprint) {
-            continue;
-        }
-        execute(
-            database,
-            &format!("install the capture triggers of {}", table.name),
-            statements,
-        )?;
-        crate::sync::write_setting(database, &name, fingerprint)?;
-        adoption.triggers_installed.push(table.name);
-    }
-    Ok(adoption)
+    let mut plan = Plan::check(database, tables)?;
+    plan.create_missing()?;
+    Ok(plan.install_triggers()?)
 }
 
 /// The differences between an existing table's `columns` and its definition.

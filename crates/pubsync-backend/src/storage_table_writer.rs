@@ -102,16 +102,47 @@ pub struct WriteOutcome {
 pub struct StorageTableWriter {
     database: Database,
     keys: Arc<KeyBuilders>,
+    /// The application's definitions by table, which win over the one a publisher passes.
+    definitions: Arc<HashMap<&'static str, &'static SynchronizationDefinition>>,
 }
 
 impl StorageTableWriter {
     /// A writer into `database`, building keys with `keys`.
     pub fn new(database: Database, keys: Arc<KeyBuilders>) -> Self {
-        Self { database, keys }
+        Self {
+            database,
+            keys,
+            definitions: Arc::default(),
+        }
+    }
+
+    /// The writer with the application's storage-table `definitions`: a publisher writing a
+    /// table passes its own crate's definition, which a project may have overridden (another
+    /// queue group, a mapping); the application's definition of that table is the one used.
+    pub fn with_definitions(
+        mut self,
+        definitions: impl IntoIterator<Item = &'static SynchronizationDefinition>,
+    ) -> Self {
+        self.definitions = Arc::new(
+            definitions
+                .into_iter()
+                .map(|definition| (definition.table, definition))
+                .collect(),
+        );
+        self
+    }
+
+    /// The definition of `table`'s table this writer uses.
+    fn definition<'a>(
+        &self,
+        table: &'a SynchronizationDefinition,
+    ) -> &'a SynchronizationDefinition {
+        self.definitions.get(table.table).copied().unwrap_or(table)
     }
 
     /// The storage key of `row` in `table`.
     pub fn key(&self, table: &SynchronizationDefinition, row: &RowKey) -> String {
+        let table = self.definition(table);
         let data = SynchronizationData {
             reference: row.reference.as_key_part(),
             ..key_data(table, row)
@@ -151,6 +182,7 @@ impl StorageTableWriter {
         deletes: &[RowKey],
         replacing: &[Reference],
     ) -> Result<WriteOutcome, DatabaseError> {
+        let table = self.definition(table);
         let dialect = self.database.dialect();
         let columns = Columns::of(table);
         let timestamp = Version::now().as_seconds();
@@ -288,15 +320,24 @@ struct KeyRow {
     key: String,
 }
 
-/// The statements reading the keys of the rows of `references` in `table` (none when there
-/// are no references, or the table has no `key_suffix_column` to find them by).
+/// The statements reading the keys of the rows of `references` in `table` (none without
+/// references; every row of a table without `key_suffix_column`).
 fn replaced_rows(
     dialect: Dialect,
     table: &SynchronizationDefinition,
     references: &[Reference],
 ) -> Vec<Statement> {
-    let Some(column) = table.key_suffix_column else {
+    if references.is_empty() {
         return Vec::new();
+    }
+    let Some(column) = table.key_suffix_column else {
+        // Without a reference column every row belongs to the one reference there is.
+        let sql = format!(
+            "SELECT {} FROM {}",
+            dialect.quote(storage_table::KEY),
+            dialect.quote(table.table)
+        );
+        return vec![Statement::new(sql)];
     };
     let ints: Vec<i64> = references
         .iter()

@@ -122,10 +122,7 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
         ),
     )?;
     let settings = Settings::load(Some(&config), |_| None).context("settings")?;
-    let app = App::open(
-        settings,
-        pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
-    )?;
+    let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup()?;
     let worker = Arc::new(app.worker().await?);
     let statements = plan.statements();

@@ -143,10 +143,7 @@ pub async fn database(dialect: Dialect, name: &str, size: Size) -> anyhow::Resul
     let url = test_database.url().to_connection_string();
     std::fs::write(&config, format!("database_url = {url:?}\n"))?;
     let settings = Settings::load(Some(&config), |_| None).context("settings")?;
-    let app = App::open(
-        settings,
-        pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
-    )?;
+    let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup()?;
     let figure = measure_database(&app, name, size).await;
     // The pool goes before the database it points to is dropped.

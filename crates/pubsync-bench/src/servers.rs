@@ -325,10 +325,7 @@ impl Pipeline {
             ),
         )?;
         let settings = Settings::load(Some(&config), |_| None).context("settings")?;
-        let app = App::open(
-            settings,
-            pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
-        )?;
+        let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
         app.database()
             .blocking({
                 let app = app.clone();

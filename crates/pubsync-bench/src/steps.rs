@@ -56,10 +56,7 @@ pub(crate) fn open_app(dir: &Path, url: &DatabaseUrl) -> anyhow::Result<App> {
         (name == "PUBSYNC_DATABASE_URL").then(|| url.clone())
     })
     .context("settings")?;
-    let app = App::open(
-        settings,
-        pubsync_cli::ModuleList::new([pubsync_hello::MODULE]),
-    )?;
+    let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup().context("pubsync setup")?;
     Ok(app)
 }

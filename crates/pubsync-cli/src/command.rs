@@ -206,8 +206,14 @@ fn print_setup(app: &App, report: &SetupReport) {
     for table in &adoption.triggers_installed {
         println!("installed the capture triggers of {table}");
     }
+    if !adoption.existing.is_empty() {
+        println!(
+            "adopted existing tables, rows untouched: {}",
+            adoption.existing.join(", ")
+        );
+    }
     let unseen: Vec<String> = adoption
-        .existing
+        .uncaptured_rows
         .iter()
         .filter(|(_, rows)| *rows > 0)
         .map(|(table, rows)| match rows {
@@ -217,9 +223,8 @@ fn print_setup(app: &App, report: &SetupReport) {
         .collect();
     if !unseen.is_empty() {
         println!(
-            "adopted existing tables, rows untouched: {}; changes from now on are captured, \
-             the rows that existed before reach storage through a backfill \
-             (`pubsync publish:trigger-events`)",
+            "capture starts now on {}: the rows that were there before are not in storage \
+             until a backfill publishes them",
             unseen.join(", ")
         );
     }

@@ -16,10 +16,10 @@ use anyhow::{Context as _, bail};
 use backends::{AnyKeyValueStore, AnyQueue, AnyStorage};
 use config::{QueueUrl, StorageUrl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
-use pubsync_backend::adopt::{Adoption, adopt};
+use pubsync_backend::adopt::{Adoption, Plan};
 use pubsync_backend::module::MigrationSet;
 use pubsync_backend::sync::{SyncTables, record_switch};
-use pubsync_backend::{EventCollection, Modules, StorageTableWriter, Worker};
+use pubsync_backend::{EventCollection, StorageTableWriter, Worker};
 use pubsync_client::StorageClient;
 use pubsync_database::{Database, Dialect, PoolOptions, names, with_connection};
 use pubsync_queue_database::{DatabaseQueue, DatabaseQueueOptions};
@@ -30,7 +30,7 @@ use pubsync_storage_database::{DatabaseStorage, TableResolver};
 
 pub use command::{Command, GlobalArgs, main};
 pub use config::Settings;
-pub use pubsync_backend::{Module, Modules as ModuleList};
+pub use pubsync_backend::{Module, Modules};
 
 /// The queue the application uses: the configured one, names prefixed as configured.
 pub type AppQueue = Prefixed<AnyQueue>;
@@ -129,21 +129,9 @@ impl App {
         let dialect = self.database.dialect();
         let url = self.database.url();
         let source_tables = self.modules.source_tables();
-        // Check the shop's tables first: a mismatch must change nothing.
-        let mut mismatches = Vec::new();
-        for table in &source_tables {
-            if let Some(columns) = self
-                .database
-                .table_columns(table.name)
-                .with_context(|| format!("reading the columns of {}", table.name))?
-            {
-                mismatches.extend(pubsync_backend::adopt::check(table, &columns));
-            }
-        }
-        if !mismatches.is_empty() {
-            return Err(pubsync_backend::adopt::AdoptError::Mismatch(mismatches))
-                .with_context(|| format!("adopting the tables of {url}"));
-        }
+        // The shop's tables first: a mismatch must change nothing.
+        let mut adoption = Plan::check(&self.database, &source_tables)
+            .with_context(|| format!("adopting the tables of {url}"))?;
         let mut report = SetupReport::default();
         let own = migrations(dialect)?;
         let mut sets: Vec<(&str, MigrationSet<'_>)> = vec![("pubsync", MigrationSet(&own))];
@@ -153,7 +141,29 @@ impl App {
             }
         }
         check_versions(&sets)?;
-        for (name, migrations) in sets {
+        let (own, modules) = sets.split_at(1);
+        self.migrate(&mut report, own)?;
+        // The shop's missing tables before the modules' migrations, which may refer to them.
+        adoption
+            .create_missing()
+            .with_context(|| format!("creating the missing tables of {url}"))?;
+        self.migrate(&mut report, modules)?;
+        report.adoption = adoption
+            .install_triggers()
+            .with_context(|| format!("installing the capture triggers on {url}"))?;
+        record_switch(&self.database, self.settings.sync.enabled)
+            .context("recording the synchronization switch")?;
+        Ok(report)
+    }
+
+    /// Runs the pending migrations of each of `sets`, in order.
+    fn migrate(
+        &self,
+        report: &mut SetupReport,
+        sets: &[(&str, MigrationSet<'_>)],
+    ) -> anyhow::Result<()> {
+        let url = self.database.url();
+        for &(name, migrations) in sets {
             let applied: Vec<String> = with_connection!(self.database, |conn| {
                 conn.run_pending_migrations(migrations)
                     .map(|versions| versions.iter().map(ToString::to_string).collect())
@@ -165,11 +175,7 @@ impl App {
                     .map(|version| format!("{name}: {version}")),
             );
         }
-        report.adoption = adopt(&self.database, &source_tables)
-            .with_context(|| format!("adopting the tables of {url}"))?;
-        record_switch(&self.database, self.settings.sync.enabled)
-            .context("recording the synchronization switch")?;
-        Ok(report)
+        Ok(())
     }
 
     /// Fails with a hint to run `pubsync setup` when the schema is missing.
@@ -231,7 +237,8 @@ impl App {
             .blocking(move |db| record_switch(db, enabled))
             .await
             .context("recording the synchronization switch (run `pubsync setup` first?)")?;
-        let storage = StorageTableWriter::new(self.database.clone(), self.keys.clone());
+        let storage = StorageTableWriter::new(self.database.clone(), self.keys.clone())
+            .with_definitions(self.storage_tables.iter().copied());
         let writer = self.storage().await?.key_value_store();
         Ok(Worker::new(
             self.database.clone(),

@@ -7,7 +7,7 @@ mod demo;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pubsync_cli::{GlobalArgs, ModuleList};
+use pubsync_cli::{GlobalArgs, Modules};
 
 /// Publish & Synchronize: keeps a key-value read model of your database's tables in step.
 ///
@@ -34,7 +34,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let modules = ModuleList::new([pubsync_hello::MODULE]);
+    let modules = Modules::new([pubsync_hello::MODULE]);
     pubsync_cli::command::run(&cli.global, modules, move |app| async move {
         match cli.command {
             Command::Pubsync(command) => pubsync_cli::command::execute(&app, command).await,

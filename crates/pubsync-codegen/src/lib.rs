@@ -179,7 +179,16 @@ pub fn generate(config: &Config, packages: &[Package], options: &Options) -> Res
         }
     }
     folders.sort_by_key(|(folder, _)| folder != FRAMEWORK_MIGRATIONS);
+    // A new version comes after every existing one, in any folder of the workspace.
     let mut version = options.version.clone();
+    for (folder, _) in &folders {
+        for directory in migration_directories(&config.root.join(folder))? {
+            let existing = directory.split('_').next().unwrap_or_default();
+            if existing.len() == version.len() && existing >= version.as_str() {
+                version = next_version(existing);
+            }
+        }
+    }
     for (folder, migrated) in folders {
         folder_migration(
             config,

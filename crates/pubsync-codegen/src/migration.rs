@@ -120,7 +120,7 @@ fn sorted_indexes(table: &Table) -> Vec<&crate::model::Index> {
 }
 
 fn check_migratable(old: &Model, new: &Model) -> Result<(), Vec<DefinitionError>> {
-    const MANUAL: &str = "codegen cannot migrate this: write a manual migration under migrations/<dialect>/, then run `cargo xtask codegen --update-snapshot`";
+    const MANUAL: &str = "codegen cannot migrate this: write a manual migration in the table's migrations folder (`migrations/<dialect>/` of its crate), then run `cargo xtask codegen --update-snapshot`";
     let mut errors = Vec::new();
     for table in &new.tables {
         let Some(previous) = old.table(&table.name) else {

@@ -256,6 +256,15 @@ pub fn generate_source_tables(tables: &[&Table], inputs: &[String]) -> String {
         let _ = writeln!(out, "    create: {create},");
         let _ = writeln!(out, "    triggers: {triggers},");
         let _ = writeln!(out, "    trigger_fingerprints: {fingerprints},");
+        let trigger_names: Vec<String> = if table.event.is_some() {
+            sql::CAPTURE_TRIGGERS
+                .iter()
+                .map(|suffix| format!("{:?}", sql::trigger_name(&table.name, suffix)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let _ = writeln!(out, "    trigger_names: &[{}],", trigger_names.join(", "));
         out.push_str("};\n");
         names.push(name);
     }

@@ -46,12 +46,19 @@ impl Package {
 /// (`cargo` is the program to run, usually the `CARGO` the caller was started by).
 pub fn discover(root: &Path, cargo: &std::ffi::OsStr) -> Result<Vec<Package>, Error> {
     let manifest = root.join("Cargo.toml");
+    // Every feature: a module behind a feature is still the workspace's.
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--all-features",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()
         .map_err(|source| Error::Io {
-            path: PathBuf::from("cargo"),
+            path: PathBuf::from(cargo),
             source,
         })?;
     if !output.status.success() {

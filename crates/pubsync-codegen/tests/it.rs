@@ -1256,3 +1256,6 @@ mod generated_rust_compiles {
         );
     }
 }
+
+#[path = "it/workspace.rs"]
+mod workspace;

@@ -262,3 +262,40 @@ impl Database {
         Ok(Some(columns))
     }
 }
+
+/// One trigger name, spelt alike by every dialect's query.
+#[derive(diesel::QueryableByName)]
+struct TriggerRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+const SQLITE_TRIGGERS: &str =
+    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? ORDER BY name";
+
+const POSTGRES_TRIGGERS: &str = "SELECT CAST(t.tgname AS TEXT) AS name FROM pg_trigger t
+WHERE t.tgrelid = to_regclass(quote_ident($1)) AND NOT t.tgisinternal ORDER BY 1";
+
+const MYSQL_TRIGGERS: &str = "SELECT CAST(TRIGGER_NAME AS CHAR) AS name
+FROM information_schema.TRIGGERS
+WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ? ORDER BY 1";
+
+impl Database {
+    /// The names of the triggers on `table`, sorted (none when the table does not exist).
+    pub fn table_triggers(&self, table: &str) -> Result<Vec<String>, DatabaseError> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => SQLITE_TRIGGERS,
+            Dialect::Postgres => POSTGRES_TRIGGERS,
+            Dialect::Mysql => MYSQL_TRIGGERS,
+        };
+        let rows: Vec<TriggerRow> = with_connection!(self, |conn| {
+            diesel::sql_query(sql)
+                .bind::<Text, _>(table)
+                .load::<TriggerRow>(conn)
+                .map_err(DatabaseError::query(format!(
+                    "read the triggers of table {table}"
+                )))
+        })?;
+        Ok(rows.into_iter().map(|row| row.name).collect())
+    }
+}

@@ -236,3 +236,6 @@ fn select_by_ids_finds_each_listed_row_once() {
         );
     }
 }
+
+#[path = "it/catalog.rs"]
+mod catalog;

@@ -25,6 +25,9 @@ pub struct SourceTable {
     /// A fingerprint of `triggers` per dialect, so that `setup` replaces triggers only when
     /// they changed.
     pub trigger_fingerprints: DialectFingerprints,
+    /// The names of the capture triggers (the same on every dialect), so that `setup` puts
+    /// back triggers someone dropped.
+    pub trigger_names: &'static [&'static str],
 }
 
 /// One column of a [`SourceTable`].

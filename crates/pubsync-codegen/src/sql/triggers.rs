@@ -30,7 +30,8 @@ pub fn trigger_name(table: &str, suffix: &str) -> String {
     )
 }
 
-const CAPTURE_TRIGGERS: [&str; 3] = ["create", "update", "delete"];
+/// The suffixes of a table's capture triggers ([`trigger_name`]), on every dialect.
+pub const CAPTURE_TRIGGERS: [&str; 3] = ["create", "update", "delete"];
 pub(crate) const CAPTURE_FUNCTION: &str = "capture";
 pub(crate) const SYNC_FUNCTION: &str = "sync";
 

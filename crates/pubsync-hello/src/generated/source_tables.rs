@@ -71,6 +71,11 @@ pub const SPY_HELLO_SPRYKER_MESSAGE: pubsync_backend::module::SourceTable =
             postgres: "1003db5eddb35d0c",
             mysql: "7e865f354dfacb11",
         },
+        trigger_names: &[
+            "pubsync_spy_hello_spryker_message_create",
+            "pubsync_spy_hello_spryker_message_update",
+            "pubsync_spy_hello_spryker_message_delete",
+        ],
     };
 
 /// Every source table of this crate, referenced tables first.

@@ -44,6 +44,7 @@ pub const SPY_LOCALE: pubsync_backend::module::SourceTable = pubsync_backend::mo
         postgres: "",
         mysql: "",
     },
+    trigger_names: &[],
 };
 
 /// The shop's table `spy_store`, as `crates/product/schema/spy_product.schema.xml` define it.
@@ -88,6 +89,7 @@ pub const SPY_STORE: pubsync_backend::module::SourceTable = pubsync_backend::mod
         postgres: "",
         mysql: "",
     },
+    trigger_names: &[],
 };
 
 /// The shop's table `spy_product_abstract`, as `crates/product/schema/spy_product.schema.xml` define it.
@@ -168,6 +170,11 @@ pub const SPY_PRODUCT_ABSTRACT: pubsync_backend::module::SourceTable =
             postgres: "5a0503442e084b8d",
             mysql: "0a7a97ba43779428",
         },
+        trigger_names: &[
+            "pubsync_spy_product_abstract_create",
+            "pubsync_spy_product_abstract_update",
+            "pubsync_spy_product_abstract_delete",
+        ],
     };
 
 /// The shop's table `spy_product_abstract_localized_attributes`, as `crates/product/schema/spy_product.schema.xml` define it.
@@ -254,6 +261,11 @@ pub const SPY_PRODUCT_ABSTRACT_LOCALIZED_ATTRIBUTES: pubsync_backend::module::So
             postgres: "dd0ccfb1ddf0b8f0",
             mysql: "92b508c63e3c1be7",
         },
+        trigger_names: &[
+            "pubsync_spy_product_abstract_localized_attributes_create",
+            "pubsync_spy_product_abstract_localized_attributes_update",
+            "pubsync_spy_product_abstract_localized_attributes_delete",
+        ],
     };
 
 /// The shop's table `spy_product_abstract_store`, as `crates/product/schema/spy_product.schema.xml` define it.
@@ -328,6 +340,11 @@ pub const SPY_PRODUCT_ABSTRACT_STORE: pubsync_backend::module::SourceTable =
             postgres: "c1555dd853813ade",
             mysql: "28046c20dec8df63",
         },
+        trigger_names: &[
+            "pubsync_spy_product_abstract_store_create",
+            "pubsync_spy_product_abstract_store_update",
+            "pubsync_spy_product_abstract_store_delete",
+        ],
     };
 
 /// Every source table of this crate, referenced tables first.

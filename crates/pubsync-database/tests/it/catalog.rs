@@ -196,3 +196,57 @@ fn type_families_follow_each_dialects_names() {
         );
     }
 }
+
+#[test]
+fn table_triggers_lists_the_triggers_of_a_table() {
+    for dialect in dialects() {
+        let Some(test_database) = TestDatabase::create(dialect) else {
+            continue;
+        };
+        let database = test_database.connect();
+        let q = |name: &str| dialect.quote(name);
+        database
+            .batch_execute(&format!("CREATE TABLE {} (id INTEGER PRIMARY KEY)", q("t")))
+            .unwrap();
+        database
+            .batch_execute(&format!(
+                "CREATE TABLE {} (id INTEGER PRIMARY KEY)",
+                q("other")
+            ))
+            .unwrap();
+        assert!(
+            database.table_triggers("t").unwrap().is_empty(),
+            "{dialect}"
+        );
+        for (table, trigger) in [("t", "t_b"), ("t", "t_a"), ("other", "o_a")] {
+            let sql = match dialect {
+                Dialect::Sqlite => format!(
+                    "CREATE TRIGGER {} AFTER INSERT ON {} BEGIN SELECT 1; END",
+                    q(trigger),
+                    q(table)
+                ),
+                Dialect::Postgres => format!(
+                    "CREATE OR REPLACE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+                     CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW EXECUTE FUNCTION noop()",
+                    q(trigger),
+                    q(table)
+                ),
+                Dialect::Mysql => format!(
+                    "CREATE TRIGGER {} AFTER INSERT ON {} FOR EACH ROW SET @x = 1",
+                    q(trigger),
+                    q(table)
+                ),
+            };
+            database.batch_execute(&sql).unwrap();
+        }
+        assert_eq!(
+            database.table_triggers("t").unwrap(),
+            ["t_a", "t_b"],
+            "{dialect}"
+        );
+        assert!(
+            database.table_triggers("missing").unwrap().is_empty(),
+            "{dialect}"
+        );
+    }
+}
