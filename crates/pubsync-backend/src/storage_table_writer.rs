@@ -8,17 +8,16 @@
 //! `pubsync_storage_alias` that database storage resolves alias keys through with an index.
 //! Unlike the original, which merges new alias keys into the old ones (so a changed SKU keeps
 //! its old alias for ever), a row holds only its current aliases. Tables without mappings run
-//! no extra statement.
+//! no extra statement. The statements themselves, per dialect, are in `sql`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::Text;
-use pubsync_database::names::{storage_alias, storage_table};
 use pubsync_database::{
-    Bind, BoundList, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bind_list,
-    bucketed, with_connection,
+    Bind, Database, DatabaseError, Statement, WriteTransaction as _, bind_list, bucketed,
+    with_connection,
 };
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
 use pubsync_shared::message::TIMESTAMP_FIELD;
@@ -30,6 +29,12 @@ use serde_json::{Map, Value};
 /// table's upsert comes in four shapes, each prepared once per connection (see
 /// [`Statement`]). A multi-row statement is re-parsed in full each time otherwise, which on
 /// SQLite cost about as much as the writes.
+mod sql;
+
+use sql::{
+    Columns, KeyRow, delete_aliases, delete_rows, insert_aliases_sql, replaced_rows, upsert_sql,
+};
+
 const UPSERT_CHUNKS: [usize; 4] = [500, 100, 20, 1];
 
 /// Alias rows inserted per statement (four parameters each).
@@ -313,54 +318,6 @@ impl StorageTableWriter {
     }
 }
 
-/// A storage row's key, as [`replaced_rows`] reads it.
-#[derive(diesel::QueryableByName)]
-struct KeyRow {
-    #[diesel(sql_type = Text)]
-    key: String,
-}
-
-/// The statements reading the keys of the rows of `references` in `table` (none without
-/// references; every row of a table without `key_suffix_column`).
-fn replaced_rows(
-    dialect: Dialect,
-    table: &SynchronizationDefinition,
-    references: &[Reference],
-) -> Vec<Statement> {
-    if references.is_empty() {
-        return Vec::new();
-    }
-    let Some(column) = table.key_suffix_column else {
-        // Without a reference column every row belongs to the one reference there is.
-        let sql = format!(
-            "SELECT {} FROM {}",
-            dialect.quote(storage_table::KEY),
-            dialect.quote(table.table)
-        );
-        return vec![Statement::new(sql)];
-    };
-    let ints: Vec<i64> = references
-        .iter()
-        .filter_map(|reference| match reference {
-            Reference::Int(value) => Some(*value),
-            _ => None,
-        })
-        .collect();
-    let texts: Vec<&str> = references
-        .iter()
-        .filter_map(|reference| match reference {
-            Reference::Text(value) => Some(value.as_str()),
-            _ => None,
-        })
-        .collect();
-    let select =
-        |list: BoundList| list.statement(list.select(&[storage_table::KEY], table.table, column));
-    let mut statements: Vec<Statement> =
-        bind_list(dialect, &ints).into_iter().map(select).collect();
-    statements.extend(bind_list(dialect, &texts).into_iter().map(select));
-    statements
-}
-
 /// The store and locale of `row` that go into its keys: only those `table` has.
 fn key_data(table: &SynchronizationDefinition, row: &RowKey) -> SynchronizationData {
     SynchronizationData {
@@ -429,171 +386,10 @@ fn distinct_aliases<'a>(chunk: &'a [Upsert<'_>]) -> Vec<(&'a str, &'a str, &'a s
     aliases
 }
 
-struct Columns {
-    reference: Option<&'static str>,
-    /// Whether the table has mappings, so rows carry an `alias_keys` column and alias rows.
-    alias_keys: bool,
-}
-
-impl Columns {
-    fn of(table: &SynchronizationDefinition) -> Self {
-        Self {
-            reference: table.key_suffix_column,
-            alias_keys: !table.mappings.is_empty(),
-        }
-    }
-
-    fn names(&self, table: &SynchronizationDefinition) -> Vec<&'static str> {
-        let mut names = vec!["key", "data"];
-        names.extend(self.reference);
-        if table.store {
-            names.push("store");
-        }
-        if table.locale {
-            names.push("locale");
-        }
-        if self.alias_keys {
-            names.push("alias_keys");
-        }
-        names
-    }
-}
-
-/// `DELETE FROM <table> WHERE "key" IN <list>`, the list bound as [`bind_list`] binds it: on
-/// MySQL ordered and limited so that it takes the unique index, on PostgreSQL one array the
-/// planner does not see, so a storage table whose statistics lag behind its size keeps using
-/// its unique index (with a thousand keys visible, a freshly filled table got a sequential
-/// scan per chunk).
-fn delete_rows(dialect: Dialect, table: &str, keys: &BoundList) -> Statement {
-    let key = dialect.quote(storage_table::KEY);
-    keys.statement(format!(
-        "DELETE FROM {} WHERE {}{}",
-        dialect.quote(table),
-        keys.condition(&key),
-        keys.index_order(&key)
-    ))
-}
-
-/// `INSERT … ON CONFLICT (key) DO UPDATE … WHERE data changed` for `rows` rows, with `?`
-/// placeholders (a [`Statement`]).
-fn upsert_sql(
-    dialect: Dialect,
-    table: &SynchronizationDefinition,
-    columns: &Columns,
-    rows: usize,
-) -> String {
-    let names = columns.names(table);
-    let per_row = names.len();
-    let quoted: Vec<String> = names.iter().map(|name| dialect.quote(name)).collect();
-    let row_values = format!("({})", Statement::placeholders(per_row));
-    let values: Vec<&str> = (0..rows).map(|_| row_values.as_str()).collect();
-    let target = dialect.quote(table.table);
-    let data = dialect.quote("data");
-    let insert = format!(
-        "INSERT INTO {target} ({}) VALUES {}",
-        quoted.join(", "),
-        values.join(", ")
-    );
-    if dialect == Dialect::Mysql {
-        // MySQL assigns left to right: `updated_at` and `alias_keys` compare the old data
-        // before it is replaced. `alias_keys` carries a fresh `_timestamp` each time, so
-        // assigning it unconditionally would rewrite every row, changed or not.
-        let alias_keys = dialect.quote("alias_keys");
-        let mut updates = Vec::new();
-        if table.timestampable {
-            let updated_at = dialect.quote("updated_at");
-            updates.push(format!(
-                "{updated_at} = IF({data} <=> VALUES({data}), {updated_at}, CURRENT_TIMESTAMP)"
-            ));
-        }
-        if columns.alias_keys {
-            updates.push(format!(
-                "{alias_keys} = IF({data} <=> VALUES({data}), {alias_keys}, VALUES({alias_keys}))"
-            ));
-        }
-        updates.extend(
-            quoted
-                .iter()
-                .skip(1)
-                .filter(|column| **column != alias_keys)
-                .map(|column| format!("{column} = VALUES({column})")),
-        );
-        return format!("{insert} ON DUPLICATE KEY UPDATE {}", updates.join(", "));
-    }
-    let mut updates: Vec<String> = quoted
-        .iter()
-        .skip(1)
-        .map(|column| format!("{column} = excluded.{column}"))
-        .collect();
-    if table.timestampable {
-        updates.push(format!(
-            "{} = CURRENT_TIMESTAMP",
-            dialect.quote("updated_at")
-        ));
-    }
-    let changed = match dialect {
-        Dialect::Postgres => format!("{target}.{data} IS DISTINCT FROM excluded.{data}"),
-        Dialect::Sqlite | Dialect::Mysql => format!("{target}.{data} IS NOT excluded.{data}"),
-    };
-    format!(
-        "{insert} ON CONFLICT ({}) DO UPDATE SET {} WHERE {changed}",
-        dialect.quote("key"),
-        updates.join(", "),
-    )
-}
-
-/// `DELETE FROM pubsync_storage_alias WHERE storage_table = ? AND storage_key IN <list>`:
-/// the alias rows of the storage rows `keys` of `table` (the index on `storage_key` serves
-/// it; it is not unique, so MySQL gets no `ORDER BY … LIMIT`).
-fn delete_aliases(dialect: Dialect, table: &str, keys: &BoundList) -> Statement {
-    let mut statement = Statement::new(format!(
-        "DELETE FROM {} WHERE {} = ? AND {}",
-        dialect.quote(storage_alias::TABLE),
-        dialect.quote(storage_alias::STORAGE_TABLE),
-        keys.condition(&dialect.quote(storage_alias::STORAGE_KEY)),
-    ));
-    statement.push(Bind::Text(table.to_owned()));
-    keys.bind_to(&mut statement);
-    statement
-}
-
-/// Inserts `rows` alias rows; an alias key that exists already moves to the new row.
-fn insert_aliases_sql(dialect: Dialect, rows: usize) -> String {
-    let columns = [
-        storage_alias::ALIAS_KEY,
-        storage_alias::STORAGE_TABLE,
-        storage_alias::STORAGE_KEY,
-        storage_alias::DATA,
-    ]
-    .map(|c| dialect.quote(c));
-    let values: Vec<String> = (0..rows)
-        .map(|row| format!("({})", dialect.placeholders(1 + row * 4, 4)))
-        .collect();
-    let updates: Vec<String> = columns[1..]
-        .iter()
-        .map(|column| match dialect {
-            Dialect::Mysql => format!("{column} = VALUES({column})"),
-            Dialect::Sqlite | Dialect::Postgres => format!("{column} = excluded.{column}"),
-        })
-        .collect();
-    let conflict = match dialect {
-        Dialect::Mysql => "ON DUPLICATE KEY UPDATE".to_owned(),
-        Dialect::Sqlite | Dialect::Postgres => {
-            format!("ON CONFLICT ({}) DO UPDATE SET", columns[0])
-        }
-    };
-    format!(
-        "INSERT INTO {} ({}) VALUES {} {conflict} {}",
-        dialect.quote(storage_alias::TABLE),
-        columns.join(", "),
-        values.join(", "),
-        updates.join(", ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pubsync_database::Dialect;
     use serde_json::json;
 
     const TABLE: SynchronizationDefinition = SynchronizationDefinition {
@@ -602,6 +398,28 @@ mod tests {
         timestampable: true,
         ..SynchronizationDefinition::new("spy_x_storage", "x", "sync.storage.x")
     };
+
+    #[test]
+    fn the_applications_definition_of_a_table_wins_over_the_publishers() {
+        static PROJECT: SynchronizationDefinition = SynchronizationDefinition {
+            resource: "project_x",
+            store: false,
+            ..TABLE
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let url = pubsync_database::DatabaseUrl::Sqlite(dir.path().join("x.db"));
+        let database = Database::connect(&url, &Default::default()).unwrap();
+        let keys = Arc::new(KeyBuilders::new(Default::default()));
+        let row = RowKey {
+            reference: Reference::Int(7),
+            store: Some("DE".into()),
+            locale: None,
+        };
+        let writer = StorageTableWriter::new(database, keys);
+        assert_eq!(writer.key(&TABLE, &row), "x:de:7");
+        let writer = writer.with_definitions([&PROJECT]);
+        assert_eq!(writer.key(&TABLE, &row), "project_x:7");
+    }
 
     #[test]
     fn upsert_rewrites_only_changed_data() {
