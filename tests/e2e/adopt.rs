@@ -112,6 +112,28 @@ on_every_empty_database! {
         assert_eq!(rows(&t), 3);
     }
 
+    fn a_definition_without_capture_removes_the_triggers_setup_installed(t) {
+        use pubsync_database::{DialectFingerprints, DialectStatements, SourceTable};
+        const NONE: DialectStatements = DialectStatements { sqlite: &[], postgres: &[], mysql: &[] };
+        static WITHOUT_CAPTURE: SourceTable = SourceTable {
+            triggers: NONE,
+            trigger_fingerprints: DialectFingerprints { sqlite: "", postgres: "", mysql: "" },
+            trigger_names: &[],
+            ..pubsync_hello::generated::source_tables::SPY_HELLO_SPRYKER_MESSAGE
+        };
+        t.app.setup().expect("setup");
+        let database = t.app.database();
+        assert_eq!(database.table_triggers("spy_hello_spryker_message").unwrap().len(), 3);
+        let adoption = pubsync_backend::adopt::adopt(database, &[&WITHOUT_CAPTURE]).unwrap();
+        assert_eq!(adoption.triggers_removed, ["spy_hello_spryker_message"]);
+        assert!(database.table_triggers("spy_hello_spryker_message").unwrap().is_empty());
+        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('not captured')");
+        assert!(t.outbox().is_empty());
+        // Nothing left to remove the next time.
+        let again = pubsync_backend::adopt::adopt(database, &[&WITHOUT_CAPTURE]).unwrap();
+        assert!(again.triggers_removed.is_empty(), "{again:?}");
+    }
+
     fn setup_creates_a_missing_table(t) {
         let report = t.app.setup().expect("setup");
         assert_eq!(report.adoption.created, ["spy_hello_spryker_message"]);

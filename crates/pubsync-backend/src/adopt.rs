@@ -70,6 +70,9 @@ pub struct Adoption {
     pub uncaptured_rows: Vec<(&'static str, i64)>,
     /// Tables whose capture triggers were installed or replaced.
     pub triggers_installed: Vec<&'static str>,
+    /// Tables whose definition no longer has the `event` behaviour: their triggers were
+    /// removed.
+    pub triggers_removed: Vec<&'static str>,
 }
 
 /// Adoption in its steps, for a setup that runs migrations between them: [`Plan::check`]
@@ -134,11 +137,21 @@ impl<'a> Plan<'a> {
         let dialect = database.dialect();
         for table in &self.tables {
             let statements = table.triggers.get(dialect);
+            let name = setting_name(table.name);
             if statements.is_empty() {
+                // No capture (any more): remove the triggers an earlier definition had.
+                if read_setting(database, &name)?.is_some() {
+                    execute(
+                        database,
+                        &format!("remove the capture triggers of {}", table.name),
+                        table.drop_triggers.get(dialect),
+                    )?;
+                    crate::sync::delete_setting(database, &name)?;
+                    self.adoption.triggers_removed.push(table.name);
+                }
                 continue;
             }
             let fingerprint = table.trigger_fingerprints.get(dialect);
-            let name = setting_name(table.name);
             let current = read_setting(database, &name)?.as_deref() == Some(fingerprint);
             let installed = database.table_triggers(table.name)?;
             let complete = table

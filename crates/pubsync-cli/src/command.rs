@@ -206,6 +206,9 @@ fn print_setup(app: &App, report: &SetupReport) {
     for table in &adoption.triggers_installed {
         println!("installed the capture triggers of {table}");
     }
+    for table in &adoption.triggers_removed {
+        println!("removed the capture triggers of {table} (its definition no longer captures it)");
+    }
     if !adoption.existing.is_empty() {
         println!(
             "adopted existing tables, rows untouched: {}",

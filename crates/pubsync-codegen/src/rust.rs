@@ -214,6 +214,7 @@ pub fn generate_source_tables(tables: &[&Table], inputs: &[String]) -> String {
             list
         });
         let triggers = statements(&|dialect| trigger_statements(dialect, table));
+        let drop_triggers = statements(&|dialect| sql::drop_capture_triggers(dialect, &table.name));
         let mut fingerprints = format!("{PATH}::DialectFingerprints {{\n");
         for dialect in Dialect::ALL {
             let statements = trigger_statements(dialect, table);
@@ -255,6 +256,7 @@ pub fn generate_source_tables(tables: &[&Table], inputs: &[String]) -> String {
         let _ = writeln!(out, "    columns: &[{}],", columns.join(", "));
         let _ = writeln!(out, "    create: {create},");
         let _ = writeln!(out, "    triggers: {triggers},");
+        let _ = writeln!(out, "    drop_triggers: {drop_triggers},");
         let _ = writeln!(out, "    trigger_fingerprints: {fingerprints},");
         let trigger_names: Vec<String> = if table.event.is_some() {
             sql::CAPTURE_TRIGGERS

@@ -22,6 +22,9 @@ pub struct SourceTable {
     /// The statements replacing the capture triggers (dropping any previous version first);
     /// empty for a table without the `event` behaviour.
     pub triggers: DialectStatements,
+    /// The statements dropping any capture triggers (`IF EXISTS`): what `setup` runs when the
+    /// definition no longer has the `event` behaviour but triggers were installed before.
+    pub drop_triggers: DialectStatements,
     /// A fingerprint of `triggers` per dialect, so that `setup` replaces triggers only when
     /// they changed.
     pub trigger_fingerprints: DialectFingerprints,

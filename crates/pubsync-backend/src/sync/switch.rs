@@ -48,3 +48,20 @@ pub(crate) fn write_setting(
             .map_err(DatabaseError::query(format!("write the setting {name}")))
     })
 }
+
+/// Deletes the setting `name`, if there is one.
+pub(crate) fn delete_setting(database: &Database, name: &str) -> Result<(), DatabaseError> {
+    let dialect = database.dialect();
+    let sql = format!(
+        "DELETE FROM {} WHERE {} = ?",
+        dialect.quote(setting::TABLE),
+        dialect.quote(setting::NAME)
+    );
+    let statement = Statement::new(sql).bind(Bind::Text(name.to_owned()));
+    with_connection!(database, |conn| {
+        statement
+            .execute(conn)
+            .map(drop)
+            .map_err(DatabaseError::query(format!("delete the setting {name}")))
+    })
+}

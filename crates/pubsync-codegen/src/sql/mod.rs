@@ -22,5 +22,6 @@ pub use ddl::{
 pub use dialect::{Dialect, quote, string_literal};
 pub use sync_triggers::SETTING_TABLE;
 pub use triggers::{
-    CAPTURE_TRIGGERS, MAX_NAME_LENGTH, create_triggers, drop_triggers, fingerprint, trigger_name,
+    CAPTURE_TRIGGERS, MAX_NAME_LENGTH, create_triggers, drop_capture_triggers, drop_triggers,
+    fingerprint, trigger_name,
 };

@@ -74,6 +74,12 @@ pub fn create_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
     statements
 }
 
+/// The statements dropping a table's capture triggers, whether it has the event behaviour
+/// or not (`IF EXISTS`): for `setup` to remove them once a definition drops the behaviour.
+pub fn drop_capture_triggers(dialect: Dialect, table: &str) -> Vec<String> {
+    drop_sets(dialect, table, &[(&CAPTURE_TRIGGERS, CAPTURE_FUNCTION)])
+}
+
 /// The statements dropping what [`create_triggers`] creates (`IF EXISTS`, so that they also
 /// clean up after a partly applied migration).
 pub fn drop_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
@@ -84,14 +90,19 @@ pub fn drop_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
     if table.synchronization.is_some() {
         sets.push((sync_trigger_suffixes(dialect), SYNC_FUNCTION));
     }
+    drop_sets(dialect, &table.name, &sets)
+}
+
+/// The statements dropping each set of triggers (suffixes, and the PostgreSQL function).
+fn drop_sets(dialect: Dialect, table: &str, sets: &[(&[&str], &str)]) -> Vec<String> {
     let mut statements = Vec::new();
     for (triggers, function) in sets {
-        for suffix in triggers {
-            let name = quote(dialect, &trigger_name(&table.name, suffix));
+        for suffix in *triggers {
+            let name = quote(dialect, &trigger_name(table, suffix));
             statements.push(match dialect {
                 Dialect::Postgres => format!(
                     "DROP TRIGGER IF EXISTS {name} ON {};",
-                    quote(dialect, &table.name)
+                    quote(dialect, table)
                 ),
                 Dialect::Sqlite | Dialect::Mysql => format!("DROP TRIGGER IF EXISTS {name};"),
             });
@@ -99,7 +110,7 @@ pub fn drop_triggers(dialect: Dialect, table: &Table) -> Vec<String> {
         if dialect == Dialect::Postgres {
             statements.push(format!(
                 "DROP FUNCTION IF EXISTS {}();",
-                quote(dialect, &trigger_name(&table.name, function))
+                quote(dialect, &trigger_name(table, function))
             ));
         }
     }

@@ -66,6 +66,24 @@ pub const SPY_HELLO_SPRYKER_MESSAGE: pubsync_backend::module::SourceTable =
                 "CREATE TRIGGER `pubsync_spy_hello_spryker_message_delete` AFTER DELETE ON `spy_hello_spryker_message` FOR EACH ROW\nBEGIN\n    INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_hello_spryker_message',\n        'delete',\n        OLD.`id_hello_spryker_message`\n    ));\nEND;",
             ],
         },
+        drop_triggers: pubsync_backend::module::DialectStatements {
+            sqlite: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_hello_spryker_message_create\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_hello_spryker_message_update\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_hello_spryker_message_delete\";",
+            ],
+            postgres: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_hello_spryker_message_create\" ON \"spy_hello_spryker_message\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_hello_spryker_message_update\" ON \"spy_hello_spryker_message\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_hello_spryker_message_delete\" ON \"spy_hello_spryker_message\";",
+                "DROP FUNCTION IF EXISTS \"pubsync_spy_hello_spryker_message_capture\"();",
+            ],
+            mysql: &[
+                "DROP TRIGGER IF EXISTS `pubsync_spy_hello_spryker_message_create`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_hello_spryker_message_update`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_hello_spryker_message_delete`;",
+            ],
+        },
         trigger_fingerprints: pubsync_backend::module::DialectFingerprints {
             sqlite: "ff267dc14f49e495",
             postgres: "1003db5eddb35d0c",

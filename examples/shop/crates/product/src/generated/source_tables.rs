@@ -39,6 +39,24 @@ pub const SPY_LOCALE: pubsync_backend::module::SourceTable = pubsync_backend::mo
         postgres: &[],
         mysql: &[],
     },
+    drop_triggers: pubsync_backend::module::DialectStatements {
+        sqlite: &[
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_locale_create\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_locale_update\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_locale_delete\";",
+        ],
+        postgres: &[
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_locale_create\" ON \"spy_locale\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_locale_update\" ON \"spy_locale\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_locale_delete\" ON \"spy_locale\";",
+            "DROP FUNCTION IF EXISTS \"pubsync_spy_locale_capture\"();",
+        ],
+        mysql: &[
+            "DROP TRIGGER IF EXISTS `pubsync_spy_locale_create`;",
+            "DROP TRIGGER IF EXISTS `pubsync_spy_locale_update`;",
+            "DROP TRIGGER IF EXISTS `pubsync_spy_locale_delete`;",
+        ],
+    },
     trigger_fingerprints: pubsync_backend::module::DialectFingerprints {
         sqlite: "",
         postgres: "",
@@ -83,6 +101,24 @@ pub const SPY_STORE: pubsync_backend::module::SourceTable = pubsync_backend::mod
         sqlite: &[],
         postgres: &[],
         mysql: &[],
+    },
+    drop_triggers: pubsync_backend::module::DialectStatements {
+        sqlite: &[
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_store_create\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_store_update\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_store_delete\";",
+        ],
+        postgres: &[
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_store_create\" ON \"spy_store\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_store_update\" ON \"spy_store\";",
+            "DROP TRIGGER IF EXISTS \"pubsync_spy_store_delete\" ON \"spy_store\";",
+            "DROP FUNCTION IF EXISTS \"pubsync_spy_store_capture\"();",
+        ],
+        mysql: &[
+            "DROP TRIGGER IF EXISTS `pubsync_spy_store_create`;",
+            "DROP TRIGGER IF EXISTS `pubsync_spy_store_update`;",
+            "DROP TRIGGER IF EXISTS `pubsync_spy_store_delete`;",
+        ],
     },
     trigger_fingerprints: pubsync_backend::module::DialectFingerprints {
         sqlite: "",
@@ -163,6 +199,24 @@ pub const SPY_PRODUCT_ABSTRACT: pubsync_backend::module::SourceTable =
                 "CREATE TRIGGER `pubsync_spy_product_abstract_create` AFTER INSERT ON `spy_product_abstract` FOR EACH ROW\nBEGIN\n    INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract',\n        'create',\n        NEW.`id_product_abstract`,\n        JSON_EXTRACT(CONCAT('[', TRIM(TRAILING ',' FROM CONCAT(''\n            , IF(NEW.`sku` IS NOT NULL, '\"sku\",', '')\n            , IF(NEW.`attributes` IS NOT NULL, '\"attributes\",', '')\n            , IF(NEW.`view_count` IS NOT NULL, '\"view_count\",', '')\n        )), ']'), '$'),\n        JSON_OBJECT(),\n        JSON_OBJECT(),\n        JSON_OBJECT('sku', NEW.`sku`)\n    ));\nEND;",
                 "CREATE TRIGGER `pubsync_spy_product_abstract_update` AFTER UPDATE ON `spy_product_abstract` FOR EACH ROW\nBEGIN\n    IF NOT (OLD.`sku` <=> NEW.`sku`)\n        OR NOT (OLD.`attributes` <=> NEW.`attributes`) THEN\n        INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract',\n        'update',\n        NEW.`id_product_abstract`,\n        JSON_EXTRACT(CONCAT('[', TRIM(TRAILING ',' FROM CONCAT(''\n            , IF(NOT (OLD.`id_product_abstract` <=> NEW.`id_product_abstract`), '\"id_product_abstract\",', '')\n            , IF(NOT (OLD.`sku` <=> NEW.`sku`), '\"sku\",', '')\n            , IF(NOT (OLD.`attributes` <=> NEW.`attributes`), '\"attributes\",', '')\n            , IF(NOT (OLD.`view_count` <=> NEW.`view_count`), '\"view_count\",', '')\n        )), ']'), '$'),\n        JSON_OBJECT(),\n        JSON_OBJECT(),\n        JSON_OBJECT('sku', NEW.`sku`)\n    ));\n    END IF;\nEND;",
                 "CREATE TRIGGER `pubsync_spy_product_abstract_delete` AFTER DELETE ON `spy_product_abstract` FOR EACH ROW\nBEGIN\n    INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract',\n        'delete',\n        OLD.`id_product_abstract`,\n        JSON_ARRAY(),\n        JSON_OBJECT(),\n        JSON_OBJECT(),\n        JSON_OBJECT('sku', OLD.`sku`)\n    ));\nEND;",
+            ],
+        },
+        drop_triggers: pubsync_backend::module::DialectStatements {
+            sqlite: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_create\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_update\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_delete\";",
+            ],
+            postgres: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_create\" ON \"spy_product_abstract\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_update\" ON \"spy_product_abstract\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_delete\" ON \"spy_product_abstract\";",
+                "DROP FUNCTION IF EXISTS \"pubsync_spy_product_abstract_capture\"();",
+            ],
+            mysql: &[
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_create`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_update`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_delete`;",
             ],
         },
         trigger_fingerprints: pubsync_backend::module::DialectFingerprints {
@@ -256,6 +310,24 @@ pub const SPY_PRODUCT_ABSTRACT_LOCALIZED_ATTRIBUTES: pubsync_backend::module::So
                 "CREATE TRIGGER `pubsync_spy_product_abstract_localized_attributes_delete` AFTER DELETE ON `spy_product_abstract_localized_attributes` FOR EACH ROW\nBEGIN\n    INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract_localized_attributes',\n        'delete',\n        OLD.`id_abstract_attributes`,\n        JSON_ARRAY(),\n        JSON_OBJECT('fk_product_abstract', OLD.`fk_product_abstract`, 'fk_locale', OLD.`fk_locale`)\n    ));\nEND;",
             ],
         },
+        drop_triggers: pubsync_backend::module::DialectStatements {
+            sqlite: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_create\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_update\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_delete\";",
+            ],
+            postgres: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_create\" ON \"spy_product_abstract_localized_attributes\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_update\" ON \"spy_product_abstract_localized_attributes\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_delete\" ON \"spy_product_abstract_localized_attributes\";",
+                "DROP FUNCTION IF EXISTS \"pubsync_spy_product_abstract_localized_attributes_capture\"();",
+            ],
+            mysql: &[
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_localized_attributes_create`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_localized_attributes_update`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_localized_attributes_delete`;",
+            ],
+        },
         trigger_fingerprints: pubsync_backend::module::DialectFingerprints {
             sqlite: "e7eb502a3ae1d117",
             postgres: "dd0ccfb1ddf0b8f0",
@@ -333,6 +405,24 @@ pub const SPY_PRODUCT_ABSTRACT_STORE: pubsync_backend::module::SourceTable =
                 "CREATE TRIGGER `pubsync_spy_product_abstract_store_create` AFTER INSERT ON `spy_product_abstract_store` FOR EACH ROW\nBEGIN\n    INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract_store',\n        'create',\n        NEW.`id_product_abstract_store`,\n        JSON_EXTRACT(CONCAT('[', TRIM(TRAILING ',' FROM CONCAT(''\n            , IF(NEW.`fk_product_abstract` IS NOT NULL, '\"fk_product_abstract\",', '')\n            , IF(NEW.`fk_store` IS NOT NULL, '\"fk_store\",', '')\n        )), ']'), '$'),\n        JSON_OBJECT('fk_product_abstract', NEW.`fk_product_abstract`, 'fk_store', NEW.`fk_store`)\n    ));\nEND;",
                 "CREATE TRIGGER `pubsync_spy_product_abstract_store_update` AFTER UPDATE ON `spy_product_abstract_store` FOR EACH ROW\nBEGIN\n    IF NOT (OLD.`id_product_abstract_store` <=> NEW.`id_product_abstract_store`)\n        OR NOT (OLD.`fk_product_abstract` <=> NEW.`fk_product_abstract`)\n        OR NOT (OLD.`fk_store` <=> NEW.`fk_store`) THEN\n        INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract_store',\n        'update',\n        NEW.`id_product_abstract_store`,\n        JSON_EXTRACT(CONCAT('[', TRIM(TRAILING ',' FROM CONCAT(''\n            , IF(NOT (OLD.`id_product_abstract_store` <=> NEW.`id_product_abstract_store`), '\"id_product_abstract_store\",', '')\n            , IF(NOT (OLD.`fk_product_abstract` <=> NEW.`fk_product_abstract`), '\"fk_product_abstract\",', '')\n            , IF(NOT (OLD.`fk_store` <=> NEW.`fk_store`), '\"fk_store\",', '')\n        )), ']'), '$'),\n        JSON_OBJECT('fk_product_abstract', NEW.`fk_product_abstract`, 'fk_store', NEW.`fk_store`),\n        JSON_REMOVE(JSON_OBJECT('id_product_abstract_store', OLD.`id_product_abstract_store`, 'fk_product_abstract', OLD.`fk_product_abstract`, 'fk_store', OLD.`fk_store`),\n            IF(NOT (OLD.`id_product_abstract_store` <=> NEW.`id_product_abstract_store`), '$.\"0\"', '$.\"id_product_abstract_store\"'),\n            IF(NOT (OLD.`fk_product_abstract` <=> NEW.`fk_product_abstract`), '$.\"0\"', '$.\"fk_product_abstract\"'),\n            IF(NOT (OLD.`fk_store` <=> NEW.`fk_store`), '$.\"0\"', '$.\"fk_store\"'))\n    ));\n    END IF;\nEND;",
                 "CREATE TRIGGER `pubsync_spy_product_abstract_store_delete` AFTER DELETE ON `spy_product_abstract_store` FOR EACH ROW\nBEGIN\n    INSERT INTO `spy_event_behavior_entity_change` (`data`) VALUES (JSON_ARRAY(\n        'spy_product_abstract_store',\n        'delete',\n        OLD.`id_product_abstract_store`,\n        JSON_ARRAY(),\n        JSON_OBJECT('fk_product_abstract', OLD.`fk_product_abstract`, 'fk_store', OLD.`fk_store`)\n    ));\nEND;",
+            ],
+        },
+        drop_triggers: pubsync_backend::module::DialectStatements {
+            sqlite: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_store_create\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_store_update\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_store_delete\";",
+            ],
+            postgres: &[
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_store_create\" ON \"spy_product_abstract_store\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_store_update\" ON \"spy_product_abstract_store\";",
+                "DROP TRIGGER IF EXISTS \"pubsync_spy_product_abstract_store_delete\" ON \"spy_product_abstract_store\";",
+                "DROP FUNCTION IF EXISTS \"pubsync_spy_product_abstract_store_capture\"();",
+            ],
+            mysql: &[
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_store_create`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_store_update`;",
+                "DROP TRIGGER IF EXISTS `pubsync_spy_product_abstract_store_delete`;",
             ],
         },
         trigger_fingerprints: pubsync_backend::module::DialectFingerprints {
