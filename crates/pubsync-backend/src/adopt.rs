@@ -11,8 +11,7 @@
 
 use diesel::RunQueryDsl as _;
 use diesel::connection::SimpleConnection as _;
-use diesel::sql_types::{BigInt, Text};
-use pubsync_database::names::setting;
+use diesel::sql_types::BigInt;
 use pubsync_database::{
     CatalogColumn, Database, DatabaseError, SourceTable, TypeFamily, WriteTransaction as _,
     with_connection,
@@ -140,7 +139,7 @@ impl<'a> Plan<'a> {
             let name = setting_name(table.name);
             if statements.is_empty() {
                 // No capture (any more): remove the triggers an earlier definition had.
-                if read_setting(database, &name)?.is_some() {
+                if crate::sync::read_setting(database, &name)?.is_some() {
                     execute(
                         database,
                         &format!("remove the capture triggers of {}", table.name),
@@ -152,7 +151,8 @@ impl<'a> Plan<'a> {
                 continue;
             }
             let fingerprint = table.trigger_fingerprints.get(dialect);
-            let current = read_setting(database, &name)?.as_deref() == Some(fingerprint);
+            let current =
+                crate::sync::read_setting(database, &name)?.as_deref() == Some(fingerprint);
             let installed = database.table_triggers(table.name)?;
             let complete = table
                 .trigger_names
@@ -312,28 +312,5 @@ fn count_rows(database: &Database, table: &str) -> Result<i64, DatabaseError> {
             .get_result::<Count>(conn)
             .map(|count| count.n)
             .map_err(DatabaseError::query(format!("count the rows of {table}")))
-    })
-}
-
-fn read_setting(database: &Database, name: &str) -> Result<Option<String>, DatabaseError> {
-    #[derive(diesel::QueryableByName)]
-    struct Value {
-        #[diesel(sql_type = Text)]
-        value: String,
-    }
-    let dialect = database.dialect();
-    let sql = format!(
-        "SELECT {} AS value FROM {} WHERE {} = {}",
-        dialect.quote(setting::VALUE),
-        dialect.quote(setting::TABLE),
-        dialect.quote(setting::NAME),
-        dialect.placeholder(1)
-    );
-    with_connection!(database, |conn| {
-        diesel::sql_query(&sql)
-            .bind::<Text, _>(name)
-            .get_results::<Value>(conn)
-            .map(|rows| rows.into_iter().next().map(|row| row.value))
-            .map_err(DatabaseError::query("read a setting"))
     })
 }

@@ -1,9 +1,11 @@
 //! The global synchronization switch, recorded in the database for the sync triggers: with
 //! synchronization off, the tables that follow the global switch record no sync outbox rows
 //! at all (nothing to write, relay and delete). Written by `pubsync setup` and at every
-//! worker start.
+//! worker start. The other settings (the capture triggers' fingerprints) are read and written
+//! here too.
 
 use diesel::RunQueryDsl as _;
+use diesel::sql_types::Text;
 use pubsync_database::names::setting;
 use pubsync_database::{Bind, Database, DatabaseError, Dialect, Statement, with_connection};
 
@@ -63,5 +65,32 @@ pub(crate) fn delete_setting(database: &Database, name: &str) -> Result<(), Data
             .execute(conn)
             .map(drop)
             .map_err(DatabaseError::query(format!("delete the setting {name}")))
+    })
+}
+
+/// The value of the setting `name`, if there is one.
+pub(crate) fn read_setting(
+    database: &Database,
+    name: &str,
+) -> Result<Option<String>, DatabaseError> {
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let dialect = database.dialect();
+    let sql = format!(
+        "SELECT {} AS value FROM {} WHERE {} = {}",
+        dialect.quote(setting::VALUE),
+        dialect.quote(setting::TABLE),
+        dialect.quote(setting::NAME),
+        dialect.placeholder(1)
+    );
+    with_connection!(database, |conn| {
+        diesel::sql_query(&sql)
+            .bind::<Text, _>(name)
+            .get_results::<Value>(conn)
+            .map(|rows| rows.into_iter().next().map(|row| row.value))
+            .map_err(DatabaseError::query("read a setting"))
     })
 }
