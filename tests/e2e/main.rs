@@ -6,7 +6,9 @@
 
 mod adopt;
 mod aliases;
+mod backfill;
 mod capture;
 mod consumer;
 mod publish;
+mod stale_write;
 mod sync;

@@ -80,7 +80,7 @@ pub struct ChunkOutcome {
 /// Handles chunks of event messages with the registered listeners.
 #[derive(Debug, Clone)]
 pub struct EventConsumer {
-    context: PublishContext,
+    pub(crate) context: PublishContext,
     listeners: Arc<EventCollection>,
     config: ConsumerConfig,
 }

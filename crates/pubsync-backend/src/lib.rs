@@ -15,12 +15,14 @@
 //! - [`sync`]: the sync outbox (filled by the storage tables' triggers) to the key-value store,
 //!   through the sync queues or directly.
 //! - [`worker`]: the loop behind `queue:worker:start` and `queue:task:start`.
+//! - [`backfill`]: `publish:trigger-events`, `sync:data` and `verify`, over whole tables.
 //!
 //! The backend knows no concrete queue or storage: it is generic over the queue and key-value
 //! contracts, and writes storage tables through [`pubsync_database`].
 #![warn(unreachable_pub)]
 
 pub mod adopt;
+pub mod backfill;
 pub mod consumer;
 pub mod listener;
 pub mod module;
@@ -34,7 +36,7 @@ pub use consumer::{ConsumerConfig, EventConsumer};
 pub use listener::{EventCollection, HandlerError, PublishContext, Publisher};
 pub use module::{Module, Modules};
 pub use relay::{OutboxRelay, RelayConfig};
-pub use storage_table_writer::{StorageRow, StorageTableWriter};
+pub use storage_table_writer::{Publication, StorageRow, StorageTableWriter};
 pub use worker::{Worker, WorkerConfig, WorkerReport};
 
 /// The default event queue, as in the original.

@@ -12,6 +12,7 @@ use pubsync_database::Dialect;
 pub use pubsync_database::{DialectFingerprints, DialectStatements, SourceColumn, SourceTable};
 use pubsync_shared::synchronization::SynchronizationDefinition;
 
+use crate::backfill::TriggerSource;
 use crate::listener::EventCollection;
 
 /// Re-exported for the generated `migrations.rs`, whose `embed_migrations!` names it.
@@ -62,6 +63,8 @@ impl<DB: diesel::backend::Backend> MigrationSource<DB> for MigrationSet<'_> {
 ///     .publishers(register)
 ///     .storage_tables(generated::synchronization::ALL)
 ///     .source_tables(generated::source_tables::ALL)
+///     .trigger_sources(&[TriggerSource::new("product_abstract", "spy_product_abstract",
+///         "id_product_abstract", "Entity.spy_product_abstract.update")])
 ///     .migrations(&generated::migrations::MIGRATIONS);
 /// ```
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +73,7 @@ pub struct Module {
     register: Option<fn(&mut EventCollection)>,
     storage_tables: &'static [SynchronizationDefinition],
     source_tables: &'static [SourceTable],
+    trigger_sources: &'static [TriggerSource],
     migrations: Option<&'static Migrations>,
 }
 
@@ -81,6 +85,7 @@ impl Module {
             register: None,
             storage_tables: &[],
             source_tables: &[],
+            trigger_sources: &[],
             migrations: None,
         }
     }
@@ -100,6 +105,13 @@ impl Module {
     /// The shop's tables it reads or watches (the generated `source_tables::ALL`).
     pub const fn source_tables(mut self, tables: &'static [SourceTable]) -> Self {
         self.source_tables = tables;
+        self
+    }
+
+    /// Where its resources come from, for `publish:trigger-events` and `verify`: one
+    /// [`TriggerSource`] per resource it publishes.
+    pub const fn trigger_sources(mut self, sources: &'static [TriggerSource]) -> Self {
+        self.trigger_sources = sources;
         self
     }
 
@@ -153,6 +165,16 @@ impl Modules {
         last_wins(
             self.modules.iter().flat_map(|module| module.storage_tables),
             |definition| definition.table,
+        )
+    }
+
+    /// Every trigger source, a later module's source of a resource replacing an earlier one.
+    pub fn trigger_sources(&self) -> Vec<&'static TriggerSource> {
+        last_wins(
+            self.modules
+                .iter()
+                .flat_map(|module| module.trigger_sources),
+            |source| source.resource,
         )
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::Text;
 use pubsync_database::{
-    Bind, Database, DatabaseError, Statement, WriteTransaction as _, bind_list, bucketed,
+    Bind, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bind_list, bucketed,
     with_connection,
 };
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
@@ -25,11 +25,18 @@ use pubsync_shared::synchronization::SynchronizationDefinition;
 use pubsync_shared::version::Version;
 use serde_json::{Map, Value};
 
+use crate::listener::HandlerError;
+
 /// Storage rows upserted per statement: a chunk takes the largest size that fits, so each
 /// table's upsert comes in four shapes, each prepared once per connection (see
 /// [`Statement`]). A multi-row statement is re-parsed in full each time otherwise, which on
 /// SQLite cost about as much as the writes.
 mod sql;
+
+mod lock;
+mod recording;
+
+pub use recording::{RecordedRow, RecordedWrite, Recording};
 
 use sql::{
     Columns, KeyRow, delete_aliases, delete_rows, insert_aliases_sql, replaced_rows, upsert_sql,
@@ -109,6 +116,8 @@ pub struct StorageTableWriter {
     keys: Arc<KeyBuilders>,
     /// The application's definitions by table, which win over the one a publisher passes.
     definitions: Arc<HashMap<&'static str, &'static SynchronizationDefinition>>,
+    /// Set on a recording writer: writes are recorded here instead of written.
+    recorder: Option<Recording>,
 }
 
 impl StorageTableWriter {
@@ -118,6 +127,7 @@ impl StorageTableWriter {
             database,
             keys,
             definitions: Arc::default(),
+            recorder: None,
         }
     }
 
@@ -135,6 +145,17 @@ impl StorageTableWriter {
                 .collect(),
         );
         self
+    }
+
+    /// A writer like this one that writes nothing: every write it is asked for is recorded in
+    /// the returned [`Recording`] instead, and [`StorageTableWriter::publish`] takes no lock.
+    pub fn recording(&self) -> (Self, Recording) {
+        let recording = Recording::default();
+        let writer = Self {
+            recorder: Some(recording.clone()),
+            ..self.clone()
+        };
+        (writer, recording)
     }
 
     /// The definition of `table`'s table this writer uses.
@@ -162,7 +183,7 @@ impl StorageTableWriter {
         rows: &[StorageRow],
         deletes: &[RowKey],
     ) -> Result<WriteOutcome, DatabaseError> {
-        self.write(table, rows, deletes, &[])
+        self.write_given(table, rows, deletes, &[])
     }
 
     /// Makes `rows` the only rows of the `references` in `table`, in one transaction: upserts
@@ -177,48 +198,137 @@ impl StorageTableWriter {
         references: &[Reference],
         rows: &[StorageRow],
     ) -> Result<WriteOutcome, DatabaseError> {
-        self.write(table, rows, &[], references)
+        self.write_given(table, rows, &[], references)
     }
 
-    fn write(
+    /// Publishes the entities `references` of `table`: locks them against every other
+    /// publisher of the same entities (see [`lock`]), calls `read`, which re-reads them from
+    /// the source tables and computes their rows, writes what it returns, commits, and only
+    /// then releases the locks. Two publishers of one entity thus never interleave: the one
+    /// that reads second reads what the first committed, or later, and commits last.
+    ///
+    /// `read` runs inside the write transaction, on other connections of the pool: it may only
+    /// read (on SQLite the transaction holds the database's write lock, so a write of its own
+    /// would wait for itself). With [`Publication::replace`] every other row of `references`
+    /// is deleted, as [`StorageTableWriter::replace`] does.
+    pub fn publish(
+        &self,
+        table: &SynchronizationDefinition,
+        references: &[Reference],
+        read: impl FnOnce() -> Result<Publication, HandlerError>,
+    ) -> Result<WriteOutcome, HandlerError> {
+        if let Some(recorder) = &self.recorder {
+            let publication = read()?;
+            let replacing = if publication.replace { references } else { &[] };
+            recorder.record(
+                self,
+                table,
+                &publication.rows,
+                &publication.deletes,
+                replacing,
+            );
+            return Ok(WriteOutcome::default());
+        }
+        self.write(table, references, Input::Read(Box::new(read)))
+            .map_err(|failure| match failure {
+                Failure::Database(error) => Box::new(error) as HandlerError,
+                Failure::Read(error) => error,
+            })
+    }
+
+    fn write_given(
         &self,
         table: &SynchronizationDefinition,
         rows: &[StorageRow],
         deletes: &[RowKey],
         replacing: &[Reference],
     ) -> Result<WriteOutcome, DatabaseError> {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(self, table, rows, deletes, replacing);
+            return Ok(WriteOutcome::default());
+        }
+        let input = Input::Given {
+            rows,
+            deletes,
+            replacing,
+        };
+        self.write(table, &[], input)
+            .map_err(|failure| match failure {
+                Failure::Database(error) => error,
+                Failure::Read(_) => unreachable!("given rows are not read"),
+            })
+    }
+
+    /// Writes `input` into `table` in one transaction, holding the entity locks of `lock`
+    /// from its start until it is over.
+    fn write(
+        &self,
+        table: &SynchronizationDefinition,
+        lock: &[Reference],
+        input: Input<'_>,
+    ) -> Result<WriteOutcome, Failure> {
         let table = self.definition(table);
         let dialect = self.database.dialect();
-        let columns = Columns::of(table);
-        let timestamp = Version::now().as_seconds();
-        let upserts: Vec<Upsert<'_>> = rows
-            .iter()
-            .map(|row| {
-                let (aliases, alias_keys) = if columns.alias_keys {
-                    let (aliases, column) = row_aliases(table, &self.keys, row, timestamp);
-                    (aliases, Some(column))
-                } else {
-                    (Vec::new(), None)
-                };
-                Upsert {
-                    key: self.key(table, &row.key),
-                    data: serde_json::to_string(&row.data).expect("json serialises"),
-                    alias_keys,
-                    aliases,
-                    row,
-                }
-            })
-            .collect();
-        let mut delete_keys: Vec<String> = deletes.iter().map(|key| self.key(table, key)).collect();
-        let replaced = replaced_rows(dialect, table, replacing);
+        let locks = lock::acquire(dialect, &lock::lock_keys(table.table, lock));
+        let release = if locks.is_empty() {
+            None
+        } else {
+            lock::release(dialect)
+        };
         with_connection!(self.database, |conn| {
-            conn.write_transaction(|conn| {
+            let result = conn.write_transaction(|conn| {
+                for (statement, count) in &locks {
+                    if dialect == Dialect::Mysql {
+                        let acquired: Vec<lock::Acquired> =
+                            statement
+                                .clone()
+                                .load(conn)
+                                .map_err(DatabaseError::query(format!(
+                                    "lock entities of {}",
+                                    table.table
+                                )))?;
+                        if acquired.first().and_then(|row| row.acquired) != Some(*count as i64) {
+                            return Err(Failure::Read(
+                                format!(
+                                    "another publisher of {} held its entities for more than {} s",
+                                    table.table,
+                                    lock::MYSQL_LOCK_TIMEOUT_SECONDS
+                                )
+                                .into(),
+                            ));
+                        }
+                    } else {
+                        statement
+                            .clone()
+                            .execute(conn)
+                            .map_err(DatabaseError::query(format!(
+                                "lock entities of {}",
+                                table.table
+                            )))?;
+                    }
+                }
+                let publication;
+                let (rows, deletes, replacing) = match input {
+                    Input::Given {
+                        rows,
+                        deletes,
+                        replacing,
+                    } => (rows, deletes, replacing),
+                    Input::Read(read) => {
+                        publication = read().map_err(Failure::Read)?;
+                        let replacing = if publication.replace { lock } else { &[] };
+                        (&publication.rows[..], &publication.deletes[..], replacing)
+                    }
+                };
+                let columns = Columns::of(table);
+                let upserts = self.upserts(table, &columns, rows);
+                let mut delete_keys: Vec<String> =
+                    deletes.iter().map(|key| self.key(table, key)).collect();
                 let mut outcome = WriteOutcome::default();
                 let written: std::collections::HashSet<&str> =
                     upserts.iter().map(|upsert| upsert.key.as_str()).collect();
-                for statement in &replaced {
+                for statement in replaced_rows(dialect, table, replacing) {
                     let existing: Vec<KeyRow> = statement
-                        .clone()
                         .load(conn)
                         .map_err(DatabaseError::query(format!("read {}", table.table)))?;
                     delete_keys.extend(
@@ -230,42 +340,7 @@ impl StorageTableWriter {
                 }
                 for range in bucketed(upserts.len(), &UPSERT_CHUNKS) {
                     let chunk = &upserts[range];
-                    let mut statement =
-                        Statement::new(upsert_sql(dialect, table, &columns, chunk.len()));
-                    for Upsert {
-                        key,
-                        data,
-                        alias_keys,
-                        row,
-                        ..
-                    } in chunk
-                    {
-                        statement
-                            .push(Bind::Text(key.clone()))
-                            .push(Bind::Text(data.clone()));
-                        match (&columns.reference, &row.key.reference) {
-                            (Some(_), Reference::Int(value)) => {
-                                statement.push(Bind::BigInt(*value));
-                            }
-                            (Some(_), Reference::Text(value)) => {
-                                statement.push(Bind::Text(value.clone()));
-                            }
-                            (Some(_), Reference::None) => {
-                                statement.push(Bind::NullableText(None));
-                            }
-                            (None, _) => {}
-                        }
-                        if table.store {
-                            statement.push(Bind::NullableText(row.key.store.clone()));
-                        }
-                        if table.locale {
-                            statement.push(Bind::NullableText(row.key.locale.clone()));
-                        }
-                        if columns.alias_keys {
-                            statement.push(Bind::NullableText(alias_keys.clone()));
-                        }
-                    }
-                    outcome.written += statement
+                    outcome.written += upsert_statement(dialect, table, &columns, chunk)
                         .execute(conn)
                         .map_err(DatabaseError::query(format!("upsert into {}", table.table)))?;
                     if !columns.alias_keys {
@@ -312,9 +387,146 @@ impl StorageTableWriter {
                             )))?;
                     }
                 }
-                Ok(outcome)
-            })
+                Ok::<_, Failure>(outcome)
+            });
+            if let Some(release) = &release {
+                release
+                    .clone()
+                    .execute(conn)
+                    .map_err(DatabaseError::query("release entity locks"))?;
+            }
+            result
         })
+    }
+
+    /// The rows to upsert, with their keys, data and alias keys.
+    fn upserts<'a>(
+        &self,
+        table: &SynchronizationDefinition,
+        columns: &Columns,
+        rows: &'a [StorageRow],
+    ) -> Vec<Upsert<'a>> {
+        let timestamp = Version::now().as_seconds();
+        rows.iter()
+            .map(|row| {
+                let (aliases, alias_keys) = if columns.alias_keys {
+                    let (aliases, column) = row_aliases(table, &self.keys, row, timestamp);
+                    (aliases, Some(column))
+                } else {
+                    (Vec::new(), None)
+                };
+                Upsert {
+                    key: self.key(table, &row.key),
+                    data: serde_json::to_string(&row.data).expect("json serialises"),
+                    alias_keys,
+                    aliases,
+                    row,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The upsert of `chunk`, its values bound.
+fn upsert_statement(
+    dialect: Dialect,
+    table: &SynchronizationDefinition,
+    columns: &Columns,
+    chunk: &[Upsert<'_>],
+) -> Statement {
+    let mut statement = Statement::new(upsert_sql(dialect, table, columns, chunk.len()));
+    for Upsert {
+        key,
+        data,
+        alias_keys,
+        row,
+        ..
+    } in chunk
+    {
+        statement
+            .push(Bind::Text(key.clone()))
+            .push(Bind::Text(data.clone()));
+        match (&columns.reference, &row.key.reference) {
+            (Some(_), Reference::Int(value)) => {
+                statement.push(Bind::BigInt(*value));
+            }
+            (Some(_), Reference::Text(value)) => {
+                statement.push(Bind::Text(value.clone()));
+            }
+            (Some(_), Reference::None) => {
+                statement.push(Bind::NullableText(None));
+            }
+            (None, _) => {}
+        }
+        if table.store {
+            statement.push(Bind::NullableText(row.key.store.clone()));
+        }
+        if table.locale {
+            statement.push(Bind::NullableText(row.key.locale.clone()));
+        }
+        if columns.alias_keys {
+            statement.push(Bind::NullableText(alias_keys.clone()));
+        }
+    }
+    statement
+}
+
+/// What a write is given: rows computed already, or a read that computes them once the
+/// entity locks are held.
+enum Input<'a> {
+    Given {
+        rows: &'a [StorageRow],
+        deletes: &'a [RowKey],
+        replacing: &'a [Reference],
+    },
+    Read(Box<dyn FnOnce() -> Result<Publication, HandlerError> + 'a>),
+}
+
+/// Why a write failed: the database, or the publisher's read.
+enum Failure {
+    Database(DatabaseError),
+    Read(HandlerError),
+}
+
+impl From<DatabaseError> for Failure {
+    fn from(error: DatabaseError) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl From<diesel::result::Error> for Failure {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Database(error.into())
+    }
+}
+
+/// The rows a publisher computed for its entities, as [`StorageTableWriter::publish`] writes
+/// them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Publication {
+    rows: Vec<StorageRow>,
+    deletes: Vec<RowKey>,
+    replace: bool,
+}
+
+impl Publication {
+    /// Upserts `rows` and deletes the rows of `deletes`.
+    pub fn apply(rows: Vec<StorageRow>, deletes: Vec<RowKey>) -> Self {
+        Self {
+            rows,
+            deletes,
+            replace: false,
+        }
+    }
+
+    /// Makes `rows` the only rows of the published references: every other row of theirs is
+    /// deleted.
+    pub fn replace(rows: Vec<StorageRow>) -> Self {
+        Self {
+            rows,
+            deletes: Vec::new(),
+            replace: true,
+        }
     }
 }
 

@@ -300,26 +300,26 @@ impl Stages<'_> {
 /// `W` is the key-value store synchronized into; a worker without one has `W` =
 /// [`Infallible`](std::convert::Infallible) and no writer.
 pub struct Worker<Q, W = std::convert::Infallible> {
-    queue: Q,
-    relay: OutboxRelay,
-    consumer: EventConsumer,
-    listeners: Arc<EventCollection>,
-    config: WorkerConfig,
-    database: Database,
+    pub(crate) queue: Q,
+    pub(crate) relay: OutboxRelay,
+    pub(crate) consumer: EventConsumer,
+    pub(crate) listeners: Arc<EventCollection>,
+    pub(crate) config: WorkerConfig,
+    pub(crate) database: Database,
     /// The event queues of the listeners, derived once.
     event_queues: Vec<String>,
-    sync: Option<Synchronization<W>>,
+    pub(crate) sync: Option<Synchronization<W>>,
 }
 
 /// The sync stages of a worker.
-struct Synchronization<W> {
-    relay: SyncRelay,
+pub(crate) struct Synchronization<W> {
+    pub(crate) relay: SyncRelay,
     /// The sync queues of the tables that synchronize, derived once.
     queues: Vec<String>,
-    config: SyncConfig,
+    pub(crate) config: SyncConfig,
     /// The key-value store; `None` when there is none (database storage), and then nothing
     /// consumes the sync queues.
-    writer: Option<W>,
+    pub(crate) writer: Option<W>,
 }
 
 impl<Q: Queue> Worker<Q> {
@@ -555,6 +555,32 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             report.failed += outcome.failed;
         }
         Ok((busy, report))
+    }
+
+    /// Relays the sync outbox until it is empty, to the sync queues or, in direct mode, to
+    /// the key-value store, as the worker's sync relay does; returns the rows relayed. The
+    /// backfill commands call it after each chunk, so that what they changed is on its way
+    /// without a worker's help.
+    pub async fn relay_sync_outbox(&self) -> Result<usize, WorkerError> {
+        let Some(sync) = &self.sync else {
+            return Ok(0);
+        };
+        let mut relayed = 0;
+        loop {
+            let pass = sync
+                .relay
+                .relay_once(&self.queue, sync.writer.as_ref())
+                .await?;
+            if pass.rows == 0 {
+                return Ok(relayed);
+            }
+            relayed += pass.rows;
+        }
+    }
+
+    /// The key-value store the worker synchronizes into, if any.
+    pub fn key_value_store(&self) -> Option<&W> {
+        self.sync.as_ref().and_then(|sync| sync.writer.as_ref())
     }
 
     /// Whether the outboxes and every queue the worker processes are empty.

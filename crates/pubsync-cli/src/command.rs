@@ -17,7 +17,11 @@ use pubsync_backend::Modules;
 use pubsync_queue_extension::Queue as _;
 use pubsync_storage_extension::StorageReader as _;
 
-use crate::{App, Settings, SetupReport};
+use pubsync_backend::backfill::export::ExportOptions;
+use pubsync_backend::backfill::trigger::TriggerOptions;
+use pubsync_backend::backfill::verify::VerifyOptions;
+
+use crate::{App, Settings, SetupReport, backfill};
 
 /// Publish & Synchronize: keeps a key-value read model of your database's tables in step.
 ///
@@ -69,6 +73,64 @@ pub enum Command {
     StorageGet {
         /// The storage key, e.g. `message:1`.
         key: String,
+    },
+    /// Re-publish resources from their source tables, every entity or the given ids (use it to
+    /// bring rows that were there before capture started into storage).
+    #[command(name = "publish:trigger-events", visible_alias = "event:trigger")]
+    TriggerEvents {
+        /// Resources to re-publish, comma-separated (default: every resource).
+        #[arg(
+            short = 'r',
+            long = "resource",
+            value_delimiter = ',',
+            value_name = "RESOURCE"
+        )]
+        resources: Vec<String>,
+        /// Only these ids, comma-separated.
+        #[arg(short = 'i', long = "ids", value_delimiter = ',', value_name = "ID")]
+        ids: Vec<i64>,
+        /// Send the events to the event queues for the workers instead of publishing here.
+        #[arg(long)]
+        enqueue: bool,
+        /// Start from the first id even where an earlier run was stopped.
+        #[arg(long)]
+        restart: bool,
+        /// Ids per chunk.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        chunk_size: usize,
+    },
+    /// Send the storage rows, as they are, to the key-value store (refills a flushed Redis).
+    #[command(name = "sync:data")]
+    SyncData {
+        /// Resources to send, comma-separated (default: every resource).
+        #[arg(value_delimiter = ',', value_name = "RESOURCE")]
+        resources: Vec<String>,
+        /// Only the rows of these references (ids), comma-separated.
+        #[arg(short = 'i', long = "ids", value_delimiter = ',', value_name = "ID")]
+        ids: Vec<i64>,
+        /// Start from the first row even where an earlier run was stopped.
+        #[arg(long)]
+        restart: bool,
+        /// Rows per chunk.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        chunk_size: usize,
+    },
+    /// Check that storage equals what the source tables give, and report the missing, stale
+    /// and orphaned keys; exit status 1 when anything differs.
+    #[command(name = "verify")]
+    Verify {
+        /// Resources to check, comma-separated (default: every resource).
+        #[arg(value_delimiter = ',', value_name = "RESOURCE")]
+        resources: Vec<String>,
+        /// Re-publish and re-sync exactly what differs.
+        #[arg(long)]
+        repair: bool,
+        /// Source ids per chunk.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        chunk_size: usize,
+        /// How many keys of each kind to name.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        sample: usize,
     },
     /// List which listener handles which event, on which queue.
     #[command(name = "event:dump:listener")]
@@ -181,6 +243,45 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
                 }
                 None => return Ok(ExitCode::from(1)),
             }
+        }
+        Command::TriggerEvents {
+            resources,
+            ids,
+            enqueue,
+            restart,
+            chunk_size,
+        } => {
+            let options = TriggerOptions {
+                chunk_size,
+                enqueue,
+                restart,
+            };
+            return backfill::trigger(app, &resources, &ids, options).await;
+        }
+        Command::SyncData {
+            resources,
+            ids,
+            restart,
+            chunk_size,
+        } => {
+            let options = ExportOptions {
+                chunk_size,
+                restart,
+            };
+            return backfill::sync(app, &resources, &ids, options).await;
+        }
+        Command::Verify {
+            resources,
+            repair,
+            chunk_size,
+            sample,
+        } => {
+            let options = VerifyOptions {
+                chunk_size,
+                repair,
+                sample,
+            };
+            return backfill::check(app, &resources, options).await;
         }
         Command::DumpListeners => {
             for (event, listener, queue) in app.listeners().dump() {

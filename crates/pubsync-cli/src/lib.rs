@@ -7,8 +7,10 @@
 #![warn(unreachable_pub)]
 
 pub mod backends;
+mod backfill;
 pub mod command;
 pub mod config;
+mod progress;
 
 use std::sync::Arc;
 

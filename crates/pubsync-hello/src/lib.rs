@@ -46,7 +46,18 @@ pub const MODULE: pubsync_backend::Module = pubsync_backend::Module::new("hello"
     .publishers(register)
     .storage_tables(SYNCHRONIZATION)
     .source_tables(generated::source_tables::ALL)
+    .trigger_sources(&[TRIGGER_SOURCE])
     .migrations(&generated::migrations::MIGRATIONS);
+
+/// Where messages come from for `publish:trigger-events -r message` and `verify`.
+#[cfg(feature = "backend")]
+pub const TRIGGER_SOURCE: pubsync_backend::backfill::TriggerSource =
+    pubsync_backend::backfill::TriggerSource::new(
+        RESOURCE,
+        publisher::MESSAGE_TABLE,
+        "id_hello_spryker_message",
+        "Entity.spy_hello_spryker_message.update",
+    );
 
 /// Registers this module's publishers.
 #[cfg(feature = "backend")]

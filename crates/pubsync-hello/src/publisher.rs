@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
-use pubsync_backend::storage_table_writer::{Reference, RowKey, StorageRow};
+use pubsync_backend::storage_table_writer::{Publication, Reference, RowKey, StorageRow};
 use pubsync_database::{DatabaseError, with_connection};
 use pubsync_shared::event::{
     EntityAction, EventEntityTransfer, entity_event_name, event_transfer_ids,
@@ -68,47 +68,60 @@ impl Publisher for MessageStoragePublisher {
             return Ok(());
         }
         let lookup: Vec<i64> = ids.iter().map(|id| i64::from(*id)).collect();
-        let statements = pubsync_database::select_by_ids(
-            context.database.dialect(),
-            MESSAGE_TABLE,
-            &["id_hello_spryker_message", "name", "message"],
-            "id_hello_spryker_message",
-            &lookup,
-        );
-        let found: Vec<MessageRow> = with_connection!(context.database, |conn| {
-            let mut found = Vec::with_capacity(ids.len());
-            for statement in statements {
-                found.extend(
-                    statement
-                        .load::<MessageRow>(conn)
-                        .map_err(DatabaseError::query("read hello messages"))?,
-                );
-            }
-            Ok::<_, DatabaseError>(found)
-        })?;
-        let rows: Vec<StorageRow> = found
-            .iter()
-            .map(|row| StorageRow {
-                key: RowKey::reference(Reference::Int(i64::from(row.id_hello_spryker_message))),
-                data: serde_json::to_value(HelloSprykerStorageTransfer {
-                    name: Some(row.name.clone()),
-                    message: row.message.clone(),
-                })
-                .expect("a transfer serialises"),
-            })
-            .collect();
-        let present: HashSet<i32> = found
-            .iter()
-            .map(|row| row.id_hello_spryker_message)
-            .collect();
-        let deletes: Vec<RowKey> = ids
-            .iter()
-            .filter(|id| !present.contains(id))
-            .map(|id| RowKey::reference(Reference::Int(i64::from(*id))))
-            .collect();
+        let references: Vec<Reference> = lookup.iter().map(|id| Reference::Int(*id)).collect();
         context
             .storage
-            .apply(&SPY_HELLO_SPRYKER_MESSAGE_STORAGE, &rows, &deletes)?;
+            .publish(&SPY_HELLO_SPRYKER_MESSAGE_STORAGE, &references, || {
+                let found = read_messages(context, &lookup)?;
+                Ok(publication(&ids, &found))
+            })?;
         Ok(())
     }
+}
+
+/// The messages of `ids` that exist.
+fn read_messages(context: &PublishContext, ids: &[i64]) -> Result<Vec<MessageRow>, DatabaseError> {
+    let statements = pubsync_database::select_by_ids(
+        context.database.dialect(),
+        MESSAGE_TABLE,
+        &["id_hello_spryker_message", "name", "message"],
+        "id_hello_spryker_message",
+        ids,
+    );
+    with_connection!(context.database, |conn| {
+        let mut found = Vec::with_capacity(ids.len());
+        for statement in statements {
+            found.extend(
+                statement
+                    .load::<MessageRow>(conn)
+                    .map_err(DatabaseError::query("read hello messages"))?,
+            );
+        }
+        Ok::<_, DatabaseError>(found)
+    })
+}
+
+/// One row per message found; the rows of the messages of `ids` not found are deleted.
+fn publication(ids: &[i32], found: &[MessageRow]) -> Publication {
+    let rows: Vec<StorageRow> = found
+        .iter()
+        .map(|row| StorageRow {
+            key: RowKey::reference(Reference::Int(i64::from(row.id_hello_spryker_message))),
+            data: serde_json::to_value(HelloSprykerStorageTransfer {
+                name: Some(row.name.clone()),
+                message: row.message.clone(),
+            })
+            .expect("a transfer serialises"),
+        })
+        .collect();
+    let present: HashSet<i32> = found
+        .iter()
+        .map(|row| row.id_hello_spryker_message)
+        .collect();
+    let deletes: Vec<RowKey> = ids
+        .iter()
+        .filter(|id| !present.contains(id))
+        .map(|id| RowKey::reference(Reference::Int(i64::from(*id))))
+        .collect();
+    Publication::apply(rows, deletes)
 }

@@ -43,6 +43,19 @@ impl Dialect {
         }
     }
 
+    /// The clock time when the expression is evaluated, in microseconds since the Unix epoch:
+    /// the version of a change, as the sync triggers record it and as every statement that
+    /// fills the sync outbox must. Not the transaction or statement start (`now()`,
+    /// `NOW(6)`): a transaction that waited on a lock would carry an older version than the
+    /// change it overwrote.
+    pub fn clock_micros(self) -> &'static str {
+        match self {
+            Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
+            Self::Postgres => "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
+            Self::Mysql => "CAST(UNIX_TIMESTAMP(SYSDATE(6)) * 1000000 AS SIGNED)",
+        }
+    }
+
     /// `count` comma-separated placeholders starting at parameter `first`.
     pub fn placeholders(self, first: usize, count: usize) -> String {
         (first..first + count)

@@ -25,15 +25,9 @@ impl SyncTriggers<'_> {
         quote(self.dialect, name)
     }
 
-    /// The clock time when the trigger runs, in microseconds since the Unix epoch. Not the
-    /// transaction or statement start (`now()`, `NOW(6)`): a transaction that waited on a
-    /// row lock would carry an older version than the one it overwrote.
+    /// The clock time when the trigger runs, in microseconds ([`Dialect::clock_micros`]).
     fn version(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
-            Dialect::Postgres => "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
-            Dialect::Mysql => "CAST(UNIX_TIMESTAMP(SYSDATE(6)) * 1000000 AS SIGNED)",
-        }
+        self.dialect.clock_micros()
     }
 
     fn has_mappings(&self) -> bool {

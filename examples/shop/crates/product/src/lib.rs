@@ -58,7 +58,20 @@ pub const MODULE: pubsync_backend::Module = pubsync_backend::Module::new("produc
     .publishers(register)
     .storage_tables(SYNCHRONIZATION)
     .source_tables(generated::source_tables::ALL)
+    .trigger_sources(&[TRIGGER_SOURCE])
     .migrations(&generated::migrations::MIGRATIONS);
+
+/// Where abstract products come from for `publish:trigger-events -r product_abstract` and
+/// `verify`: every product, re-published as a product update (which re-reads its localized
+/// attributes and stores too).
+#[cfg(feature = "backend")]
+pub const TRIGGER_SOURCE: pubsync_backend::backfill::TriggerSource =
+    pubsync_backend::backfill::TriggerSource::new(
+        RESOURCE,
+        publisher::PRODUCT_ABSTRACT_TABLE,
+        "id_product_abstract",
+        "Entity.spy_product_abstract.update",
+    );
 
 /// Registers this module's publishers.
 #[cfg(feature = "backend")]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use pubsync_backend::listener::{HandlerError, PublishContext, Publisher};
-use pubsync_backend::storage_table_writer::{Reference, RowKey, StorageRow};
+use pubsync_backend::storage_table_writer::{Publication, Reference, RowKey, StorageRow};
 use pubsync_database::{BoundList, DatabaseError, Dialect, Statement, bind_list, with_connection};
 use pubsync_shared::event::{
     EntityAction, EventEntityTransfer, entity_event_name, event_transfer_ids,
@@ -140,12 +140,13 @@ impl Publisher for ProductAbstractStoragePublisher {
         if ids.is_empty() {
             return Ok(());
         }
-        let snapshot = read(context, &ids)?;
-        let rows = storage_rows(snapshot)?;
         let references: Vec<Reference> = ids.iter().map(|id| Reference::Int(*id)).collect();
         context
             .storage
-            .replace(&SPY_PRODUCT_ABSTRACT_STORAGE, &references, &rows)?;
+            .publish(&SPY_PRODUCT_ABSTRACT_STORAGE, &references, || {
+                let snapshot = read(context, &ids)?;
+                Ok(Publication::replace(storage_rows(snapshot)?))
+            })?;
         Ok(())
     }
 }

@@ -1,0 +1,159 @@
+//! `sync:data`: sends storage rows, as they are, to the key-value store.
+//!
+//! Publishing skips rows whose data did not change, so re-publishing never refills a key-value
+//! store that lost its keys; this does. Each chunk of a storage table's rows is recorded in the
+//! sync outbox as writes (their data, store and locale, a fresh version, under a shared lock
+//! so that no publisher's change in flight is overtaken, see [`pages::export`]), and the
+//! sync outbox is relayed: to the sync queues, or, in direct mode, straight into the store.
+//! Alias keys follow from the data, as on the sync path.
+//!
+//! The original's `sync:data` skips unknown resources silently; here they are an error.
+
+use pubsync_queue_extension::Queue;
+use pubsync_shared::synchronization::SynchronizationDefinition;
+use pubsync_storage_extension::KeyValueWriter;
+
+use super::{Ending, Progress, Stop, pages};
+use crate::sync::{delete_setting, read_setting, write_setting};
+use crate::worker::{Worker, WorkerError};
+
+/// How `sync:data` runs.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Storage rows per chunk.
+    pub chunk_size: usize,
+    /// Start from the first key even where an earlier run stopped.
+    pub restart: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: 1000,
+            restart: false,
+        }
+    }
+}
+
+/// What `sync:data` did for one storage table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// The storage table.
+    pub table: String,
+    /// Rows recorded for synchronization.
+    pub exported: usize,
+    /// Sync outbox rows relayed after the chunks.
+    pub sync_relayed: usize,
+    /// The key an earlier, stopped run was resumed after, if it was.
+    pub resumed_after: Option<String>,
+    /// Whether every chunk was done.
+    pub ending: Option<Ending>,
+}
+
+fn cursor_setting(table: &str) -> String {
+    format!("backfill:sync-data:{table}")
+}
+
+/// Sends the rows of `table` to the key-value store: those whose reference is one of `ids`
+/// when given, otherwise every row, keyset-paged by key from where a stopped run left off.
+pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
+    worker: &Worker<Q, W>,
+    table: &'static SynchronizationDefinition,
+    ids: Option<&[i64]>,
+    options: &ExportOptions,
+    progress: &dyn Progress,
+    stop: &Stop,
+) -> Result<ExportReport, WorkerError> {
+    let mut report = ExportReport {
+        table: table.table.to_owned(),
+        ..ExportReport::default()
+    };
+    let chunk_size = options.chunk_size.max(1);
+    if let Some(ids) = ids {
+        progress.start(table.resource, ids.len() as u64, 0);
+        for chunk in ids.chunks(chunk_size) {
+            if stop.requested() {
+                progress.finish();
+                report.ending = Some(Ending::Stopped);
+                return Ok(report);
+            }
+            let (count, chunk) = (chunk.len() as u64, chunk.to_vec());
+            let keys = worker
+                .database
+                .blocking(move |db| pages::keys_of(db, table, &chunk))
+                .await?;
+            export_keys(worker, table, keys, &mut report).await?;
+            progress.advance(count);
+        }
+        progress.finish();
+        report.ending = Some(Ending::Complete);
+        return Ok(report);
+    }
+    let setting = cursor_setting(table.table);
+    let resumed = if options.restart {
+        None
+    } else {
+        let setting = setting.clone();
+        worker
+            .database
+            .blocking(move |db| read_setting(db, &setting))
+            .await?
+    };
+    report.resumed_after = resumed.clone();
+    let (total, _) = worker
+        .database
+        .blocking(move |db| pages::count(db, table.table, "key", None))
+        .await?;
+    progress.start(table.resource, total, 0);
+    let mut after = resumed.unwrap_or_default();
+    loop {
+        if stop.requested() {
+            progress.finish();
+            report.ending = Some(Ending::Stopped);
+            return Ok(report);
+        }
+        let from = after.clone();
+        let page = worker
+            .database
+            .blocking(move |db| pages::storage_page(db, table, &from, chunk_size))
+            .await?;
+        let Some(last) = page.last().map(|row| row.key.clone()) else {
+            break;
+        };
+        let count = page.len() as u64;
+        let keys: Vec<String> = page.into_iter().map(|row| row.key).collect();
+        export_keys(worker, table, keys, &mut report).await?;
+        let (setting, value) = (setting.clone(), last.clone());
+        worker
+            .database
+            .blocking(move |db| write_setting(db, &setting, &value))
+            .await?;
+        after = last;
+        progress.advance(count);
+    }
+    worker
+        .database
+        .blocking(move |db| delete_setting(db, &setting))
+        .await?;
+    progress.finish();
+    report.ending = Some(Ending::Complete);
+    Ok(report)
+}
+
+/// Records the rows of `keys` for synchronization and relays them.
+pub(crate) async fn export_keys<Q: Queue, W: KeyValueWriter>(
+    worker: &Worker<Q, W>,
+    table: &'static SynchronizationDefinition,
+    keys: Vec<String>,
+    report: &mut ExportReport,
+) -> Result<(), WorkerError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    report.exported += worker
+        .database
+        .blocking(move |db| pages::export(db, table, &keys))
+        .await?;
+    report.sync_relayed += worker.relay_sync_outbox().await?;
+    Ok(())
+}

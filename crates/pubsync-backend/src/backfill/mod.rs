@@ -1,0 +1,78 @@
+//! Existing data in, lost data back: the operator's commands over whole tables.
+//!
+//! - [`trigger`]: `publish:trigger-events` re-publishes a resource's entities from its
+//!   [`TriggerSource`] (every id of the source table, or given ids), straight to the
+//!   publishers or through the event queue. This is how rows that were there before capture
+//!   started reach storage.
+//! - [`export`]: `sync:data` sends the storage rows, as they are, to the key-value store
+//!   (through the sync outbox, so the queue, direct mode and versions are the sync path's
+//!   own). This is how a flushed key-value store is refilled.
+//! - [`verify`]: `verify` recomputes what each storage row should hold through the
+//!   publishers, without writing, compares it with the storage table and the key-value store,
+//!   and with `--repair` re-publishes and re-syncs exactly what differs.
+//!
+//! All three walk their tables in keyset-paged chunks (`WHERE id > last ORDER BY id LIMIT n`):
+//! no id is skipped when ids have gaps, none is sent twice, memory stays bounded, and no
+//! statement holds a lock for longer than one chunk. A run that is stopped ([`Stop`]) finishes
+//! its chunk; `publish:trigger-events` and `sync:data` record where they were in
+//! `pubsync_setting`, so running them again resumes there.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub mod export;
+mod pages;
+pub mod source;
+pub mod trigger;
+pub mod verify;
+
+pub use source::TriggerSource;
+
+/// Where a long run reports how far it is: a progress bar on a terminal, lines otherwise.
+pub trait Progress: Send + Sync {
+    /// Work on `what` starts: `total` items, `done` of them done already (a resumed run).
+    fn start(&self, what: &str, total: u64, done: u64);
+    /// `count` more items are done.
+    fn advance(&self, count: u64);
+    /// Work on the current `what` ended (complete or stopped).
+    fn finish(&self);
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _what: &str, _total: u64, _done: u64) {}
+    fn advance(&self, _count: u64) {}
+    fn finish(&self) {}
+}
+
+/// Asks a long run to stop after its current chunk (Ctrl-C).
+#[derive(Debug, Default)]
+pub struct Stop(AtomicBool);
+
+impl Stop {
+    /// Not asked yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop after its current chunk.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether stopping was asked for.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// How a run over a table ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every chunk was done.
+    Complete,
+    /// Stopped after a chunk; running again resumes after it.
+    Stopped,
+}

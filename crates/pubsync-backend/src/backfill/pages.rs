@@ -1,0 +1,393 @@
+//! The statements of the backfill commands: keyset pages of source and storage tables, look-ups
+//! by lists, and the export of storage rows into the sync outbox. All blocking; callers run
+//! them on the blocking pool.
+
+use diesel::RunQueryDsl as _;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
+use pubsync_database::{
+    Bind, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bind_list,
+    with_connection,
+};
+use pubsync_shared::synchronization::SynchronizationDefinition;
+
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Key {
+    #[diesel(sql_type = Text)]
+    key: String,
+}
+
+/// A storage row as `verify` compares it.
+#[derive(diesel::QueryableByName, Debug, Clone)]
+pub(crate) struct StoredRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) data: Option<String>,
+    /// The row's reference, where its table has an integer `key_suffix_column`.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) reference: Option<i64>,
+}
+
+/// `column` as a 64-bit integer (a shop's id column is often a 32-bit one).
+fn as_bigint(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!("CAST({column} AS SIGNED)"),
+        Dialect::Sqlite | Dialect::Postgres => format!("CAST({column} AS BIGINT)"),
+    }
+}
+
+/// How many rows `table` has, and how many of them have an `id_column` up to `upto`.
+pub(crate) fn count(
+    database: &Database,
+    table: &str,
+    id_column: &str,
+    upto: Option<i64>,
+) -> Result<(u64, u64), DatabaseError> {
+    let dialect = database.dialect();
+    let (table_q, column) = (dialect.quote(table), dialect.quote(id_column));
+    let mut statements = vec![Statement::new(format!(
+        "SELECT COUNT(*) AS n FROM {table_q}"
+    ))];
+    if let Some(upto) = upto {
+        statements.push(
+            Statement::new(format!(
+                "SELECT COUNT(*) AS n FROM {table_q} WHERE {column} <= ?"
+            ))
+            .bind(Bind::BigInt(upto)),
+        );
+    }
+    let counts: Vec<u64> = with_connection!(database, |conn| {
+        let mut counts = Vec::new();
+        for statement in statements {
+            let row = statement
+                .get_result::<Count>(conn)
+                .map_err(DatabaseError::query(format!("count the rows of {table}")))?;
+            counts.push(u64::try_from(row.n).unwrap_or(0));
+        }
+        Ok::<_, DatabaseError>(counts)
+    })?;
+    Ok((counts[0], counts.get(1).copied().unwrap_or(0)))
+}
+
+/// The next `limit` ids of `table` after `after`, in order.
+pub(crate) fn source_ids(
+    database: &Database,
+    table: &str,
+    id_column: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<i64>, DatabaseError> {
+    let dialect = database.dialect();
+    let column = dialect.quote(id_column);
+    let statement = Statement::new(format!(
+        "SELECT {} AS id FROM {} WHERE {column} > ? ORDER BY {column} LIMIT ?",
+        as_bigint(dialect, &column),
+        dialect.quote(table)
+    ))
+    .bind(Bind::BigInt(after))
+    .bind(Bind::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)));
+    with_connection!(database, |conn| {
+        statement
+            .load::<Id>(conn)
+            .map(|rows| rows.into_iter().map(|row| row.id).collect())
+            .map_err(DatabaseError::query(format!("read the ids of {table}")))
+    })
+}
+
+/// Which of `ids` are ids of `table`.
+pub(crate) fn existing_ids(
+    database: &Database,
+    table: &str,
+    id_column: &str,
+    ids: &[i64],
+) -> Result<Vec<i64>, DatabaseError> {
+    let dialect = database.dialect();
+    let column = dialect.quote(id_column);
+    let statements: Vec<Statement> = bind_list(dialect, ids)
+        .iter()
+        .map(|list| {
+            list.statement(format!(
+                "SELECT {} AS id FROM {} WHERE {}",
+                as_bigint(dialect, &column),
+                dialect.quote(table),
+                list.condition(&column)
+            ))
+        })
+        .collect();
+    with_connection!(database, |conn| {
+        let mut found = Vec::new();
+        for statement in statements {
+            found.extend(
+                statement
+                    .load::<Id>(conn)
+                    .map_err(DatabaseError::query(format!("look up ids of {table}")))?
+                    .into_iter()
+                    .map(|row| row.id),
+            );
+        }
+        Ok::<_, DatabaseError>(found)
+    })
+}
+
+/// The columns `verify` reads of a storage row.
+fn stored_columns(dialect: Dialect, table: &SynchronizationDefinition) -> String {
+    let reference = match table.key_suffix_column {
+        Some(column) => as_bigint(dialect, &dialect.quote(column)),
+        None => "NULL".to_owned(),
+    };
+    format!(
+        "{} AS {}, {} AS {}, {reference} AS reference",
+        dialect.quote(storage_table::KEY),
+        dialect.quote("key"),
+        dialect.quote(storage_table::DATA),
+        dialect.quote("data"),
+    )
+}
+
+/// The next `limit` rows of `table` after the key `after` (`""` starts), in key order.
+pub(crate) fn storage_page(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<StoredRow>, DatabaseError> {
+    let dialect = database.dialect();
+    let key = dialect.quote(storage_table::KEY);
+    let statement = Statement::new(format!(
+        "SELECT {} FROM {} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+        stored_columns(dialect, table),
+        dialect.quote(table.table)
+    ))
+    .bind(Bind::Text(after.to_owned()))
+    .bind(Bind::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)));
+    with_connection!(database, |conn| {
+        statement
+            .load::<StoredRow>(conn)
+            .map_err(DatabaseError::query(format!(
+                "read a page of {}",
+                table.table
+            )))
+    })
+}
+
+/// The rows of `table` whose reference is one of `references`.
+pub(crate) fn storage_rows_of(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    references: &[i64],
+) -> Result<Vec<StoredRow>, DatabaseError> {
+    let Some(column) = table.key_suffix_column else {
+        return Ok(Vec::new());
+    };
+    let dialect = database.dialect();
+    let statements: Vec<Statement> = bind_list(dialect, references)
+        .iter()
+        .map(|list| {
+            list.statement(format!(
+                "SELECT {} FROM {} WHERE {}",
+                stored_columns(dialect, table),
+                dialect.quote(table.table),
+                list.condition(&dialect.quote(column))
+            ))
+        })
+        .collect();
+    load_rows(database, table, statements)
+}
+
+/// The rows of `table` whose key is one of `keys`.
+pub(crate) fn storage_rows_by_key(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    keys: &[String],
+) -> Result<Vec<StoredRow>, DatabaseError> {
+    let dialect = database.dialect();
+    let statements: Vec<Statement> = bind_list(dialect, keys)
+        .iter()
+        .map(|list| {
+            list.statement(format!(
+                "SELECT {} FROM {} WHERE {}",
+                stored_columns(dialect, table),
+                dialect.quote(table.table),
+                list.condition(&dialect.quote(storage_table::KEY))
+            ))
+        })
+        .collect();
+    load_rows(database, table, statements)
+}
+
+fn load_rows(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    statements: Vec<Statement>,
+) -> Result<Vec<StoredRow>, DatabaseError> {
+    with_connection!(database, |conn| {
+        let mut rows = Vec::new();
+        for statement in statements {
+            rows.extend(
+                statement
+                    .load::<StoredRow>(conn)
+                    .map_err(DatabaseError::query(format!(
+                        "read rows of {}",
+                        table.table
+                    )))?,
+            );
+        }
+        Ok::<_, DatabaseError>(rows)
+    })
+}
+
+/// Which of `keys` are alias keys of `table`'s rows.
+pub(crate) fn alias_keys(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    keys: &[String],
+) -> Result<Vec<String>, DatabaseError> {
+    if table.mappings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dialect = database.dialect();
+    let statements: Vec<Statement> = bind_list(dialect, keys)
+        .iter()
+        .map(|list| {
+            let mut statement = Statement::new(format!(
+                "SELECT {} AS {} FROM {} WHERE {} = ? AND {}",
+                dialect.quote(storage_alias::ALIAS_KEY),
+                dialect.quote("key"),
+                dialect.quote(storage_alias::TABLE),
+                dialect.quote(storage_alias::STORAGE_TABLE),
+                list.condition(&dialect.quote(storage_alias::ALIAS_KEY))
+            ));
+            statement.push(Bind::Text(table.table.to_owned()));
+            list.bind_to(&mut statement);
+            statement
+        })
+        .collect();
+    with_connection!(database, |conn| {
+        let mut found = Vec::new();
+        for statement in statements {
+            found.extend(
+                statement
+                    .load::<Key>(conn)
+                    .map_err(DatabaseError::query("look up alias keys"))?
+                    .into_iter()
+                    .map(|row| row.key),
+            );
+        }
+        Ok::<_, DatabaseError>(found)
+    })
+}
+
+/// The keys of `table`'s rows whose reference is one of `references`.
+pub(crate) fn keys_of(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    references: &[i64],
+) -> Result<Vec<String>, DatabaseError> {
+    Ok(storage_rows_of(database, table, references)?
+        .into_iter()
+        .map(|row| row.key)
+        .collect())
+}
+
+/// Records a `write` of each row of `table` whose key is one of `keys` in the sync outbox,
+/// with its data as it is now; returns how many rows it recorded.
+///
+/// The rows are locked first (shared), in the same transaction: a publisher's uncommitted
+/// change of one of them is waited for, so the data recorded is the newest and its version,
+/// the clock after the wait, is newer than that change's. A change after the lock waits for
+/// this transaction and carries a newer version still. On SQLite the write transaction's
+/// lock does the same. Writers wait for at most this one chunk.
+pub(crate) fn export(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    keys: &[String],
+) -> Result<usize, DatabaseError> {
+    let dialect = database.dialect();
+    let key = dialect.quote(storage_table::KEY);
+    let target = dialect.quote(table.table);
+    let lock_clause = match dialect {
+        Dialect::Sqlite => None,
+        Dialect::Postgres => Some("FOR SHARE"),
+        Dialect::Mysql => Some("LOCK IN SHARE MODE"),
+    };
+    let column_or_null = |present: bool, column: &str| {
+        if present {
+            dialect.quote(column)
+        } else {
+            "NULL".to_owned()
+        }
+    };
+    let columns = [
+        sync_outbox::STORAGE_TABLE,
+        sync_outbox::STORAGE_KEY,
+        sync_outbox::OPERATION,
+        sync_outbox::DATA,
+        sync_outbox::PREVIOUS_DATA,
+        sync_outbox::STORE,
+        sync_outbox::LOCALE,
+        sync_outbox::VERSION,
+    ]
+    .map(|column| dialect.quote(column))
+    .join(", ");
+    let mut statements: Vec<(Option<Statement>, Statement)> = Vec::new();
+    for list in bind_list(dialect, keys) {
+        let lock = lock_clause.map(|clause| {
+            list.statement(format!(
+                "SELECT {key} AS {} FROM {target} WHERE {} {clause}",
+                dialect.quote("key"),
+                list.condition(&key)
+            ))
+        });
+        let mut insert = Statement::new(format!(
+            "INSERT INTO {} ({columns}) SELECT ?, {key}, '{}', {}, NULL, {}, {}, {} FROM {target} \
+             WHERE {} AND {} IS NOT NULL",
+            dialect.quote(sync_outbox::TABLE),
+            sync_outbox::WRITE,
+            dialect.quote(storage_table::DATA),
+            column_or_null(table.store, "store"),
+            column_or_null(table.locale, "locale"),
+            dialect.clock_micros(),
+            list.condition(&key),
+            dialect.quote(storage_table::DATA),
+        ));
+        insert.push(Bind::Text(table.table.to_owned()));
+        list.bind_to(&mut insert);
+        statements.push((lock, insert));
+    }
+    with_connection!(database, |conn| {
+        conn.write_transaction(|conn| {
+            let mut recorded = 0;
+            for (lock, insert) in &statements {
+                if let Some(lock) = lock {
+                    lock.clone()
+                        .load::<Key>(conn)
+                        .map_err(DatabaseError::query(format!(
+                            "lock rows of {}",
+                            table.table
+                        )))?;
+                }
+                recorded += insert
+                    .clone()
+                    .execute(conn)
+                    .map_err(DatabaseError::query(format!(
+                        "export rows of {} to the sync outbox",
+                        table.table
+                    )))?;
+            }
+            Ok::<_, DatabaseError>(recorded)
+        })
+    })
+}
