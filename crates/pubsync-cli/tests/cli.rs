@@ -302,3 +302,113 @@ fn the_demo_runs_on_a_fresh_directory_without_any_server() {
     assert!(out.contains("get_message_by_id(1) = None"), "{out}");
     assert!(w.path().join("pubsync.db").exists());
 }
+
+#[test]
+fn the_backfill_commands_explain_themselves_and_name_the_known_resources() {
+    let w = Workdir::new("");
+    for (command, option) in [
+        ("publish:trigger-events", "--resource"),
+        ("event:trigger", "--ids"),
+        ("sync:data", "--ids"),
+        ("verify", "--repair"),
+    ] {
+        let help = w.ok(&[command, "--help"]);
+        assert!(help.contains(option), "{command} --help: {help}");
+    }
+    w.ok(&["setup"]);
+    for args in [
+        &["publish:trigger-events", "-r", "message,nope"][..],
+        &["sync:data", "nope"],
+        &["verify", "nope"],
+    ] {
+        let output = w.pubsync(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr
+                .contains("there is no resource with the name \"nope\"; known resources: message"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_backfill_stopped_by_ctrl_c_resumes_and_verify_judges_the_result() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+    let total = 30_000;
+    // Rows that were there before capture: their events are dropped.
+    w.sqlite(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total}) \
+         INSERT INTO spy_hello_spryker_message (id_hello_spryker_message, name, message) \
+         SELECT 2 * i, 'name ' || i, 'message ' || i FROM n; \
+         DELETE FROM spy_event_behavior_entity_change;"
+    ));
+    let count = || -> i64 {
+        w.sqlite("SELECT COUNT(*) FROM spy_hello_spryker_message_storage;")
+            .parse()
+            .unwrap()
+    };
+    let run = w
+        .command(&["publish:trigger-events", "--chunk-size", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count() == 0 {
+        assert!(Instant::now() < deadline, "nothing published in 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "stopped: {stdout}");
+    assert!(
+        stdout.contains("stopped: run the same command again to resume"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("/{total} (")),
+        "plain progress lines: {stdout}"
+    );
+    let published = count();
+    assert!(published < total, "stopped before the end ({published})");
+    assert_eq!(published % 100, 0, "after a whole chunk ({published})");
+
+    let resumed = w.ok(&["publish:trigger-events"]);
+    assert!(
+        resumed.contains(&format!("message: resumed after id {}", 2 * published)),
+        "{resumed}"
+    );
+    assert!(
+        resumed.contains(&format!("message: {} events triggered", total - published)),
+        "none twice: {resumed}"
+    );
+    assert_eq!(count(), total);
+
+    let clean = w.pubsync(&["verify"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    w.sqlite(r#"UPDATE spy_hello_spryker_message_storage SET data = '{"name":"edited"}' WHERE fk_hello_spryker_message = 4;"#);
+    let differs = w.pubsync(&["verify"]);
+    let report = String::from_utf8_lossy(&differs.stdout);
+    assert_eq!(differs.status.code(), Some(1), "{report}");
+    assert!(report.contains("message: DIFFERS"), "{report}");
+    assert!(report.contains("stale: message:4"), "{report}");
+    let repaired = w.pubsync(&["verify", "--repair"]);
+    assert!(
+        String::from_utf8_lossy(&repaired.stdout).contains("1 entities re-published"),
+        "{}",
+        String::from_utf8_lossy(&repaired.stdout)
+    );
+    assert_eq!(w.pubsync(&["verify"]).status.code(), Some(0));
+}
