@@ -18,6 +18,8 @@ use std::sync::atomic::AtomicBool;
 
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Nullable, Text};
+use pubsync_backend::backfill::verify::{VerifyOptions, VerifyReport, verify};
+use pubsync_backend::backfill::{NoProgress, Stop};
 use pubsync_backend::listener::{PublishContext, Publisher as _};
 use pubsync_backend::{StorageTableWriter, WorkerReport};
 use pubsync_cli::{App, Settings};
@@ -383,6 +385,31 @@ impl Shop {
             .expect("worker run");
         assert_eq!(report.failed, 0, "nothing fails: {report:?}");
         assert_eq!(self.outbox(), 0, "everything is relayed");
+        report
+    }
+
+    /// `verify` of the products, repairing with `repair`; the sync queues are worked off
+    /// after a repair, so its changes reach Redis.
+    async fn verify(&self, repair: bool) -> VerifyReport {
+        let worker = self.app.worker().await.expect("worker");
+        let tables: Vec<_> = shop_product::SYNCHRONIZATION.iter().collect();
+        let options = VerifyOptions {
+            repair,
+            ..VerifyOptions::default()
+        };
+        let report = verify(
+            &worker,
+            &shop_product::TRIGGER_SOURCE,
+            &tables,
+            &options,
+            &NoProgress,
+            &Stop::new(),
+        )
+        .await
+        .expect("verify");
+        if repair {
+            self.work().await;
+        }
         report
     }
 

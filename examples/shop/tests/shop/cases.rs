@@ -173,6 +173,27 @@ shop_tests! {
         assert_eq!(shop.storage_rows().len(), 6);
     }
 
+    async fn verify_knows_rows_per_store_and_locale_and_their_aliases(shop: Shop) {
+        shop.with_products().await;
+        let report = shop.verify(false).await;
+        assert!(report.is_clean(), "alias keys are no orphans: {report:#?}");
+        assert_eq!((report.entities, report.expected), (2, 6));
+        // A row of a store the hat is not assigned to, planted by hand and never synced.
+        let (at_hat, column) = (key("AT", "de_DE", HAT), shop.quote("key"));
+        shop.sql(&format!(
+            "INSERT INTO spy_product_abstract_storage (fk_product_abstract, {column}, data, store, locale) \
+             VALUES ({HAT}, '{at_hat}', '{{}}', 'AT', 'de_DE')"
+        ));
+        shop.sql("DELETE FROM pubsync_sync_outbox");
+        let report = shop.verify(false).await;
+        assert_eq!(report.storage.orphaned.first, [at_hat.clone()], "{report:#?}");
+        assert_eq!(report.storage.missing.count + report.storage.stale.count, 0);
+        let repaired = shop.verify(true).await;
+        assert_eq!(repaired.repairs.unwrap().republished, 1, "only the hat");
+        assert!(!shop.storage_rows().contains_key(&at_hat));
+        assert!(shop.verify(false).await.is_clean());
+    }
+
     async fn a_changed_sku_moves_the_alias(shop: Shop) {
         shop.with_products().await;
         shop.sql(&format!("UPDATE spy_product_abstract SET sku = 'SHOE-002' WHERE id_product_abstract = {SHOE}"));
