@@ -328,7 +328,7 @@ fn print_setup(app: &App, report: &SetupReport) {
     if !unseen.is_empty() {
         println!(
             "capture starts now on {}: the rows that were there before are not in storage \
-             until a backfill publishes them",
+             until `pubsync publish:trigger-events` publishes them",
             unseen.join(", ")
         );
     }
