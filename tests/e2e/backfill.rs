@@ -383,4 +383,18 @@ on_every_database_and_storage! {
         assert!(sources < ROWS, "the writer deleted rows");
         assert_eq!(c.storage_rows(), sources);
     }
+
+    async fn given_ids_go_through_the_event_queue_with_enqueue(c: Case) {
+        let c = c.shop_with_rows();
+        let worker = c.t.app.worker().await.unwrap();
+        let options = TriggerOptions { enqueue: true, ..TriggerOptions::default() };
+        let report = trigger_events(&worker, &pubsync_hello::TRIGGER_SOURCE, Some(&[1, 4, 5]), &options, &NoProgress, &Stop::new())
+            .await
+            .unwrap();
+        assert_eq!((report.triggered, report.outcome.messages), (3, 1), "one message of three events");
+        assert_eq!(c.storage_rows(), 0, "the workers publish them");
+        c.t.work().await;
+        let keys: Vec<String> = c.t.message_storage().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["message:1", "message:4"], "id 5 is a gap: nothing to publish");
+    }
 }

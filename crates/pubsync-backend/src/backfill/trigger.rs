@@ -161,6 +161,7 @@ async fn publish_chunk<Q: Queue, W: KeyValueWriter>(
         .collect();
     report.triggered += ids.len();
     let outcome = dispatch(worker, source.event, transfers, options.enqueue).await?;
+    report.outcome.messages += outcome.messages;
     report.outcome.handled += outcome.handled;
     report.outcome.retried += outcome.retried;
     report.outcome.failed += outcome.failed;
