@@ -23,6 +23,7 @@
 //! memory on PostgreSQL + RabbitMQ + Redis.
 #![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
+mod backfill;
 mod e2e;
 mod memory;
 mod read;
@@ -92,8 +93,9 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 
   --quick          small N, for CI: the benchmark keeps running, its figures mean little
   --scenario NAME  run one scenario alone; NAME is one of:
-                   e2e_sqlite_hello, e2e_postgres_rabbitmq_redis_hello,
-                   e2e_postgres_rabbitmq_redis_1kb, e2e_mysql_rabbitmq_redis_hello,
+                   e2e_sqlite_hello, backfill_sqlite, e2e_postgres_rabbitmq_redis_hello,
+                   e2e_postgres_rabbitmq_redis_1kb, backfill_postgres,
+                   e2e_mysql_rabbitmq_redis_hello, backfill_mysql,
                    latency_postgres_rabbitmq_redis_1k, latency_postgres_rabbitmq_redis_full,
                    spryker_shaped_ratio,
                    capture_sqlite, capture_postgres, publish_sqlite, publish_postgres,
@@ -102,13 +104,18 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
                    worker_rss_backlog_1m_queued";
 
 /// Every scenario, in the order they run; each yields the figure of the same name, except
-/// `latency_postgres_rabbitmq_redis_1k|full` (`latency_p50_…`, `latency_p99_…`) and
-/// `spryker_shaped_ratio` (also `e2e_postgres_rabbitmq_redis_spryker_shaped`).
-pub const SCENARIOS: [&str; 19] = [
+/// `latency_postgres_rabbitmq_redis_1k|full` (`latency_p50_…`, `latency_p99_…`),
+/// `spryker_shaped_ratio` (also `e2e_postgres_rabbitmq_redis_spryker_shaped`) and
+/// `backfill_<db>` (also `backfill_<db>_rss`). Each `backfill_<db>` runs after the end-to-end
+/// scenario of its database, whose figure of the same run is its ceiling.
+pub const SCENARIOS: [&str; 22] = [
     "e2e_sqlite_hello",
+    "backfill_sqlite",
     "e2e_postgres_rabbitmq_redis_hello",
     "e2e_postgres_rabbitmq_redis_1kb",
+    "backfill_postgres",
     "e2e_mysql_rabbitmq_redis_hello",
+    "backfill_mysql",
     "latency_postgres_rabbitmq_redis_1k",
     "latency_postgres_rabbitmq_redis_full",
     "spryker_shaped_ratio",
@@ -147,6 +154,8 @@ pub struct Size {
     pub spryker_changes: usize,
     /// Messages through the queue step.
     pub queue_messages: usize,
+    /// Uncaptured rows of the backfill scenarios.
+    pub backfill_rows: usize,
 }
 
 impl Size {
@@ -162,6 +171,7 @@ impl Size {
                 latency_seconds: 1,
                 spryker_changes: 2_000,
                 queue_messages: 5_000,
+                backfill_rows: 20_000,
             }
         } else {
             Self {
@@ -174,6 +184,7 @@ impl Size {
                 latency_seconds: 10,
                 spryker_changes: 10_000,
                 queue_messages: 100_000,
+                backfill_rows: 1_000_000,
             }
         }
     }
@@ -253,6 +264,17 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 size.backlog_changes,
                 memory::Backlog::Queue,
             ))?],
+            "backfill_sqlite" | "backfill_postgres" | "backfill_mysql" => {
+                let dialect = match name {
+                    "backfill_sqlite" => Dialect::Sqlite,
+                    "backfill_postgres" => Dialect::Postgres,
+                    _ => Dialect::Mysql,
+                };
+                let e2e = figures
+                    .iter()
+                    .find(|figure: &&Figure| figure.name == backfill::e2e_figure(dialect));
+                runtime.block_on(backfill::run(name, dialect, size.backfill_rows, e2e))?
+            }
             "sync_redis" => vec![runtime.block_on(sync::redis(size))?],
             "get_multi_redis" => vec![runtime.block_on(read::redis(size))?],
             "get_multi_sqlite" => {

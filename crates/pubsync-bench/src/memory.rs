@@ -12,7 +12,7 @@
 //! a poll misses nothing but growth in the last 5 ms before the process exits.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -85,7 +85,7 @@ pub async fn worker_rss(name: &str, changes: usize, backlog: Backlog) -> anyhow:
 
 /// The release `pubsync` binary next to this benchmark's binary (`cargo xtask bench` builds
 /// both), or why there is none.
-fn pubsync_binary() -> Result<PathBuf, String> {
+pub(crate) fn pubsync_binary() -> Result<PathBuf, String> {
     let bench = std::env::current_exe().map_err(|error| format!("no current exe: {error}"))?;
     let binary = bench.with_file_name(format!("pubsync{}", std::env::consts::EXE_SUFFIX));
     if binary.is_file() {
@@ -159,52 +159,83 @@ pub async fn worker_run(
     .context("writing the worker's pubsync.toml")?;
     let log_path = dir.path().join("worker.log");
     let log = std::fs::File::create(&log_path).context("creating the worker log")?;
-    let mut command = Command::new(binary);
+    let mut command = pubsync_command(binary);
     command
         .arg("--config")
         .arg(&config)
         .args(["queue:worker:start", "--stop-when-empty"])
         .current_dir(dir.path())
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .env("PUBSYNC_LOG", "warn");
+        .stderr(log);
+    let run = measure(&mut command).context("running the worker")?;
+    if !run.status.success() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        bail!("the worker exited with {}:\n{log}", run.status);
+    }
+    check(app.database(), plan).context("after the worker")?;
+    eprintln!(
+        "bench:   worker drained {changes} changes in {:.1} s, peak RSS {:.1} MB",
+        run.elapsed.as_secs_f64(),
+        run.peak_rss as f64 / 1e6
+    );
+    Ok(WorkerRun {
+        peak_rss: run.peak_rss,
+        elapsed: run.elapsed,
+        changes,
+    })
+}
+
+/// `binary` to run with none of this process's `PUBSYNC_*` variables (the caller sets those
+/// it means), warnings only in its log, and no input.
+pub(crate) fn pubsync_command(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.stdin(Stdio::null()).env("PUBSYNC_LOG", "warn");
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("PUBSYNC_") && name != "PUBSYNC_LOG" {
             command.env_remove(name);
         }
     }
+    command
+}
+
+/// How a process run by [`measure`] went.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    /// How it exited.
+    pub(crate) status: ExitStatus,
+    /// Its peak resident set, in bytes.
+    pub(crate) peak_rss: u64,
+    /// From its start until it exited.
+    pub(crate) elapsed: Duration,
+}
+
+/// Starts `command` and waits for it to exit, reading its high-water mark every [`POLL`]
+/// (blocks the calling thread).
+pub(crate) fn measure(command: &mut Command) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let mut child = command
         .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
+        .with_context(|| format!("starting {}", command.get_program().to_string_lossy()))?;
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0;
     let status = loop {
         if let Some(kib) = high_water_mark_kib(&status_path) {
             peak_kib = peak_kib.max(kib);
         }
-        if let Some(status) = child.try_wait().context("waiting for the worker")? {
+        if let Some(status) = child.try_wait().context("waiting for the process")? {
             break status;
         }
         std::thread::sleep(POLL);
     };
     let elapsed = started.elapsed();
-    if !status.success() {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        bail!("the worker exited with {status}:\n{log}");
-    }
-    ensure!(peak_kib > 0, "no VmHWM in {status_path} (not Linux?)");
-    check(app.database(), plan).context("after the worker")?;
-    eprintln!(
-        "bench:   worker drained {changes} changes in {:.1} s, peak RSS {:.1} MB",
-        elapsed.as_secs_f64(),
-        peak_kib as f64 * 1024.0 / 1e6
+    ensure!(
+        peak_kib > 0 || !status.success(),
+        "no VmHWM in {status_path} (not Linux?)"
     );
-    Ok(WorkerRun {
+    Ok(Measured {
+        status,
         peak_rss: peak_kib * 1024,
         elapsed,
-        changes,
     })
 }
 

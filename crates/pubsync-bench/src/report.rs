@@ -146,6 +146,14 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("worker_rss_backlog_1m", Target::value_at_most(100.0)),
     // Our reading of "a backlog of 1M messages" where they wait in the queue, not the outbox.
     ("worker_rss_backlog_1m_queued", Target::value_at_most(100.0)),
+    // A backfill at least as fast as live changes on the same database: its ceiling is the
+    // `e2e_*` figure of that database in the same run.
+    ("backfill_sqlite", Target::ratio_at_least(1.0)),
+    ("backfill_postgres", Target::ratio_at_least(1.0)),
+    ("backfill_mysql", Target::ratio_at_least(1.0)),
+    ("backfill_sqlite_rss", Target::value_at_most(100.0)),
+    ("backfill_postgres_rss", Target::value_at_most(100.0)),
+    ("backfill_mysql_rss", Target::value_at_most(100.0)),
 ];
 
 /// The target of the figure named `name`, if it has one.
@@ -413,12 +421,29 @@ impl Report {
              messages of 500 events, as after a consumer outage while the relay kept running), \
              so that the consumer takes full chunks (about 10,000 events); judged against the \
              same target. The notes under the table say how long the worker took.\n\
+             - `backfill_sqlite`, `backfill_postgres`, `backfill_mysql`: {backfill} rows of \
+             `spy_hello_spryker_message` with ids that have gaps (2, 4, …), written into a \
+             fresh database before `pubsync setup` adopts the table, so that no capture trigger \
+             saw them (the outbox stays empty), then backfilled by the release `pubsync` \
+             binary run as its own process, `pubsync publish:trigger-events -r message` \
+             (keyset pages of 1000 ids, each published and its sync outbox relayed), with Redis \
+             as the storage under a key prefix of its own and `[sync] direct = true`, so the \
+             keys reach Redis as the run goes and no worker runs. Timed from the process's \
+             start until it exits; rows/s are source rows, checked before a figure is \
+             reported (the storage table and Redis each hold {backfill} rows or `kv:` keys, \
+             sampled values, empty outboxes and queue). Ceiling: the end-to-end figure of the \
+             same database in the same run (`e2e_sqlite_hello`, \
+             `e2e_postgres_rabbitmq_redis_hello`, `e2e_mysql_rabbitmq_redis_hello`, in \
+             changes/s), so the ratio says how the backfill compares with live changes; \
+             missing when that scenario did not run. `backfill_*_rss`: the command's peak \
+             resident set, read as for `worker_rss_*`.\n\
              \n## Targets\n\nIn `TARGETS` (`crates/pubsync-bench/src/report.rs`), \
              judged in every full run (not under `--quick`); a missed target does not fail the \
              run. `results.json` carries each target beside its figure (`\"target\": {{\"of\", \
              \"comparison\", \"limit\", \"met\"}}`).\n\
              \n## Machine\n\n{machine}\n\n## Command\n\n```\n{command}\n```\n",
             backlog = size.backlog_changes,
+            backfill = size.backfill_rows,
             backlog_messages = size.backlog_changes.div_ceil(500),
             e2e = size.e2e_changes,
             e2e_runs = size.e2e_runs,
@@ -560,10 +585,16 @@ mod tests {
             "worker_rss_full_speed",
             "worker_rss_backlog_1m",
             "worker_rss_backlog_1m_queued",
+            "backfill_sqlite",
+            "backfill_postgres",
+            "backfill_mysql",
+            "backfill_sqlite_rss",
+            "backfill_postgres_rss",
+            "backfill_mysql_rss",
         ] {
             assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
         }
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 18);
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub(crate) fn database(dialect: Dialect) -> Result<TestDatabase, String> {
     if dialect == Dialect::Postgres && !cfg!(feature = "postgres") {
         return Err("this build has no PostgreSQL support (feature `postgres`)".to_owned());
     }
+    if dialect == Dialect::Mysql && !cfg!(feature = "mysql") {
+        return Err("this build has no MySQL support (feature `mysql`)".to_owned());
+    }
     TestDatabase::create(dialect).ok_or_else(|| format!("{dialect} unreachable"))
 }
 
