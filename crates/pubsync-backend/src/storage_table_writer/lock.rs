@@ -4,8 +4,8 @@
 //! handle one entity at once (two workers, or a backfill beside a worker), the one that read
 //! first may commit last, and its older read then stays in the storage table: no later event
 //! corrects it. [`StorageTableWriter::publish`](super::StorageTableWriter::publish) closes
-//! that window by taking a lock per entity (storage table and reference) at the start of its
-//! write transaction, re-reading only once it holds them, and releasing them after the
+//! that window by taking its entities' locks (storage table and reference) at the start of
+//! its write transaction, re-reading only once it holds them, and releasing them after the
 //! commit; a second publisher of the same entity waits before its read, so it reads what the
 //! first committed, or later.
 //!
@@ -17,9 +17,15 @@
 //! - SQLite needs none: the write transaction holds the database's one write lock from its
 //!   `BEGIN` on, so no other publisher commits between the re-read and the write.
 //!
-//! Locks are taken in the order of their keys, so two publishers of overlapping entities
-//! never wait on each other in a cycle. A key is a 64-bit hash of table and reference: two
-//! entities sharing one only wait for each other needlessly.
+//! A table's entities share [`BUCKETS`] locks (a hash of the reference picks one), so a
+//! transaction takes at most that many, however large its chunk: PostgreSQL keeps advisory
+//! locks in its shared lock table, which holds `max_locks_per_transaction × max_connections`
+//! locks in all (6,400 by default), and a lock per entity, a thousand per chunk, would exhaust
+//! it with a handful of workers. The price: publishers of different entities of one table
+//! wait for each other when their entities share a bucket, so two large chunks of one table
+//! are published one after the other (small ones, as live changes come, mostly not).
+//! Locks are taken in the order of their keys, so publishers never wait on each other in a
+//! cycle.
 
 use pubsync_database::{Bind, Dialect, Statement, bucketed, postgres_array};
 
@@ -32,13 +38,15 @@ pub(super) const MYSQL_LOCK_TIMEOUT_SECONDS: i64 = 60;
 /// Locks per MySQL statement: a chunk takes the largest size that fits.
 const MYSQL_LOCK_CHUNKS: [usize; 4] = [100, 20, 5, 1];
 
-/// The sorted, distinct lock keys of `references` in `table`.
+/// How many locks the entities of one table share.
+pub(super) const BUCKETS: u64 = 256;
+
+/// The sorted, distinct lock keys of `references` in `table`: one per bucket they fall in.
 pub(super) fn lock_keys(table: &str, references: &[Reference]) -> Vec<i64> {
     let mut keys: Vec<i64> = references
         .iter()
         .map(|reference| {
             let mut hash = Fnv::default();
-            hash.write(table.as_bytes());
             match reference {
                 Reference::Int(value) => {
                     hash.write(b"\0i");
@@ -50,7 +58,12 @@ pub(super) fn lock_keys(table: &str, references: &[Reference]) -> Vec<i64> {
                 }
                 Reference::None => hash.write(b"\0n"),
             }
-            i64::from_ne_bytes(hash.0.to_ne_bytes())
+            let bucket = hash.0 % BUCKETS;
+            let mut key = Fnv::default();
+            key.write(table.as_bytes());
+            key.write(b"\0");
+            key.write(&bucket.to_le_bytes());
+            i64::from_ne_bytes(key.0.to_ne_bytes())
         })
         .collect();
     keys.sort_unstable();
@@ -144,9 +157,11 @@ mod tests {
             lock_keys("spy_a_storage", &[Reference::Int(1)]),
             lock_keys("spy_b_storage", &[Reference::Int(1)])
         );
-        assert_ne!(
-            lock_keys("spy_a_storage", &[Reference::Int(1)]),
-            lock_keys("spy_a_storage", &[Reference::Text("1".into())])
+        let many: Vec<Reference> = (0..10_000).map(Reference::Int).collect();
+        assert_eq!(
+            lock_keys("spy_a_storage", &many).len(),
+            BUCKETS as usize,
+            "at most one lock per bucket, however many entities"
         );
         assert_eq!(
             lock_keys("spy_a_storage", &[Reference::Int(1)]),
