@@ -25,12 +25,14 @@ commands:
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
       (target/bench/benchmarks.md for --quick or --scenario); --quick uses a small N (CI);
-      NAME is one of e2e_sqlite_hello, e2e_postgres_rabbitmq_redis_hello,
-      e2e_postgres_rabbitmq_redis_1kb, e2e_mysql_rabbitmq_redis_hello,
-      latency_postgres_rabbitmq_redis_1k, spryker_shaped_ratio, capture_sqlite,
-      capture_postgres, publish_sqlite, publish_postgres, sync_redis, queue_rabbitmq,
-      get_multi_redis, get_multi_sqlite, get_multi_postgres, worker_rss_full_speed,
-      worker_rss_backlog_1m, worker_rss_backlog_1m_queued";
+      NAME is one of e2e_sqlite_hello, backfill_sqlite_database, e2e_sqlite_redis_hello,
+      backfill_sqlite, e2e_postgres_rabbitmq_redis_hello, e2e_postgres_rabbitmq_redis_1kb,
+      backfill_postgres, e2e_mysql_rabbitmq_redis_hello, backfill_mysql,
+      latency_postgres_rabbitmq_redis_1k, latency_postgres_rabbitmq_redis_full,
+      spryker_shaped_ratio, capture_sqlite, capture_postgres, publish_sqlite,
+      publish_postgres, sync_redis, queue_rabbitmq, get_multi_redis, get_multi_sqlite,
+      get_multi_postgres, worker_rss_full_speed, worker_rss_backlog_1m,
+      worker_rss_backlog_1m_queued";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

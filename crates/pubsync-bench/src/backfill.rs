@@ -9,10 +9,12 @@
 //! of 1000 (MySQL). Setup then adopts the table and installs the capture triggers: the outbox
 //! stays empty and setup reports the N rows as uncaptured. The binary runs with Redis as the
 //! storage (a key prefix of its own) and `[sync] direct = true`, so after each chunk of 1000
-//! ids its sync relay writes the keys to Redis straight away; no worker runs. It is timed from
-//! its start until it exits, and its peak RSS read as [`crate::memory`] reads the worker's.
-//! Before a figure is reported, the storage table must hold N rows and Redis N `kv:message:*`
-//! keys under the prefix, sampled values must match their source rows, and no outbox, sync
+//! ids its sync relay writes the keys to Redis straight away; no worker runs. One scenario,
+//! `backfill_sqlite_database`, runs it with database storage instead (the embedded default:
+//! the storage table alone, no synchronization). It is timed from its start until it exits,
+//! and its peak RSS read as [`crate::memory`] reads the worker's. Before a figure is reported,
+//! the storage table must hold N rows (and Redis, where it is the storage, N `kv:message:*`
+//! keys under the prefix), sampled values must match their source rows, and no outbox, sync
 //! outbox or queue row may be left.
 
 use std::path::Path;
@@ -22,6 +24,7 @@ use anyhow::{Context as _, bail, ensure};
 use diesel::RunQueryDsl as _;
 use diesel::sql_types::{Nullable, Text};
 use pubsync_backend::adopt::Plan;
+use pubsync_cli::config::StorageUrl;
 use pubsync_cli::{App, Settings};
 use pubsync_database::names::{queue_message, sync_outbox};
 use pubsync_database::{Database, DatabaseError, Dialect, with_connection};
@@ -29,6 +32,7 @@ use pubsync_storage_redis::redis;
 use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
 use pubsync_test_support::{Service, require, unique_name};
 
+use crate::final_state::mget;
 use crate::memory::{measure, pubsync_binary, pubsync_command};
 use crate::report::{Figure, number};
 use crate::steps::{OUTBOX, count};
@@ -46,25 +50,83 @@ const BATCH: usize = 1000;
 /// Keys per SCAN step while counting the keys in Redis.
 const SCAN_COUNT: usize = 10_000;
 
-/// `backfill_<db>`: the end-to-end figure of the same database, whose value in the same run
-/// is the backfill's ceiling (the target is the backfill at least as fast as live changes).
-pub fn e2e_figure(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "e2e_sqlite_hello",
-        Dialect::Postgres => "e2e_postgres_rabbitmq_redis_hello",
-        Dialect::Mysql => "e2e_mysql_rabbitmq_redis_hello",
-    }
+/// Where a backfill writes what it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Redis under a key prefix of the run's own, with `[sync] direct = true`.
+    Redis,
+    /// The storage table alone: the embedded default, no synchronization.
+    Database,
 }
 
-/// `backfill_<db>` (rows/s, with the value of `e2e`, the same database's end-to-end figure of
-/// this run, as its ceiling) and `backfill_<db>_rss` (the command's peak RSS) for `rows`
-/// uncaptured rows on `dialect`.
+/// One backfill scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// The scenario and its figure; `<name>_rss` is its other figure.
+    pub name: &'static str,
+    pub dialect: Dialect,
+    pub storage: Storage,
+    /// The end-to-end figure with the same database and storage, whose value in the same run
+    /// is the backfill's ceiling (the target is the backfill at least as fast as live
+    /// changes); its scenario runs before this one.
+    pub ceiling: &'static str,
+}
+
+/// Every backfill scenario.
+pub const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "backfill_sqlite_database",
+        dialect: Dialect::Sqlite,
+        storage: Storage::Database,
+        ceiling: "e2e_sqlite_hello",
+    },
+    Scenario {
+        name: "backfill_sqlite",
+        dialect: Dialect::Sqlite,
+        storage: Storage::Redis,
+        ceiling: "e2e_sqlite_redis_hello",
+    },
+    Scenario {
+        name: "backfill_postgres",
+        dialect: Dialect::Postgres,
+        storage: Storage::Redis,
+        ceiling: "e2e_postgres_rabbitmq_redis_hello",
+    },
+    Scenario {
+        name: "backfill_mysql",
+        dialect: Dialect::Mysql,
+        storage: Storage::Redis,
+        ceiling: "e2e_mysql_rabbitmq_redis_hello",
+    },
+];
+
+/// The backfill scenario named `name`.
+pub fn scenario(name: &str) -> Option<Scenario> {
+    SCENARIOS.into_iter().find(|scenario| scenario.name == name)
+}
+
+/// Redis as a backfill's storage.
+struct Redis {
+    url: String,
+    key_prefix: String,
+    /// Redis with the run's key prefix.
+    storage: RedisStorage,
+}
+
+/// `backfill_<db>[_database]` (rows/s, with the value of `e2e`, the end-to-end figure of this
+/// run named by [`Scenario::ceiling`], as its ceiling) and `<name>_rss` (the command's peak
+/// RSS) for `rows` uncaptured rows.
 pub async fn run(
-    name: &str,
-    dialect: Dialect,
+    scenario: Scenario,
     rows: usize,
     e2e: Option<&Figure>,
 ) -> anyhow::Result<Vec<Figure>> {
+    let Scenario {
+        name,
+        dialect,
+        storage,
+        ceiling: ceiling_name,
+    } = scenario;
     let rss_name = format!("{name}_rss");
     let missing = |note: String| {
         Ok(vec![
@@ -72,7 +134,7 @@ pub async fn run(
             Figure::missing(&rss_name, RSS_UNIT, note),
         ])
     };
-    if !cfg!(feature = "redis") {
+    if storage == Storage::Redis && !cfg!(feature = "redis") {
         return missing(
             "built without the redis feature (cargo xtask bench turns it on)".to_owned(),
         );
@@ -81,30 +143,43 @@ pub async fn run(
         Ok(binary) => binary,
         Err(note) => return missing(note),
     };
-    let Some(redis_url) = require(Service::Redis) else {
-        return missing(format!("Redis unreachable at {}", Service::Redis.url()));
+    let redis = match storage {
+        Storage::Database => None,
+        Storage::Redis => {
+            let Some(url) = require(Service::Redis) else {
+                return missing(format!("Redis unreachable at {}", Service::Redis.url()));
+            };
+            let key_prefix = format!("{}:", unique_name("pubsync_bench"));
+            let storage = RedisStorage::connect(
+                &url,
+                RedisStorageOptions::with_key_prefix(key_prefix.clone()),
+            )
+            .await
+            .context("connecting to Redis")?;
+            Some(Redis {
+                url,
+                key_prefix,
+                storage,
+            })
+        }
     };
     let test_database = match crate::steps::database(dialect) {
         Ok(database) => database,
         Err(note) => return missing(note),
     };
-    let key_prefix = format!("{}:", unique_name("pubsync_bench"));
-    let storage = RedisStorage::connect(
-        &redis_url,
-        RedisStorageOptions::with_key_prefix(key_prefix.clone()),
-    )
-    .await
-    .context("connecting to Redis")?;
     let run = Run {
         binary: &binary,
         database_url: test_database.url().to_connection_string(),
-        redis_url: &redis_url,
-        key_prefix: &key_prefix,
-        storage: &storage,
+        redis: redis.as_ref(),
         rows,
     };
     let result = run.measure().await;
-    let cleaned = crate::sync::delete_keys(&storage, &format!("{key_prefix}*")).await;
+    let cleaned = match &redis {
+        Some(redis) => {
+            crate::sync::delete_keys(&redis.storage, &format!("{}*", redis.key_prefix)).await
+        }
+        None => Ok(()),
+    };
     let measured = result?;
     cleaned.context("deleting the benchmark's Redis keys")?;
     drop(test_database);
@@ -133,17 +208,18 @@ pub async fn run(
         },
         None => (
             None,
-            format!(
-                "no ceiling: `{}` did not run in this run (`--scenario`)",
-                e2e_figure(dialect)
-            ),
+            format!("no ceiling: `{ceiling_name}` did not run in this run (`--scenario`)"),
         ),
     };
     let what = format!(
         "{} uncaptured rows (ids 2, 4, …, {}) backfilled by `pubsync publish:trigger-events -r \
-         message` in {:.1} s",
+         message` into {} in {:.1} s",
         number(rows as f64),
         number(2.0 * rows as f64),
+        match storage {
+            Storage::Redis => "Redis (`[sync] direct = true`)",
+            Storage::Database => "the storage table (database storage)",
+        },
         measured.elapsed.as_secs_f64(),
     );
     Ok(vec![
@@ -168,10 +244,8 @@ pub async fn run(
 struct Run<'a> {
     binary: &'a Path,
     database_url: String,
-    redis_url: &'a str,
-    key_prefix: &'a str,
-    /// Redis with the run's key prefix.
-    storage: &'a RedisStorage,
+    /// The storage when it is Redis; `None` for database storage.
+    redis: Option<&'a Redis>,
     rows: usize,
 }
 
@@ -187,28 +261,37 @@ impl Run<'_> {
     async fn measure(&self) -> anyhow::Result<Measured> {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let config = dir.path().join("pubsync.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[sync]\ndirect = true\n[storage]\nkey_prefix = {:?}\n",
-                self.key_prefix
-            ),
-        )
-        .context("writing pubsync.toml")?;
-        let env = [
-            ("PUBSYNC_DATABASE_URL", self.database_url.clone()),
-            ("PUBSYNC_STORAGE_URL", self.redis_url.to_owned()),
-        ];
+        let mut env = vec![("PUBSYNC_DATABASE_URL", self.database_url.clone())];
+        let toml = match self.redis {
+            Some(redis) => {
+                env.push(("PUBSYNC_STORAGE_URL", redis.url.clone()));
+                format!(
+                    "[sync]\ndirect = true\n[storage]\nkey_prefix = {:?}\n",
+                    redis.key_prefix
+                )
+            }
+            // The defaults: database storage, so no synchronization.
+            None => String::new(),
+        };
+        std::fs::write(&config, toml).context("writing pubsync.toml")?;
         let settings = Settings::load(Some(&config), |name| {
             env.iter()
                 .find(|(var, _)| *var == name)
                 .map(|(_, value)| value.clone())
         })
         .context("settings")?;
-        ensure!(
-            settings.sync.enabled && settings.sync.direct,
-            "the backfill runs with direct synchronization"
-        );
+        match self.redis {
+            Some(_) => ensure!(
+                matches!(settings.storage, StorageUrl::Redis(_))
+                    && settings.sync.enabled
+                    && settings.sync.direct,
+                "the backfill into Redis runs with direct synchronization"
+            ),
+            None => ensure!(
+                settings.storage == StorageUrl::Database && !settings.sync.enabled,
+                "the backfill with database storage runs without synchronization"
+            ),
+        }
         let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
         let started = std::time::Instant::now();
         self.prepare(&app).await?;
@@ -303,8 +386,8 @@ impl Run<'_> {
             .await
     }
 
-    /// The storage table and Redis hold every row, as its source row says; nothing is left
-    /// in the outboxes or the queue.
+    /// The storage table (and Redis, where it is the storage) hold every row, as its source
+    /// row says; nothing is left in the outboxes or the queue.
     async fn check(&self, database: &Database) -> anyhow::Result<()> {
         let rows = self.rows;
         database
@@ -331,18 +414,21 @@ impl Run<'_> {
             })
             .await?;
 
-        let keys = count_keys(self.storage, &format!("{}kv:message:*", self.key_prefix)).await?;
+        let Some(redis) = self.redis else {
+            return Ok(());
+        };
+        let keys = count_keys(&redis.storage, &format!("{}kv:message:*", redis.key_prefix)).await?;
         ensure!(
             keys == rows,
             "{keys} kv:message:* keys in Redis under {}, expected {rows}",
-            self.key_prefix
+            redis.key_prefix
         );
         let ids: Vec<usize> = samples(rows).chain([1]).collect();
         let keys: Vec<String> = ids
             .iter()
-            .map(|id| self.storage.redis_key(&format!("message:{id}")))
+            .map(|id| redis.storage.redis_key(&format!("message:{id}")))
             .collect();
-        let values = mget(self.storage, &keys).await?;
+        let values = mget(&redis.storage, &keys).await?;
         for ((id, key), value) in ids.iter().zip(&keys).zip(values) {
             if *id == 1 {
                 ensure!(value.is_none(), "{key} (no such id) is {value:?}");
@@ -421,15 +507,6 @@ fn stored_data(database: &Database, key: &str) -> anyhow::Result<Option<String>>
     Ok(rows.into_iter().next().and_then(|row| row.data))
 }
 
-/// Values of `keys` (MGET).
-async fn mget(storage: &RedisStorage, keys: &[String]) -> anyhow::Result<Vec<Option<String>>> {
-    let mut connection = storage.connection();
-    Ok(redis::cmd("MGET")
-        .arg(keys)
-        .query_async(&mut connection)
-        .await?)
-}
-
 /// How many keys match `pattern` (SCAN, without keeping them).
 async fn count_keys(storage: &RedisStorage, pattern: &str) -> anyhow::Result<usize> {
     let mut connection = storage.connection();
@@ -472,5 +549,37 @@ mod tests {
             4,
             r#"{"name":"name 2","message":"Hello Spryker! 2"}"#
         ));
+    }
+
+    #[test]
+    fn every_backfill_runs_after_its_ceiling() {
+        let position = |name: &str| crate::SCENARIOS.iter().position(|n| *n == name);
+        for scenario in SCENARIOS {
+            let (Some(backfill), Some(ceiling)) =
+                (position(scenario.name), position(scenario.ceiling))
+            else {
+                panic!(
+                    "{} or {} is not a scenario",
+                    scenario.name, scenario.ceiling
+                );
+            };
+            assert!(
+                ceiling < backfill,
+                "{} runs before its ceiling",
+                scenario.name
+            );
+            assert_eq!(
+                scenario.ceiling.contains("redis"),
+                scenario.storage == Storage::Redis,
+                "{} compares unlike storage",
+                scenario.name
+            );
+        }
+        assert!(
+            crate::SCENARIOS
+                .iter()
+                .filter(|name| name.starts_with("backfill_"))
+                .all(|name| scenario(name).is_some())
+        );
     }
 }

@@ -1,5 +1,11 @@
-//! End to end on the embedded default: changes written with plain SQL while the real worker
-//! runs, until the last change is in the storage table.
+//! End to end on SQLite: changes written with plain SQL while the real worker runs in the
+//! same process, with the database queue.
+//!
+//! - `e2e_sqlite_hello`, the embedded default (database storage): until the last change is in
+//!   the storage table.
+//! - `e2e_sqlite_redis_hello`: Redis as the storage with `[sync] direct = true`, as the
+//!   SQLite backfill writes it; the changes and their end are those of the server scenarios
+//!   ([`crate::final_state`]: a sentinel row, then every key checked in Redis).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,10 +17,17 @@ use anyhow::{Context as _, ensure};
 use diesel::connection::SimpleConnection as _;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{Connection as _, RunQueryDsl as _, SqliteConnection};
-use pubsync_cli::{App, Settings};
+use pubsync_backend::{Worker, WorkerReport};
+use pubsync_cli::backends::AnyKeyValueStore;
+use pubsync_cli::config::{QueueUrl, StorageUrl};
+use pubsync_cli::{App, AppQueue, Settings};
 use pubsync_database::{Database, DatabaseError, DatabaseUrl, PoolOptions, with_connection};
+use pubsync_storage_redis::{RedisStorage, RedisStorageOptions};
+use pubsync_test_support::{Service, require, unique_name};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
+use crate::final_state::{self, Payload, both, wait_for};
 use crate::report::Figure;
 use crate::{Size, median, per_second, throughput};
 
@@ -106,6 +119,117 @@ impl Plan {
     }
 }
 
+/// The name of the SQLite + Redis figure.
+const REDIS_NAME: &str = "e2e_sqlite_redis_hello";
+
+/// `e2e_sqlite_redis_hello`: the changes of `e2e_sqlite_hello` (and one sentinel row) on SQLite
+/// with the database queue, but Redis as the storage and `[sync] direct = true`, timed until
+/// Redis holds their final state; against the same raw-INSERT ceiling.
+pub async fn sqlite_redis_hello(size: Size) -> anyhow::Result<Figure> {
+    if !cfg!(feature = "redis") {
+        return Ok(Figure::missing(
+            REDIS_NAME,
+            "changes/s",
+            "built without the redis feature (cargo xtask bench turns it on)",
+        ));
+    }
+    let Some(redis_url) = require(Service::Redis) else {
+        return Ok(Figure::missing(
+            REDIS_NAME,
+            "changes/s",
+            format!("Redis unreachable at {}", Service::Redis.url()),
+        ));
+    };
+    let changes = size.e2e_changes;
+    let mut pubsync_runs = Vec::new();
+    let mut ceiling_runs = Vec::new();
+    for run in 0..size.e2e_runs {
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let elapsed = redis_run(dir.path(), &redis_url, changes)
+            .await
+            .with_context(|| format!("end-to-end run {}", run + 1))?;
+        pubsync_runs.push(elapsed);
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        ceiling_runs.push(ceiling_run(dir.path(), changes)?);
+    }
+    Ok(throughput(
+        REDIS_NAME,
+        "changes/s",
+        per_second(changes, median(pubsync_runs)),
+        per_second(changes, median(ceiling_runs)),
+    ))
+}
+
+/// The application's worker on a task of its own, running while the changes are written, as
+/// in production.
+struct Live {
+    worker: Arc<Worker<AppQueue, AnyKeyValueStore>>,
+    stop: Arc<AtomicBool>,
+    running: JoinHandle<anyhow::Result<WorkerReport>>,
+}
+
+impl Live {
+    async fn start(app: &App) -> anyhow::Result<Self> {
+        let worker = Arc::new(app.worker().await?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let running = tokio::spawn({
+            let (worker, stop) = (worker.clone(), stop.clone());
+            async move { worker.run(false, &stop).await.context("running the worker") }
+        });
+        Ok(Self {
+            worker,
+            stop,
+            running,
+        })
+    }
+
+    /// Fails when the worker has stopped (it only stops on an error before [`finish`]).
+    ///
+    /// [`finish`]: Self::finish
+    fn ensure_running(&self) -> anyhow::Result<()> {
+        ensure!(
+            !self.running.is_finished(),
+            "the worker stopped (its error follows when it is finished)"
+        );
+        Ok(())
+    }
+
+    /// Stops the worker and returns its report.
+    async fn finish(self) -> anyhow::Result<WorkerReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.running.await.context("the worker task")?
+    }
+}
+
+/// Writes `statements`, each its own transaction, as the application does: on a connection
+/// of its own to the SQLite file `database`, set up as the ceiling's. Returns when the first
+/// write started.
+async fn write(database: &Path, statements: Vec<String>) -> anyhow::Result<Instant> {
+    let mut application = SqliteConnection::establish(&database.display().to_string())
+        .context("the application's connection")?;
+    application.batch_execute(APPLICATION_PRAGMAS)?;
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        for statement in &statements {
+            application.batch_execute(statement).with_context(|| {
+                format!("writing changes: {}", &statement[..statement.len().min(60)])
+            })?;
+        }
+        anyhow::Ok(())
+    })
+    .await??;
+    Ok(started)
+}
+
+/// Fails when the worker failed or retried events.
+fn ensure_clean(report: &WorkerReport) -> anyhow::Result<()> {
+    ensure!(
+        report.failed == 0 && report.retried == 0,
+        "the worker failed or retried events: {report:?}"
+    );
+    Ok(())
+}
+
 async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
     let plan = Plan::new(changes);
     ensure!(
@@ -124,42 +248,17 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
     let settings = Settings::load(Some(&config), |_| None).context("settings")?;
     let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup()?;
-    let worker = Arc::new(app.worker().await?);
-    let statements = plan.statements();
-
-    // The worker runs while the changes are written, as it does in production.
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = tokio::spawn({
-        let (worker, stop) = (worker.clone(), stop.clone());
-        async move { worker.run(false, &stop).await }
-    });
-    // The application writes on a connection of its own, set up as the ceiling's.
-    let mut application = SqliteConnection::establish(&database.display().to_string())
-        .context("the application's connection")?;
-    application.batch_execute(APPLICATION_PRAGMAS)?;
-    let started = Instant::now();
-    tokio::task::spawn_blocking(move || {
-        for statement in &statements {
-            application
-                .batch_execute(statement)
-                .with_context(|| format!("writing changes: {}", &statement[..60]))?;
-        }
-        anyhow::Ok(())
-    })
-    .await??;
+    let live = Live::start(&app).await?;
+    let started = write(&database, plan.statements()).await?;
     let written = started.elapsed();
-    while !worker.is_empty().await.context("asking the worker")? {
-        if running.is_finished() {
+    while !live.worker.is_empty().await.context("asking the worker")? {
+        if live.running.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
     let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let report = running
-        .await
-        .context("the worker task")?
-        .context("running the worker")?;
+    let report = live.finish().await?;
     eprintln!(
         "bench:   {changes} changes: written in {:.2} s, all in storage after {:.2} s (relayed {}, \
          messages {}, handled {}, collapsed {}, retried {}, failed {})",
@@ -172,12 +271,87 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
         report.retried,
         report.failed,
     );
-    ensure!(
-        report.failed == 0 && report.retried == 0,
-        "the worker failed or retried events: {report:?}"
-    );
+    ensure_clean(&report)?;
     check(app.database(), plan)?;
     Ok(elapsed)
+}
+
+/// One run of `e2e_sqlite_redis_hello` in `dir`, with Redis at `redis_url` under a key prefix
+/// of its own, whose keys are deleted afterwards, failed or not.
+async fn redis_run(dir: &Path, redis_url: &str, changes: usize) -> anyhow::Result<Duration> {
+    let plan = final_state::Plan::new(changes, Payload::Hello);
+    ensure!(
+        plan.counts.updates <= plan.remaining(),
+        "the plan updates only messages it keeps"
+    );
+    let key_prefix = format!("{}:", unique_name("pubsync_bench"));
+    let config = dir.join("pubsync.toml");
+    let database = dir.join("bench.db");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = {:?}\nstorage_url = {redis_url:?}\n\
+             [storage]\nkey_prefix = {key_prefix:?}\n[sync]\ndirect = true\n",
+            format!("sqlite://{}", database.display())
+        ),
+    )?;
+    let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+    ensure!(
+        settings.queue == QueueUrl::Database
+            && matches!(settings.storage, StorageUrl::Redis(_))
+            && settings.sync.enabled
+            && settings.sync.direct,
+        "the run uses the database queue and Redis with direct synchronization"
+    );
+    let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
+    app.setup()?;
+    let storage = RedisStorage::connect(
+        redis_url,
+        RedisStorageOptions::with_key_prefix(key_prefix.clone()),
+    )
+    .await
+    .context("connecting to Redis")?;
+    let result = async {
+        let live = Live::start(&app).await?;
+        let result = async {
+            let started = write(&database, plan.statements()).await?;
+            let written = started.elapsed();
+            let visible =
+                wait_for(&storage, plan.expected(), || live.ensure_running()).await? - started;
+            let keys = crate::sync::scan(&storage, &format!("{key_prefix}kv:*"))
+                .await?
+                .len();
+            ensure!(
+                keys == plan.remaining() + 1,
+                "{keys} kv: keys in Redis, expected {} and the sentinel",
+                plan.remaining()
+            );
+            anyhow::Ok((written, visible))
+        }
+        .await;
+        both(result, live.finish().await)
+    }
+    .await;
+    let cleaned = crate::sync::delete_keys(&storage, &format!("{key_prefix}*")).await;
+    let ((written, visible), report) = result?;
+    cleaned.context("deleting the benchmark's Redis keys")?;
+    eprintln!(
+        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
+         (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
+         retried {}, failed {})",
+        written.as_secs_f64(),
+        visible.as_secs_f64(),
+        report.relayed,
+        report.messages,
+        report.handled,
+        report.collapsed,
+        report.sync_relayed,
+        report.synchronized,
+        report.retried,
+        report.failed,
+    );
+    ensure_clean(&report)?;
+    Ok(visible)
 }
 
 /// The storage table holds exactly what the changes leave, and nothing is left to do.

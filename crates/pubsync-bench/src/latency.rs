@@ -13,8 +13,9 @@ use pubsync_database::Dialect;
 use tokio::sync::mpsc;
 
 use crate::Size;
+use crate::final_state::{Payload, both, insert_statement, mget};
 use crate::report::Figure;
-use crate::servers::{Payload, Pipeline, Servers, both, insert_statement, mget};
+use crate::servers::{Pipeline, Servers};
 
 /// How the load is offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,7 @@
 
 mod backfill;
 mod e2e;
+mod final_state;
 mod memory;
 mod read;
 mod report;
@@ -93,7 +94,8 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 
   --quick          small N, for CI: the benchmark keeps running, its figures mean little
   --scenario NAME  run one scenario alone; NAME is one of:
-                   e2e_sqlite_hello, backfill_sqlite, e2e_postgres_rabbitmq_redis_hello,
+                   e2e_sqlite_hello, backfill_sqlite_database, e2e_sqlite_redis_hello,
+                   backfill_sqlite, e2e_postgres_rabbitmq_redis_hello,
                    e2e_postgres_rabbitmq_redis_1kb, backfill_postgres,
                    e2e_mysql_rabbitmq_redis_hello, backfill_mysql,
                    latency_postgres_rabbitmq_redis_1k, latency_postgres_rabbitmq_redis_full,
@@ -106,10 +108,13 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 /// Every scenario, in the order they run; each yields the figure of the same name, except
 /// `latency_postgres_rabbitmq_redis_1k|full` (`latency_p50_…`, `latency_p99_…`),
 /// `spryker_shaped_ratio` (also `e2e_postgres_rabbitmq_redis_spryker_shaped`) and
-/// `backfill_<db>` (also `backfill_<db>_rss`). Each `backfill_<db>` runs after the end-to-end
-/// scenario of its database, whose figure of the same run is its ceiling.
-pub const SCENARIOS: [&str; 22] = [
+/// `backfill_*` (also `backfill_*_rss`). Each `backfill_*` runs after the end-to-end scenario
+/// of its database and storage ([`backfill::Scenario::ceiling`]), whose figure of the same
+/// run is its ceiling.
+pub const SCENARIOS: [&str; 24] = [
     "e2e_sqlite_hello",
+    "backfill_sqlite_database",
+    "e2e_sqlite_redis_hello",
     "backfill_sqlite",
     "e2e_postgres_rabbitmq_redis_hello",
     "e2e_postgres_rabbitmq_redis_1kb",
@@ -237,6 +242,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let scenario_figures = match name {
             "e2e_sqlite_hello" => vec![runtime.block_on(e2e::sqlite_hello(size))?],
+            "e2e_sqlite_redis_hello" => vec![runtime.block_on(e2e::sqlite_redis_hello(size))?],
             "capture_sqlite" => {
                 vec![runtime.block_on(steps::capture(name, Dialect::Sqlite, size))?]
             }
@@ -264,16 +270,15 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
                 size.backlog_changes,
                 memory::Backlog::Queue,
             ))?],
-            "backfill_sqlite" | "backfill_postgres" | "backfill_mysql" => {
-                let dialect = match name {
-                    "backfill_sqlite" => Dialect::Sqlite,
-                    "backfill_postgres" => Dialect::Postgres,
-                    _ => Dialect::Mysql,
-                };
+            "backfill_sqlite_database"
+            | "backfill_sqlite"
+            | "backfill_postgres"
+            | "backfill_mysql" => {
+                let backfill = backfill::scenario(name).context("a backfill scenario")?;
                 let e2e = figures
                     .iter()
-                    .find(|figure: &&Figure| figure.name == backfill::e2e_figure(dialect));
-                runtime.block_on(backfill::run(name, dialect, size.backfill_rows, e2e))?
+                    .find(|figure: &&Figure| figure.name == backfill.ceiling);
+                runtime.block_on(backfill::run(backfill, size.backfill_rows, e2e))?
             }
             "sync_redis" => vec![runtime.block_on(sync::redis(size))?],
             "get_multi_redis" => vec![runtime.block_on(read::redis(size))?],

@@ -146,12 +146,14 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("worker_rss_backlog_1m", Target::value_at_most(100.0)),
     // Our reading of "a backlog of 1M messages" where they wait in the queue, not the outbox.
     ("worker_rss_backlog_1m_queued", Target::value_at_most(100.0)),
-    // A backfill at least as fast as live changes on the same database: its ceiling is the
-    // `e2e_*` figure of that database in the same run.
+    // A backfill at least as fast as live changes on the same database and storage: its
+    // ceiling is the `e2e_*` figure of that database and storage in the same run.
     ("backfill_sqlite", Target::ratio_at_least(1.0)),
+    ("backfill_sqlite_database", Target::ratio_at_least(1.0)),
     ("backfill_postgres", Target::ratio_at_least(1.0)),
     ("backfill_mysql", Target::ratio_at_least(1.0)),
     ("backfill_sqlite_rss", Target::value_at_most(100.0)),
+    ("backfill_sqlite_database_rss", Target::value_at_most(100.0)),
     ("backfill_postgres_rss", Target::value_at_most(100.0)),
     ("backfill_mysql_rss", Target::value_at_most(100.0)),
 ];
@@ -348,6 +350,16 @@ impl Report {
              values, empty outbox) before a figure is reported. Ceiling: the same number of rows \
              written with multi-row INSERTs of 1000 rows into a plain table (WAL, \
              synchronous=NORMAL).\n\
+             - `e2e_sqlite_redis_hello`: the same {e2e} changes on a fresh SQLite file with the \
+             database queue, the worker running in the same process as for \
+             `e2e_sqlite_hello`, but Redis as the storage (a key prefix of its own, its keys \
+             deleted afterwards) with `[sync] direct = true`, so each change's key is written \
+             to Redis right after it is published, as the SQLite backfill writes it; then one \
+             more row (the sentinel) marks the end, as on the servers below. Timed from the \
+             first write until every key is seen in its final state in Redis (values by MGET, \
+             deleted keys absent once the sentinel is there, key count), median of {e2e_runs} \
+             runs. Ceiling: as for `e2e_sqlite_hello`. No target: it is there to be \
+             `backfill_sqlite`'s ceiling.\n\
              - `e2e_postgres_rabbitmq_redis_*`, `e2e_mysql_rabbitmq_redis_hello`: the same {e2e} \
              changes on a fresh PostgreSQL or MySQL/MariaDB database with RabbitMQ as the queue \
              and Redis as the storage (`App` from a `pubsync.toml` with its own queue and key \
@@ -432,11 +444,15 @@ impl Report {
              start until it exits; rows/s are source rows, checked before a figure is \
              reported (the storage table and Redis each hold {backfill} rows or `kv:` keys, \
              sampled values, empty outboxes and queue). Ceiling: the end-to-end figure of the \
-             same database in the same run (`e2e_sqlite_hello`, \
+             same database and storage in the same run (`e2e_sqlite_redis_hello`, \
              `e2e_postgres_rabbitmq_redis_hello`, `e2e_mysql_rabbitmq_redis_hello`, in \
-             changes/s), so the ratio says how the backfill compares with live changes; \
-             missing when that scenario did not run. `backfill_*_rss`: the command's peak \
-             resident set, read as for `worker_rss_*`.\n\
+             changes/s), so the ratio says how the backfill compares with live changes that \
+             also end in Redis; missing when that scenario did not run. \
+             `backfill_sqlite_database`: the same on SQLite with database storage, the \
+             embedded default (no Redis, no synchronization), checked the same way without \
+             Redis (the storage table holds {backfill} rows, sampled values, empty outbox, \
+             sync outbox and queue); ceiling `e2e_sqlite_hello` of the same run. \
+             `backfill_*_rss`: the command's peak resident set, read as for `worker_rss_*`.\n\
              \n## Targets\n\nIn `TARGETS` (`crates/pubsync-bench/src/report.rs`), \
              judged in every full run (not under `--quick`); a missed target does not fail the \
              run. `results.json` carries each target beside its figure (`\"target\": {{\"of\", \
@@ -586,15 +602,20 @@ mod tests {
             "worker_rss_backlog_1m",
             "worker_rss_backlog_1m_queued",
             "backfill_sqlite",
+            "backfill_sqlite_database",
             "backfill_postgres",
             "backfill_mysql",
             "backfill_sqlite_rss",
+            "backfill_sqlite_database_rss",
             "backfill_postgres_rss",
             "backfill_mysql_rss",
         ] {
             assert_eq!(names.iter().filter(|n| **n == name).count(), 1, "{name}");
         }
-        assert_eq!(names.len(), 18);
+        assert_eq!(names.len(), 20);
+        // The SQLite + Redis end-to-end figure is the SQLite backfill's ceiling, with no
+        // target of its own: none of the others is about that combination.
+        assert_eq!(target("e2e_sqlite_redis_hello"), None);
     }
 
     #[test]

@@ -14,8 +14,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use pubsync_database::Dialect;
 
+use crate::final_state::Payload;
 use crate::report::Figure;
-use crate::servers::{Payload, Servers, pipeline_run};
+use crate::servers::{Servers, pipeline_run};
 use crate::{Size, median, per_second};
 
 /// `pubsync.toml` sections of the Spryker-shaped pipeline.
