@@ -277,7 +277,15 @@ impl StorageTableWriter {
         };
         with_connection!(self.database, |conn| {
             let result = conn.write_transaction(|conn| {
-                for (statement, count) in &locks {
+                if dialect == Dialect::Postgres && !locks.is_empty() {
+                    // The rows `replace` looks up must include what the publisher before
+                    // committed while this one waited for its locks: a snapshot per statement,
+                    // whatever the server's default isolation.
+                    Statement::new("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .execute(conn)
+                        .map_err(DatabaseError::query("set the isolation level"))?;
+                }
+                for statement in &locks {
                     if dialect == Dialect::Mysql {
                         let acquired: Vec<lock::Acquired> =
                             statement
@@ -287,7 +295,7 @@ impl StorageTableWriter {
                                     "lock entities of {}",
                                     table.table
                                 )))?;
-                        if acquired.first().and_then(|row| row.acquired) != Some(*count as i64) {
+                        if acquired.first().and_then(|row| row.acquired) != Some(1) {
                             return Err(Failure::Read(
                                 format!(
                                     "another publisher of {} held its entities for more than {} s",

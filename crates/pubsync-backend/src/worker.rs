@@ -136,6 +136,9 @@ impl WorkerReport {
     }
 }
 
+/// The most passes of [`Worker::relay_sync_outbox`] in one call.
+pub const MAX_RELAY_PASSES: usize = 64;
+
 /// The original worker's pause between rounds while its task processes have work.
 const ORIGINAL_BUSY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -557,25 +560,32 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         Ok((busy, report))
     }
 
-    /// Relays the sync outbox until it is empty, to the sync queues or, in direct mode, to
-    /// the key-value store, as the worker's sync relay does; returns the rows relayed. The
-    /// backfill commands call it after each chunk, so that what they changed is on its way
-    /// without a worker's help.
+    /// Relays the sync outbox, to the sync queues or, in direct mode, to the key-value store,
+    /// as the worker's sync relay does, until a pass finds less than a full chunk (or after
+    /// [`MAX_RELAY_PASSES`] passes, so that live changes flowing in never keep it going);
+    /// returns the rows relayed. The backfill commands call it after each chunk, so that what
+    /// they changed is on its way without a worker's help; what arrives later is a worker's.
     pub async fn relay_sync_outbox(&self) -> Result<usize, WorkerError> {
         let Some(sync) = &self.sync else {
             return Ok(0);
         };
         let mut relayed = 0;
-        loop {
+        for _ in 0..MAX_RELAY_PASSES {
             let pass = sync
                 .relay
                 .relay_once(&self.queue, sync.writer.as_ref())
                 .await?;
-            if pass.rows == 0 {
-                return Ok(relayed);
-            }
             relayed += pass.rows;
+            if pass.rows < sync.config.chunk_size {
+                break;
+            }
         }
+        Ok(relayed)
+    }
+
+    /// Whether synchronization is switched on globally for this worker.
+    pub fn synchronization_enabled(&self) -> bool {
+        self.sync.as_ref().is_some_and(|sync| sync.config.enabled)
     }
 
     /// The key-value store the worker synchronizes into, if any.

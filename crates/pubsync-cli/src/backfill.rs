@@ -108,11 +108,15 @@ pub(crate) async fn trigger(
     options: TriggerOptions,
 ) -> anyhow::Result<ExitCode> {
     app.require_schema()?;
+    if !ids.is_empty() && resources.is_empty() {
+        bail!("--ids needs --resource: ids mean something only within one resource");
+    }
     let sources = app.select_sources(resources)?;
-    let worker = app.worker().await?;
+    let worker = app.maintenance_worker().await?;
     let stop = stop_on_ctrl_c();
     let progress = Reporter::stdout();
     let ids = (!ids.is_empty()).then_some(ids);
+    let mut failed = 0;
     for source in sources {
         let report = trigger_events(&worker, source, ids, &options, &progress, &stop)
             .await
@@ -139,10 +143,15 @@ pub(crate) async fn trigger(
                 report.sync_relayed
             );
         }
+        failed += report.outcome.failed;
         if report.ending == Some(Ending::Stopped) {
             println!("stopped: run the same command again to resume");
             return Ok(ExitCode::from(STOPPED));
         }
+    }
+    if failed > 0 {
+        println!("{failed} events failed and are in the error queues, with their reasons");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -155,9 +164,12 @@ pub(crate) async fn sync(
     options: ExportOptions,
 ) -> anyhow::Result<ExitCode> {
     app.require_schema()?;
+    if !ids.is_empty() && resources.is_empty() {
+        bail!("--ids needs a resource: ids mean something only within one resource");
+    }
     let tables = app.select_tables(resources)?;
-    let worker = app.worker().await?;
-    if worker.key_value_store().is_none() && !app.settings().sync.enabled {
+    let worker = app.maintenance_worker().await?;
+    if !app.settings().sync.enabled {
         println!(
             "synchronization is off (the storage is the database, or [sync] enabled = false): \
              the storage tables are the read model, there is nothing to send"
@@ -205,7 +217,7 @@ pub(crate) async fn check(
 ) -> anyhow::Result<ExitCode> {
     app.require_schema()?;
     let sources = app.select_sources(resources)?;
-    let worker = app.worker().await?;
+    let worker = app.maintenance_worker().await?;
     let stop = stop_on_ctrl_c();
     let progress = Reporter::stdout();
     let mut clean = true;
@@ -242,6 +254,12 @@ fn print_verify(report: &VerifyReport) {
     print_differences("storage table", &report.storage);
     if let Some(key_value) = &report.key_value {
         print_differences("key-value store", key_value);
+    }
+    if report.orphan_scan_skipped {
+        println!(
+            "  key-value store not scanned for orphaned keys: too many rows are missing from \
+             the storage table (run with --repair, or publish:trigger-events, first)"
+        );
     }
     if let Some(repairs) = &report.repairs {
         println!(

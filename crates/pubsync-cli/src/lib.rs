@@ -233,12 +233,47 @@ impl App {
 
     /// A worker over the configured queue, synchronizing into the configured storage when
     /// that is a key-value store.
+    ///
+    /// It records this process's synchronization switch in the database for the sync
+    /// triggers, as every worker start does; the one-off commands use
+    /// [`App::maintenance_worker`], which leaves the switch as the workers recorded it.
     pub async fn worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
         let enabled = self.settings.sync.enabled;
         self.database
             .blocking(move |db| record_switch(db, enabled))
             .await
             .context("recording the synchronization switch (run `pubsync setup` first?)")?;
+        self.build_worker().await
+    }
+
+    /// A worker as [`App::worker`] makes it, for the one-off commands (`publish:trigger-events`,
+    /// `sync:data`, `verify`): it does not record the synchronization switch, so a command run
+    /// with another configuration than the workers' (a missing storage URL, say) cannot switch
+    /// synchronization off for everyone.
+    ///
+    /// It fails when this process's synchronization switch is not the one the database
+    /// records: its sync relay would treat the workers' sync outbox rows by another rule (with
+    /// synchronization off it drops them).
+    pub async fn maintenance_worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
+        let enabled = self.settings.sync.enabled;
+        let recorded = self
+            .database
+            .blocking(pubsync_backend::sync::recorded_switch)
+            .await
+            .context("reading the synchronization switch (run `pubsync setup` first?)")?;
+        if let Some(recorded) = recorded.filter(|recorded| *recorded != enabled) {
+            let word = |on: bool| if on { "on" } else { "off" };
+            bail!(
+                "the database records synchronization {}, but this configuration has it {}: \
+                 run this command with the workers' configuration (storage URL, [sync] enabled)",
+                word(recorded),
+                word(enabled)
+            );
+        }
+        self.build_worker().await
+    }
+
+    async fn build_worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
         let storage = StorageTableWriter::new(self.database.clone(), self.keys.clone())
             .with_definitions(self.storage_tables.iter().copied());
         let writer = self.storage().await?.key_value_store();

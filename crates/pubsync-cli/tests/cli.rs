@@ -412,3 +412,31 @@ fn a_backfill_stopped_by_ctrl_c_resumes_and_verify_judges_the_result() {
     );
     assert_eq!(w.pubsync(&["verify"]).status.code(), Some(0));
 }
+
+#[test]
+fn the_one_off_commands_leave_the_workers_synchronization_switch_alone() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+    // The workers run with synchronization on; this process's configuration says off. Its
+    // relay would drop their sync outbox rows, and recording its switch would stop them all.
+    w.sqlite("UPDATE pubsync_setting SET value = 'on' WHERE name = 'synchronization';");
+    for command in ["publish:trigger-events", "verify", "sync:data"] {
+        let output = w.pubsync(&[command]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "the database records synchronization on, but this configuration has it off"
+            ),
+            "{command}: {stderr}"
+        );
+    }
+    assert_eq!(
+        w.sqlite("SELECT value FROM pubsync_setting WHERE name = 'synchronization';"),
+        "on"
+    );
+    w.sqlite("UPDATE pubsync_setting SET value = 'off' WHERE name = 'synchronization';");
+    let output = w.pubsync(&["publish:trigger-events", "-i", "1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--ids needs --resource"));
+}

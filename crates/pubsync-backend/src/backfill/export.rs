@@ -50,6 +50,9 @@ pub struct ExportReport {
     pub ending: Option<Ending>,
 }
 
+/// How often a chunk is tried again after a transient failure (a deadlock, a lock timeout).
+const EXPORT_ATTEMPTS: u32 = 5;
+
 fn cursor_setting(table: &str) -> String {
     format!("backfill:sync-data:{table}")
 }
@@ -150,10 +153,25 @@ pub(crate) async fn export_keys<Q: Queue, W: KeyValueWriter>(
     if keys.is_empty() {
         return Ok(());
     }
-    report.exported += worker
-        .database
-        .blocking(move |db| pages::export(db, table, &keys))
-        .await?;
+    let mut attempt = 0;
+    let exported = loop {
+        let keys = keys.clone();
+        match worker
+            .database
+            .blocking(move |db| pages::export(db, table, &keys))
+            .await
+        {
+            // A deadlock with a publisher (its row locks come in row order, these in key
+            // order): the database rolled this chunk back, so take it again.
+            Err(error) if error.is_transient() && attempt < EXPORT_ATTEMPTS => {
+                attempt += 1;
+                tracing::warn!(table = table.table, attempt, error = %error, "exporting a chunk failed, trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+            }
+            result => break result?,
+        }
+    };
+    report.exported += exported;
     report.sync_relayed += worker.relay_sync_outbox().await?;
     Ok(())
 }

@@ -72,6 +72,12 @@ pub enum VerifyError {
     /// The key-value store failed.
     #[error("reading the key-value store failed: {0}")]
     Storage(#[from] StorageError),
+    /// No storage table of the resource is known: nothing could be compared.
+    #[error("no storage table has the resource {resource:?} its trigger source names")]
+    NoStorageTable {
+        /// The resource.
+        resource: String,
+    },
     /// A publisher failed to recompute a chunk.
     #[error("{listener} could not recompute ids {first} to {last}: {reason}")]
     Publisher {
@@ -156,6 +162,9 @@ pub struct VerifyReport {
     pub repairs: Option<Repairs>,
     /// Whether every chunk was checked.
     pub ending: Option<Ending>,
+    /// Whether the key-value store's keys were not scanned for orphans: more expected keys
+    /// were missing from the storage table than the check keeps in memory (repair first).
+    pub orphan_scan_skipped: bool,
 }
 
 impl VerifyReport {
@@ -164,6 +173,11 @@ impl VerifyReport {
         self.storage.is_empty() && self.key_value.as_ref().is_none_or(Differences::is_empty)
     }
 }
+
+/// How many expected keys missing from the storage table the check keeps, so that the key
+/// scan does not call them orphans; beyond that (a storage table emptied or never filled) the
+/// scan is skipped rather than holding millions of keys.
+const MAX_REMEMBERED_MISSING: usize = 100_000;
 
 /// What one chunk asks the repair to do.
 #[derive(Default)]
@@ -183,7 +197,17 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
     progress: &dyn Progress,
     stop: &Stop,
 ) -> Result<VerifyReport, VerifyError> {
-    let store = worker.key_value_store();
+    if tables.is_empty() {
+        return Err(VerifyError::NoStorageTable {
+            resource: source.resource.to_owned(),
+        });
+    }
+    let global = worker.synchronization_enabled();
+    let syncs = |table: &SynchronizationDefinition| table.is_synchronization_enabled(global);
+    // The key-value store is compared only where the tables synchronize into it.
+    let store = worker
+        .key_value_store()
+        .filter(|_| tables.iter().any(|table| syncs(table)));
     let mut report = VerifyReport {
         resource: source.resource.to_owned(),
         key_value: store.map(|_| Differences::default()),
@@ -219,17 +243,32 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
         report.entities += ids.len();
         let expected = recompute(worker, source, &ids, &by_table).await?;
         report.expected += expected.len();
-        let mut stored: HashMap<String, (Option<String>, Option<i64>, &'static str)> =
-            HashMap::new();
+        let mut stored: HashMap<
+            String,
+            (
+                Option<String>,
+                Option<i64>,
+                &'static SynchronizationDefinition,
+            ),
+        > = HashMap::new();
         for table in tables {
             let table = *table;
             let references = ids.clone();
+            // A table without a reference column is looked up by the keys expected in it.
+            let keys: Vec<String> = expected
+                .iter()
+                .filter(|(_, (_, of, _))| of.table == table.table)
+                .map(|(key, _)| key.clone())
+                .collect();
             for row in worker
                 .database
-                .blocking(move |db| pages::storage_rows_of(db, table, &references))
+                .blocking(move |db| match table.key_suffix_column {
+                    Some(_) => pages::storage_rows_of(db, table, &references),
+                    None => pages::storage_rows_by_key(db, table, &keys),
+                })
                 .await?
             {
-                stored.insert(row.key, (row.data, row.reference, table.table));
+                stored.insert(row.key, (row.data, row.reference, table));
             }
         }
         let mut keys: Vec<String> = expected.keys().cloned().collect();
@@ -245,13 +284,24 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
         };
         let mut fixes = Fixes::default();
         for (index, key) in keys.iter().enumerate() {
-            let in_kv = values.as_ref().map(|values| values[index].as_deref());
+            let table_of_key = expected
+                .get(key)
+                .map(|(_, table, _)| *table)
+                .or_else(|| stored.get(key).map(|(_, _, table)| *table));
+            let in_kv = values
+                .as_ref()
+                .filter(|_| table_of_key.is_some_and(syncs))
+                .map(|values| values[index].as_deref());
             match (expected.get(key), stored.get(key)) {
                 (Some((value, table, reference)), row) => {
                     let storage_right = match row {
                         None => {
                             report.storage.missing.add(key, options.sample);
-                            missing_rows.insert(key.clone());
+                            if missing_rows.len() < MAX_REMEMBERED_MISSING {
+                                missing_rows.insert(key.clone());
+                            } else {
+                                report.orphan_scan_skipped = true;
+                            }
                             false
                         }
                         Some((data, _, _)) if !same_data(data.as_deref(), value) => {
@@ -304,7 +354,7 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
     for table in tables {
         orphaned_rows(worker, source, table, options, &mut report, stop).await?;
     }
-    if store.is_some() {
+    if store.is_some() && !report.orphan_scan_skipped {
         orphaned_keys(
             worker,
             source,
@@ -369,7 +419,10 @@ async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
             continue;
         }
         let keys: Vec<String> = orphans.iter().map(|row| row.key.clone()).collect();
-        let in_store = match worker.key_value_store() {
+        let in_store = match worker
+            .key_value_store()
+            .filter(|_| table.is_synchronization_enabled(worker.synchronization_enabled()))
+        {
             Some(store) => Some(store.get_multi(&keys).await?),
             None => None,
         };
@@ -542,8 +595,9 @@ async fn repair<Q: Queue, W: KeyValueWriter>(
                 ..EventEntityTransfer::default()
             })
             .collect();
-        repairs.republished += transfers.len();
-        dispatch(worker, source.event, transfers, false).await?;
+        repairs.republished += dispatch(worker, source.event, transfers, false)
+            .await?
+            .handled;
         worker.relay_sync_outbox().await?;
     }
     for (table, keys) in fixes.resync.into_values() {

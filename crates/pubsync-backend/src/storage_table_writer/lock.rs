@@ -9,8 +9,9 @@
 //! commit; a second publisher of the same entity waits before its read, so it reads what the
 //! first committed, or later.
 //!
-//! The locks are the database's own advisory locks, never row locks on the shop's tables: a
-//! shop's writer is never blocked by a publisher.
+//! The locks are the database's own advisory locks, never row locks on the shop's tables: on
+//! PostgreSQL and MySQL a shop's writer is never blocked by a publisher (SQLite has one
+//! writer at a time, and a publisher holds it for its chunk).
 //! - PostgreSQL: `pg_advisory_xact_lock`, released by the commit or rollback.
 //! - MySQL/MariaDB: `GET_LOCK`, which belongs to the session, so the writer releases them
 //!   (`RELEASE_ALL_LOCKS`) once the transaction is over, whatever its outcome.
@@ -72,9 +73,9 @@ pub(super) fn lock_keys(table: &str, references: &[Reference]) -> Vec<i64> {
 }
 
 /// The statements that take the locks `keys` (sorted): on PostgreSQL one statement whose rows
-/// lock in array order; on MySQL statements that each return, as `acquired`, how many of
-/// their locks they took (fewer means one timed out); on SQLite none.
-pub(super) fn acquire(dialect: Dialect, keys: &[i64]) -> Vec<(Statement, usize)> {
+/// lock in array order; on MySQL statements that each return `acquired` = 1 when they took
+/// all their locks (0 when one timed out); on SQLite none.
+pub(super) fn acquire(dialect: Dialect, keys: &[i64]) -> Vec<Statement> {
     if keys.is_empty() {
         return Vec::new();
     }
@@ -87,20 +88,22 @@ pub(super) fn acquire(dialect: Dialect, keys: &[i64]) -> Vec<(Statement, usize)>
             .bind(Bind::Text(postgres_array(
                 keys.iter().map(|key| key.to_string()),
             )));
-            vec![(statement, keys.len())]
+            vec![statement]
         }
         Dialect::Mysql => bucketed(keys.len(), &MYSQL_LOCK_CHUNKS)
             .into_iter()
             .map(|range| {
                 let chunk = &keys[range];
-                let calls = vec!["GET_LOCK(?, ?)"; chunk.len()].join(" + ");
-                let mut statement = Statement::new(format!("SELECT {calls} AS acquired"));
+                // `AND` stops at the first lock that times out, so one statement waits for
+                // one timeout at most, not one per lock.
+                let calls = vec!["GET_LOCK(?, ?)"; chunk.len()].join(" AND ");
+                let mut statement = Statement::new(format!("SELECT ({calls}) AS acquired"));
                 for key in chunk {
                     statement
                         .push(Bind::Text(mysql_lock_name(*key)))
                         .push(Bind::BigInt(MYSQL_LOCK_TIMEOUT_SECONDS));
                 }
-                (statement, chunk.len())
+                statement
             })
             .collect(),
     }
@@ -178,21 +181,14 @@ mod tests {
         assert_eq!(postgres.len(), 1);
         assert!(
             postgres[0]
-                .0
                 .sql()
                 .starts_with("SELECT pg_advisory_xact_lock(k)")
         );
         let keys: Vec<i64> = (0..23).collect();
         let mysql = acquire(Dialect::Mysql, &keys);
-        assert_eq!(
-            mysql.iter().map(|(_, count)| *count).collect::<Vec<_>>(),
-            [20, 1, 1, 1]
-        );
-        assert_eq!(
-            mysql[1].0.sql(),
-            "SELECT GET_LOCK(?, ?) AS acquired",
-            "one lock"
-        );
+        assert_eq!(mysql.len(), 4, "20, 1, 1, 1");
+        assert_eq!(mysql[1].sql(), "SELECT (GET_LOCK(?, ?)) AS acquired");
+        assert!(mysql[0].sql().contains("GET_LOCK(?, ?) AND GET_LOCK(?, ?)"));
         assert_eq!(mysql_lock_name(255), "pubsync:00000000000000ff");
         assert!(mysql_lock_name(-1).len() <= 64);
     }

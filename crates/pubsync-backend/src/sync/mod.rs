@@ -28,8 +28,8 @@ pub mod switch;
 pub use consumer::{SyncConsumer, SyncOutcome};
 pub use error::SyncError;
 pub use relay::{SyncPass, SyncRelay};
-pub use switch::record_switch;
 pub(crate) use switch::{delete_setting, read_setting, write_setting};
+pub use switch::{record_switch, recorded_switch};
 
 /// Where outbox rows of a table no linked module declares go (`sync.error`).
 pub const UNROUTABLE_QUEUE: &str = "sync";

@@ -18,6 +18,11 @@ pub fn record_switch(database: &Database, enabled: bool) -> Result<(), DatabaseE
     )
 }
 
+/// The global synchronization switch as the database records it (`None` before any setup).
+pub fn recorded_switch(database: &Database) -> Result<Option<bool>, DatabaseError> {
+    Ok(read_setting(database, setting::SYNCHRONIZATION)?.map(|value| value != "off"))
+}
+
 /// Writes the setting `name` (inserted or replaced).
 pub(crate) fn write_setting(
     database: &Database,

@@ -186,7 +186,7 @@ shop_tests! {
         ));
         shop.sql("DELETE FROM pubsync_sync_outbox");
         let report = shop.verify(false).await;
-        assert_eq!(report.storage.orphaned.first, [at_hat.clone()], "{report:#?}");
+        assert_eq!(report.storage.orphaned.first, std::slice::from_ref(&at_hat), "{report:#?}");
         assert_eq!(report.storage.missing.count + report.storage.stale.count, 0);
         let repaired = shop.verify(true).await;
         assert_eq!(repaired.repairs.unwrap().republished, 1, "only the hat");
