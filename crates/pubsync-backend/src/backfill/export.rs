@@ -13,8 +13,7 @@ use pubsync_queue_extension::Queue;
 use pubsync_shared::synchronization::SynchronizationDefinition;
 use pubsync_storage_extension::KeyValueWriter;
 
-use super::{Ending, Progress, Stop, pages};
-use crate::sync::{delete_setting, read_setting, write_setting};
+use super::{Cursor, Ending, Progress, Stop, pages};
 use crate::worker::{Worker, WorkerError};
 
 /// How `sync:data` runs.
@@ -53,10 +52,6 @@ pub struct ExportReport {
 /// How often a chunk is tried again after a transient failure (a deadlock, a lock timeout).
 const EXPORT_ATTEMPTS: u32 = 5;
 
-fn cursor_setting(table: &str) -> String {
-    format!("backfill:sync-data:{table}")
-}
-
 /// Sends the rows of `table` to the key-value store: those whose reference is one of `ids`
 /// when given, otherwise every row, keyset-paged by key from where a stopped run left off.
 pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
@@ -92,16 +87,8 @@ pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
         report.ending = Some(Ending::Complete);
         return Ok(report);
     }
-    let setting = cursor_setting(table.table);
-    let resumed = if options.restart {
-        None
-    } else {
-        let setting = setting.clone();
-        worker
-            .database
-            .blocking(move |db| read_setting(db, &setting))
-            .await?
-    };
+    let cursor = Cursor::new("sync-data", table.table);
+    let resumed = cursor.load(&worker.database, options.restart).await?;
     report.resumed_after = resumed.clone();
     let (total, _) = worker
         .database
@@ -126,18 +113,11 @@ pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
         let count = page.len() as u64;
         let keys: Vec<String> = page.into_iter().map(|row| row.key).collect();
         export_keys(worker, table, keys, &mut report).await?;
-        let (setting, value) = (setting.clone(), last.clone());
-        worker
-            .database
-            .blocking(move |db| write_setting(db, &setting, &value))
-            .await?;
+        cursor.save(&worker.database, last.clone()).await?;
         after = last;
         progress.advance(count);
     }
-    worker
-        .database
-        .blocking(move |db| delete_setting(db, &setting))
-        .await?;
+    cursor.clear(&worker.database).await?;
     progress.finish();
     report.ending = Some(Ending::Complete);
     Ok(report)

@@ -19,6 +19,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use pubsync_database::{Database, DatabaseError};
+
+use crate::sync::{delete_setting, read_setting, write_setting};
+
 pub mod export;
 mod pages;
 pub mod source;
@@ -75,4 +79,55 @@ pub enum Ending {
     Complete,
     /// Stopped after a chunk; running again resumes after it.
     Stopped,
+}
+
+/// Where a run over a table is, kept in `pubsync_setting` after every chunk, so that a run
+/// that was stopped resumes there.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor {
+    setting: String,
+}
+
+impl Cursor {
+    /// The cursor of `command` over `of` (a resource or a table).
+    pub(crate) fn new(command: &str, of: &str) -> Self {
+        Self {
+            setting: format!("backfill:{command}:{of}"),
+        }
+    }
+
+    /// Where a stopped run left off, unless `restart`.
+    pub(crate) async fn load(
+        &self,
+        database: &Database,
+        restart: bool,
+    ) -> Result<Option<String>, DatabaseError> {
+        if restart {
+            return Ok(None);
+        }
+        let setting = self.setting.clone();
+        database
+            .blocking(move |db| read_setting(db, &setting))
+            .await
+    }
+
+    /// Records that the run is done up to `position`.
+    pub(crate) async fn save(
+        &self,
+        database: &Database,
+        position: String,
+    ) -> Result<(), DatabaseError> {
+        let setting = self.setting.clone();
+        database
+            .blocking(move |db| write_setting(db, &setting, &position))
+            .await
+    }
+
+    /// Forgets the position: the run is complete, and the next one starts over.
+    pub(crate) async fn clear(&self, database: &Database) -> Result<(), DatabaseError> {
+        let setting = self.setting.clone();
+        database
+            .blocking(move |db| delete_setting(db, &setting))
+            .await
+    }
 }

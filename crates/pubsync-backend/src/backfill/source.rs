@@ -1,6 +1,8 @@
 //! Trigger sources: which table and id column feed a resource, and which event re-publishes
 //! it (the original's publisher trigger plugins).
 
+use pubsync_shared::event::EventEntityTransfer;
+
 /// Where a resource's entities come from, for `publish:trigger-events` and `verify`: the
 /// rows of `table`, by `id_column`, each re-published as `event` with that id. A module
 /// declares one per resource it publishes:
@@ -44,5 +46,18 @@ impl TriggerSource {
             id_column,
             event,
         }
+    }
+
+    /// The events that re-publish the entities `ids`: the source's event, carrying only the
+    /// id, as the original's triggered events do.
+    pub fn events(&self, ids: impl IntoIterator<Item = i64>) -> Vec<EventEntityTransfer> {
+        ids.into_iter()
+            .map(|id| EventEntityTransfer {
+                event: self.event.to_owned(),
+                name: self.table.to_owned(),
+                id: Some(id),
+                ..EventEntityTransfer::default()
+            })
+            .collect()
     }
 }

@@ -14,9 +14,8 @@ use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::message::EventQueueMessage;
 use pubsync_storage_extension::KeyValueWriter;
 
-use super::{Ending, Progress, Stop, TriggerSource, pages};
+use super::{Cursor, Ending, Progress, Stop, TriggerSource, pages};
 use crate::consumer::{ChunkOutcome, EventBatch};
-use crate::sync::{delete_setting, read_setting, write_setting};
 use crate::worker::{Worker, WorkerError};
 
 /// How `publish:trigger-events` runs.
@@ -57,11 +56,6 @@ pub struct TriggerReport {
     pub ending: Option<Ending>,
 }
 
-/// The setting where a stopped run of `resource` recorded its last id.
-pub(crate) fn cursor_setting(resource: &str) -> String {
-    format!("backfill:trigger-events:{resource}")
-}
-
 /// Re-publishes `source`'s entities: `ids` when given (in chunks, as given), otherwise every
 /// id of the source table, keyset-paged from where a stopped run left off.
 pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
@@ -94,17 +88,11 @@ pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
         report.ending = Some(Ending::Complete);
         return Ok(report);
     }
-    let setting = cursor_setting(source.resource);
-    let resumed = if options.restart {
-        None
-    } else {
-        let setting = setting.clone();
-        worker
-            .database
-            .blocking(move |db| read_setting(db, &setting))
-            .await?
-            .and_then(|value| value.parse::<i64>().ok())
-    };
+    let cursor = Cursor::new("trigger-events", source.resource);
+    let resumed = cursor
+        .load(&worker.database, options.restart)
+        .await?
+        .and_then(|value| value.parse::<i64>().ok());
     report.resumed_after = resumed;
     let (table, column) = (source.table, source.id_column);
     let (total, done) = worker
@@ -129,18 +117,11 @@ pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
         };
         publish_chunk(worker, source, &ids, options, &mut report).await?;
         after = last;
-        let (setting, value) = (setting.clone(), last.to_string());
-        worker
-            .database
-            .blocking(move |db| write_setting(db, &setting, &value))
-            .await?;
+        cursor.save(&worker.database, last.to_string()).await?;
         progress.advance(ids.len() as u64);
     }
     relay_rest(worker, options, &mut report).await?;
-    worker
-        .database
-        .blocking(move |db| delete_setting(db, &setting))
-        .await?;
+    cursor.clear(&worker.database).await?;
     progress.finish();
     report.ending = Some(Ending::Complete);
     Ok(report)
@@ -156,15 +137,7 @@ async fn publish_chunk<Q: Queue, W: KeyValueWriter>(
     options: &TriggerOptions,
     report: &mut TriggerReport,
 ) -> Result<(), WorkerError> {
-    let transfers: Vec<EventEntityTransfer> = ids
-        .iter()
-        .map(|id| EventEntityTransfer {
-            event: source.event.to_owned(),
-            name: source.table.to_owned(),
-            id: Some(*id),
-            ..EventEntityTransfer::default()
-        })
-        .collect();
+    let transfers = source.events(ids.iter().copied());
     report.triggered += ids.len();
     let publishing = dispatch(worker, source.event, transfers, options.enqueue);
     let outcome = if options.enqueue {

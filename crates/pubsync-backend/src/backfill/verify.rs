@@ -24,7 +24,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use pubsync_queue_extension::Queue;
-use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::message::TIMESTAMP_FIELD;
 use pubsync_shared::synchronization::SynchronizationDefinition;
 use pubsync_shared::version::Version;
@@ -533,15 +532,7 @@ async fn recompute<Q: Queue, W: KeyValueWriter>(
         database: worker.database.clone(),
         storage,
     };
-    let transfers: Vec<EventEntityTransfer> = ids
-        .iter()
-        .map(|id| EventEntityTransfer {
-            event: source.event.to_owned(),
-            name: source.table.to_owned(),
-            id: Some(*id),
-            ..EventEntityTransfer::default()
-        })
-        .collect();
+    let transfers = source.events(ids.iter().copied());
     for registration in worker.listeners.listeners(source.event) {
         let (publisher, context, transfers) = (
             registration.publisher.clone(),
@@ -585,16 +576,7 @@ async fn repair<Q: Queue, W: KeyValueWriter>(
 ) -> Result<(), VerifyError> {
     let repairs = report.repairs.get_or_insert_with(Repairs::default);
     if !fixes.republish.is_empty() {
-        let transfers: Vec<EventEntityTransfer> = fixes
-            .republish
-            .iter()
-            .map(|id| EventEntityTransfer {
-                event: source.event.to_owned(),
-                name: source.table.to_owned(),
-                id: Some(*id),
-                ..EventEntityTransfer::default()
-            })
-            .collect();
+        let transfers = source.events(fixes.republish.iter().copied());
         repairs.republished += dispatch(worker, source.event, transfers, false)
             .await?
             .handled;
