@@ -6,7 +6,7 @@ use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
 use pubsync_database::{
-    Bind, Database, DatabaseError, Dialect, Statement, WriteTransaction as _, bind_list,
+    Bind, Database, DatabaseError, Dialect, FromRow, Statement, WriteTransaction as _, bind_list,
     with_connection,
 };
 use pubsync_shared::synchronization::SynchronizationDefinition;
@@ -127,19 +127,8 @@ pub(crate) fn existing_ids(
             ))
         })
         .collect();
-    with_connection!(database, |conn| {
-        let mut found = Vec::new();
-        for statement in statements {
-            found.extend(
-                statement
-                    .load::<Id>(conn)
-                    .map_err(DatabaseError::query(format!("look up ids of {table}")))?
-                    .into_iter()
-                    .map(|row| row.id),
-            );
-        }
-        Ok::<_, DatabaseError>(found)
-    })
+    let found: Vec<Id> = load_all(database, statements, &format!("look up ids of {table}"))?;
+    Ok(found.into_iter().map(|row| row.id).collect())
 }
 
 /// The columns `verify` reads of a storage row.
@@ -204,7 +193,11 @@ pub(crate) fn storage_rows_of(
             ))
         })
         .collect();
-    load_rows(database, table, statements)
+    load_all(
+        database,
+        statements,
+        &format!("read rows of {}", table.table),
+    )
 }
 
 /// The rows of `table` whose key is one of `keys`.
@@ -225,24 +218,26 @@ pub(crate) fn storage_rows_by_key(
             ))
         })
         .collect();
-    load_rows(database, table, statements)
+    load_all(
+        database,
+        statements,
+        &format!("read rows of {}", table.table),
+    )
 }
 
-fn load_rows(
+/// The rows of every one of `statements` (the shares of one list), in order.
+fn load_all<R: FromRow>(
     database: &Database,
-    table: &SynchronizationDefinition,
     statements: Vec<Statement>,
-) -> Result<Vec<StoredRow>, DatabaseError> {
+    operation: &str,
+) -> Result<Vec<R>, DatabaseError> {
     with_connection!(database, |conn| {
         let mut rows = Vec::new();
         for statement in statements {
             rows.extend(
                 statement
-                    .load::<StoredRow>(conn)
-                    .map_err(DatabaseError::query(format!(
-                        "read rows of {}",
-                        table.table
-                    )))?,
+                    .load::<R>(conn)
+                    .map_err(DatabaseError::query(operation))?,
             );
         }
         Ok::<_, DatabaseError>(rows)
@@ -275,19 +270,8 @@ pub(crate) fn alias_keys(
             statement
         })
         .collect();
-    with_connection!(database, |conn| {
-        let mut found = Vec::new();
-        for statement in statements {
-            found.extend(
-                statement
-                    .load::<Key>(conn)
-                    .map_err(DatabaseError::query("look up alias keys"))?
-                    .into_iter()
-                    .map(|row| row.key),
-            );
-        }
-        Ok::<_, DatabaseError>(found)
-    })
+    let found: Vec<Key> = load_all(database, statements, "look up alias keys")?;
+    Ok(found.into_iter().map(|row| row.key).collect())
 }
 
 /// The keys of `table`'s rows whose reference is one of `references`.
