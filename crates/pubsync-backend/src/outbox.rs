@@ -50,6 +50,12 @@ pub(crate) const SYNC_OUTBOX: Outbox = Outbox {
 };
 
 impl Outbox {
+    /// The columns a row is written with: all but the generated id, in the order of
+    /// `columns`.
+    pub(crate) fn written_columns(self) -> &'static [&'static str] {
+        &self.columns[1..]
+    }
+
     /// The first `limit` rows in id order.
     pub(crate) fn read_chunk<R: FromRow>(
         self,

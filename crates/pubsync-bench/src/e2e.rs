@@ -221,15 +221,6 @@ async fn write(database: &Path, statements: Vec<String>) -> anyhow::Result<Insta
     Ok(started)
 }
 
-/// Fails when the worker failed or retried events.
-fn ensure_clean(report: &WorkerReport) -> anyhow::Result<()> {
-    ensure!(
-        report.failed == 0 && report.retried == 0,
-        "the worker failed or retried events: {report:?}"
-    );
-    Ok(())
-}
-
 async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
     let plan = Plan::new(changes);
     ensure!(
@@ -271,7 +262,7 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
         report.retried,
         report.failed,
     );
-    ensure_clean(&report)?;
+    final_state::ensure_clean(&report)?;
     check(app.database(), plan)?;
     Ok(elapsed)
 }
@@ -335,22 +326,7 @@ async fn redis_run(dir: &Path, redis_url: &str, changes: usize) -> anyhow::Resul
     let cleaned = crate::sync::delete_keys(&storage, &format!("{key_prefix}*")).await;
     let ((written, visible), report) = result?;
     cleaned.context("deleting the benchmark's Redis keys")?;
-    eprintln!(
-        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
-         (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
-         retried {}, failed {})",
-        written.as_secs_f64(),
-        visible.as_secs_f64(),
-        report.relayed,
-        report.messages,
-        report.handled,
-        report.collapsed,
-        report.sync_relayed,
-        report.synchronized,
-        report.retried,
-        report.failed,
-    );
-    ensure_clean(&report)?;
+    final_state::report_run(changes, written, visible, &report)?;
     Ok(visible)
 }
 

@@ -292,6 +292,40 @@ pub async fn wait_for(
     }
 }
 
+/// Logs what a run to Redis did, and fails when its worker failed or retried events.
+pub fn report_run(
+    changes: usize,
+    written: Duration,
+    visible: Duration,
+    report: &pubsync_backend::WorkerReport,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
+         (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
+         retried {}, failed {})",
+        written.as_secs_f64(),
+        visible.as_secs_f64(),
+        report.relayed,
+        report.messages,
+        report.handled,
+        report.collapsed,
+        report.sync_relayed,
+        report.synchronized,
+        report.retried,
+        report.failed,
+    );
+    ensure_clean(report)
+}
+
+/// Fails when the worker failed or retried events.
+pub fn ensure_clean(report: &pubsync_backend::WorkerReport) -> anyhow::Result<()> {
+    ensure!(
+        report.failed == 0 && report.retried == 0,
+        "the worker failed or retried events: {report:?}"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

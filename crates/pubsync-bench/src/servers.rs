@@ -291,25 +291,7 @@ pub async fn pipeline_run(
     }
     .await;
     let ((written, visible), report) = both(result, pipeline.finish().await)?;
-    eprintln!(
-        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
-         (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
-         retried {}, failed {})",
-        written.as_secs_f64(),
-        visible.as_secs_f64(),
-        report.relayed,
-        report.messages,
-        report.handled,
-        report.collapsed,
-        report.sync_relayed,
-        report.synchronized,
-        report.retried,
-        report.failed,
-    );
-    ensure!(
-        report.failed == 0 && report.retried == 0,
-        "the worker failed or retried events: {report:?}"
-    );
+    crate::final_state::report_run(changes, written, visible, &report)?;
     Ok(visible)
 }
 

@@ -131,3 +131,39 @@ impl Cursor {
             .await
     }
 }
+
+/// The ids of a trigger source, one keyset page after another.
+#[derive(Debug)]
+pub(crate) struct SourcePages {
+    table: &'static str,
+    column: &'static str,
+    after: i64,
+    chunk_size: usize,
+}
+
+impl SourcePages {
+    /// The pages of `source`'s ids above `after` (every id without it), `chunk_size` each.
+    pub(crate) fn new(source: &TriggerSource, after: Option<i64>, chunk_size: usize) -> Self {
+        Self {
+            table: source.table,
+            column: source.id_column,
+            after: after.unwrap_or(i64::MIN),
+            chunk_size: chunk_size.max(1),
+        }
+    }
+
+    /// The next page, `None` after the last.
+    pub(crate) async fn next(
+        &mut self,
+        database: &Database,
+    ) -> Result<Option<Vec<i64>>, DatabaseError> {
+        let (table, column, after, limit) = (self.table, self.column, self.after, self.chunk_size);
+        let ids = database
+            .blocking(move |db| pages::source_ids(db, table, column, after, limit))
+            .await?;
+        Ok(ids.last().copied().map(|last| {
+            self.after = last;
+            ids
+        }))
+    }
+}

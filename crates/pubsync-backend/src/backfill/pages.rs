@@ -6,10 +6,12 @@ use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
 use pubsync_database::{
-    Bind, Database, DatabaseError, Dialect, FromRow, Statement, WriteTransaction as _, bind_list,
-    with_connection,
+    Bind, Database, DatabaseError, Dialect, FromRow, ListValue, Statement, WriteTransaction as _,
+    bind_list, with_connection,
 };
 use pubsync_shared::synchronization::SynchronizationDefinition;
+
+use crate::outbox::SYNC_OUTBOX;
 
 #[derive(diesel::QueryableByName)]
 struct Id {
@@ -178,26 +180,10 @@ pub(crate) fn storage_rows_of(
     table: &SynchronizationDefinition,
     references: &[i64],
 ) -> Result<Vec<StoredRow>, DatabaseError> {
-    let Some(column) = table.key_suffix_column else {
-        return Ok(Vec::new());
-    };
-    let dialect = database.dialect();
-    let statements: Vec<Statement> = bind_list(dialect, references)
-        .iter()
-        .map(|list| {
-            list.statement(format!(
-                "SELECT {} FROM {} WHERE {}",
-                stored_columns(dialect, table),
-                dialect.quote(table.table),
-                list.condition(&dialect.quote(column))
-            ))
-        })
-        .collect();
-    load_all(
-        database,
-        statements,
-        &format!("read rows of {}", table.table),
-    )
+    match table.key_suffix_column {
+        Some(column) => rows_where(database, table, column, references),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The rows of `table` whose key is one of `keys`.
@@ -206,15 +192,25 @@ pub(crate) fn storage_rows_by_key(
     table: &SynchronizationDefinition,
     keys: &[String],
 ) -> Result<Vec<StoredRow>, DatabaseError> {
+    rows_where(database, table, storage_table::KEY, keys)
+}
+
+/// The rows of `table` whose `column` is one of `values`.
+fn rows_where<V: ListValue>(
+    database: &Database,
+    table: &SynchronizationDefinition,
+    column: &str,
+    values: &[V],
+) -> Result<Vec<StoredRow>, DatabaseError> {
     let dialect = database.dialect();
-    let statements: Vec<Statement> = bind_list(dialect, keys)
+    let statements: Vec<Statement> = bind_list(dialect, values)
         .iter()
         .map(|list| {
             list.statement(format!(
                 "SELECT {} FROM {} WHERE {}",
                 stored_columns(dialect, table),
                 dialect.quote(table.table),
-                list.condition(&dialect.quote(storage_table::KEY))
+                list.condition(&dialect.quote(column))
             ))
         })
         .collect();
@@ -314,18 +310,13 @@ pub(crate) fn export(
             "NULL".to_owned()
         }
     };
-    let columns = [
-        sync_outbox::STORAGE_TABLE,
-        sync_outbox::STORAGE_KEY,
-        sync_outbox::OPERATION,
-        sync_outbox::DATA,
-        sync_outbox::PREVIOUS_DATA,
-        sync_outbox::STORE,
-        sync_outbox::LOCALE,
-        sync_outbox::VERSION,
-    ]
-    .map(|column| dialect.quote(column))
-    .join(", ");
+    // In the order the `SELECT` below gives them.
+    let columns = SYNC_OUTBOX
+        .written_columns()
+        .iter()
+        .map(|column| dialect.quote(column))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut statements: Vec<(Option<Statement>, Statement)> = Vec::new();
     for list in bind_list(dialect, keys) {
         let lock = lock_clause.map(|clause| {

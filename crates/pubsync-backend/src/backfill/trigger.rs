@@ -14,7 +14,7 @@ use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::message::EventQueueMessage;
 use pubsync_storage_extension::KeyValueWriter;
 
-use super::{Cursor, Ending, Progress, Stop, TriggerSource, pages};
+use super::{Cursor, Ending, Progress, SourcePages, Stop, TriggerSource, pages};
 use crate::consumer::{ChunkOutcome, EventBatch};
 use crate::worker::{Worker, WorkerError};
 
@@ -100,7 +100,7 @@ pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
         .blocking(move |db| pages::count(db, table, column, resumed))
         .await?;
     progress.start(source.resource, total, done);
-    let mut after = resumed.unwrap_or(i64::MIN);
+    let mut pages = SourcePages::new(source, resumed, chunk_size);
     loop {
         if stop.requested() {
             relay_rest(worker, options, &mut report).await?;
@@ -108,15 +108,11 @@ pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
             report.ending = Some(Ending::Stopped);
             return Ok(report);
         }
-        let ids = worker
-            .database
-            .blocking(move |db| pages::source_ids(db, table, column, after, chunk_size))
-            .await?;
-        let Some(&last) = ids.last() else {
+        let Some(ids) = pages.next(&worker.database).await? else {
             break;
         };
+        let last = ids[ids.len() - 1];
         publish_chunk(worker, source, &ids, options, &mut report).await?;
-        after = last;
         cursor.save(&worker.database, last.to_string()).await?;
         progress.advance(ids.len() as u64);
     }

@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::export::{ExportReport, export_keys};
 use super::trigger::dispatch;
-use super::{Ending, Progress, Stop, TriggerSource, pages};
+use super::{Ending, Progress, SourcePages, Stop, TriggerSource, pages};
 use crate::listener::PublishContext;
 use crate::storage_table_writer::Reference;
 
@@ -224,21 +224,16 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
     progress.start(source.resource, total, 0);
     // Expected keys missing from the storage table: pass 3 must not call them orphans.
     let mut missing_rows: HashSet<String> = HashSet::new();
-    let mut after = i64::MIN;
+    let mut source_pages = SourcePages::new(source, None, chunk_size);
     loop {
         if stop.requested() {
             progress.finish();
             report.ending = Some(Ending::Stopped);
             return Ok(report);
         }
-        let ids = worker
-            .database
-            .blocking(move |db| pages::source_ids(db, table, column, after, chunk_size))
-            .await?;
-        let Some(&last) = ids.last() else {
+        let Some(ids) = source_pages.next(&worker.database).await? else {
             break;
         };
-        after = last;
         report.entities += ids.len();
         let expected = recompute(worker, source, &ids, &by_table).await?;
         report.expected += expected.len();
