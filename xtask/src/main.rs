@@ -5,7 +5,10 @@
 //! - `cargo xtask bench [--quick] [--scenario NAME]`: build and run the benchmark
 //!   (`crates/pubsync-bench`, release) and write its figures.
 //!
-//! Each subcommand is a module with a `run(args)` function; add `setup` the same way.
+//! - `cargo xtask test`: install the system packages when missing, then run every test.
+//! - `cargo xtask system-packages [--check]`: install (or check) those packages alone.
+//!
+//! Each subcommand is a module with a `run(args)` function.
 #![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
 use std::path::{Path, PathBuf};
@@ -21,6 +24,12 @@ commands:
       crates' schema/*.schema.xml and transfer/*.transfer.xml; --check writes nothing and
       fails when anything generated is stale or orphaned; --update-snapshot records the
       definitions as migrated (after a manual migration)
+  test [-- TEST-ARGS]
+      install the system packages when missing, then run cargo test --workspace
+      --all-features here and in examples/shop (the README's test command)
+  system-packages [--check]
+      install the Debian packages the server backends link, when missing (apt-get, as
+      root); --check only reports them
   bench [--quick] [--scenario NAME]
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
@@ -53,6 +62,8 @@ fn run(args: &[String]) -> Result<ExitCode> {
     match command.as_str() {
         "codegen" => codegen::run(rest),
         "bench" => bench::run(rest),
+        "test" => test::run(rest),
+        "system-packages" => system::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -69,68 +80,7 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-mod bench {
-    use std::process::{Command, ExitCode};
-
-    use anyhow::{Context, Result};
-
-    /// The features the benchmark is built with: every backend it can measure (the server
-    /// scenarios need all four).
-    const FEATURES: &str = "postgres,mysql,rabbitmq,redis";
-
-    /// Builds `pubsync-bench` and the `pubsync` binary (whose worker the memory scenarios run
-    /// as a process of its own; built in the same invocation, so it shares the bench's
-    /// features) in release, then runs the bench from the workspace root; it checks its own
-    /// arguments.
-    pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let features = FEATURES
-            .split(',')
-            .map(|feature| format!("pubsync-bench/{feature}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let status = Command::new(&cargo)
-            .current_dir(super::workspace_root())
-            .args(["build", "--quiet", "--release"])
-            .args(["--package", "pubsync-bench", "--package", "pubsync-cli"])
-            .args(["--features", &features])
-            .status()
-            .context(
-                "running cargo build --release --package pubsync-bench --package pubsync-cli",
-            )?;
-        if !status.success() {
-            return Ok(ExitCode::FAILURE);
-        }
-        let status = Command::new(cargo)
-            .current_dir(super::workspace_root())
-            .args(["run", "--quiet", "--release", "--package", "pubsync-bench"])
-            .args(["--features", FEATURES, "--"])
-            .args(args)
-            .status()
-            .context("running cargo run --release --package pubsync-bench")?;
-        Ok(if status.success() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
-    }
-}
-
-mod codegen {
-    use std::process::ExitCode;
-
-    use anyhow::Result;
-    use pubsync_codegen::Config;
-
-    /// pubsync's own workspace: its transfers go to `pubsync-shared`, and the outbox, queue
-    /// and settings tables are the framework's, migrated in `migrations/`.
-    pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
-        let config = Config {
-            root: super::workspace_root(),
-            transfers: "crates/pubsync-shared/src/transfer/generated.rs".into(),
-            framework: vec!["pubsync-backend".into(), "pubsync-queue-database".into()],
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        Ok(pubsync_codegen::cli::run(&config, &cargo, args)?)
-    }
-}
+mod bench;
+mod codegen;
+mod system;
+mod test;
