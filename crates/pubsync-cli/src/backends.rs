@@ -56,6 +56,10 @@ impl Queue for AnyQueue {
     async fn depth(&self, queue_name: &str) -> Result<QueueDepth, QueueError> {
         each_queue!(self, |queue| queue.depth(queue_name).await)
     }
+
+    async fn release_held(&self) -> Result<u64, QueueError> {
+        each_queue!(self, |queue| queue.release_held().await)
+    }
 }
 
 /// The configured storage.

@@ -13,21 +13,24 @@ use pubsync_shared::synchronization::SynchronizationDefinition;
 
 use crate::App;
 use crate::progress::Reporter;
+use crate::shutdown::Shutdown;
 
 /// The exit status of a run stopped by Ctrl-C.
 const STOPPED: u8 = 130;
 
-/// A stop flag that Ctrl-C sets.
-fn stop_on_ctrl_c() -> Arc<Stop> {
+/// A stop flag that SIGINT (Ctrl-C) or SIGTERM sets; a second signal exits at once. The
+/// listener lives as long as the returned [`Shutdown`].
+fn stop_on_signal() -> anyhow::Result<(Arc<Stop>, Shutdown)> {
     let stop = Arc::new(Stop::new());
     let on_signal = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after the current chunk (run the command again to resume)");
-            on_signal.request();
-        }
-    });
-    stop
+    let shutdown = Shutdown::listen(move |signal| {
+        eprintln!(
+            "{}: stopping after the current chunk (run the command again to resume; a second signal stops at once)",
+            signal.name()
+        );
+        on_signal.request();
+    })?;
+    Ok((stop, shutdown))
 }
 
 impl App {
@@ -113,7 +116,7 @@ pub(crate) async fn trigger(
     }
     let sources = app.select_sources(resources)?;
     let worker = app.maintenance_worker().await?;
-    let stop = stop_on_ctrl_c();
+    let (stop, _signals) = stop_on_signal()?;
     let progress = Reporter::stdout();
     let ids = (!ids.is_empty()).then_some(ids);
     let mut failed = 0;
@@ -176,7 +179,7 @@ pub(crate) async fn sync(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let stop = stop_on_ctrl_c();
+    let (stop, _signals) = stop_on_signal()?;
     let progress = Reporter::stdout();
     let ids = (!ids.is_empty()).then_some(ids);
     for table in tables {
@@ -218,7 +221,7 @@ pub(crate) async fn check(
     app.require_schema()?;
     let sources = app.select_sources(resources)?;
     let worker = app.maintenance_worker().await?;
-    let stop = stop_on_ctrl_c();
+    let (stop, _signals) = stop_on_signal()?;
     let progress = Reporter::stdout();
     let mut clean = true;
     for source in sources {

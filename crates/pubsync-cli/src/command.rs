@@ -8,8 +8,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -52,10 +50,15 @@ pub enum Command {
     /// install the capture triggers) and declare the queues.
     #[command(name = "setup")]
     Setup,
-    /// Relay captured changes and process every event queue until stopped (Ctrl-C).
+    /// Relay captured changes and process every event queue until stopped.
+    ///
+    /// SIGTERM or Ctrl-C stops it after the step in hand (at most
+    /// `worker.shutdown_timeout_seconds`, default 30, after which the step is given up and its
+    /// messages given back); a second signal stops it at once. Nothing is lost either way.
     #[command(name = "queue:worker:start")]
     WorkerStart {
-        /// Exit once the outbox and every queue are empty.
+        /// Exit once the outbox and every queue are empty; exit status 1 when anything went
+        /// to an error queue during the run.
         #[arg(short = 's', long)]
         stop_when_empty: bool,
     },
@@ -169,6 +172,9 @@ where
         let app = App::open(settings, modules)?;
         body(app).await
     });
+    // A step given up on a signal may still wait on a blocking thread: the process ends
+    // without it (an uncommitted transaction is rolled back by its server).
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -190,24 +196,7 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::WorkerStart { stop_when_empty } => {
             app.require_schema()?;
-            let stop = Arc::new(AtomicBool::new(false));
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    tracing::info!("stopping after the current step");
-                    on_signal.store(true, Ordering::Relaxed);
-                }
-            });
-            let report = app.worker().await?.run(stop_when_empty, &stop).await?;
-            tracing::info!(
-                relayed = report.relayed,
-                messages = report.messages,
-                handled = report.handled,
-                collapsed = report.collapsed,
-                retried = report.retried,
-                failed = report.failed,
-                "worker stopped"
-            );
+            return crate::worker::start(app, stop_when_empty).await;
         }
         Command::TaskStart { queue, keep } => {
             app.require_schema()?;

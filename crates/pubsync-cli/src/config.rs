@@ -97,6 +97,9 @@ pub struct WorkerSection {
     /// How long a taken database-queue message stays with its worker before it is delivered
     /// again, in seconds (default 30).
     pub lease_seconds: Option<u64>,
+    /// After SIGTERM or Ctrl-C, how long the step in hand may take to finish before the
+    /// worker gives it up (its messages are given back) and exits, in seconds (default 30).
+    pub shutdown_timeout_seconds: Option<u64>,
     /// Send one message per event and listener, in the original's format (default false).
     pub spryker_compatible: Option<bool>,
     /// Hand outbox events to their listeners in the worker's process instead of through the
@@ -149,6 +152,8 @@ pub struct Settings {
     pub worker: WorkerConfig,
     /// The database queue's lease.
     pub queue_lease: Duration,
+    /// How long a stopping worker waits for the step in hand.
+    pub shutdown_timeout: Duration,
     /// The key scheme.
     pub key_builder: KeyBuilder,
     /// Synchronization.
@@ -245,12 +250,19 @@ impl Settings {
         }
         let lease = file.worker.lease_seconds.unwrap_or(30);
         positive(lease as usize, "worker.lease_seconds", &source)?;
+        let shutdown_timeout = file.worker.shutdown_timeout_seconds.unwrap_or(30);
+        if shutdown_timeout > MAX_SHUTDOWN_TIMEOUT_SECONDS {
+            bail!(
+                "worker.shutdown_timeout_seconds in {source} is {shutdown_timeout}: at most {MAX_SHUTDOWN_TIMEOUT_SECONDS} (an hour)"
+            );
+        }
         Ok(Self {
             database,
             queue,
             storage,
             worker,
             queue_lease: Duration::from_secs(lease),
+            shutdown_timeout: Duration::from_secs(shutdown_timeout),
             key_builder: KeyBuilder {
                 single_key_format_normalized: file
                     .keys
@@ -270,6 +282,9 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
+
+/// The longest `worker.shutdown_timeout_seconds`: a stop that waits longer is a hang.
+const MAX_SHUTDOWN_TIMEOUT_SECONDS: u64 = 3600;
 
 fn positive(value: usize, key: &str, source: &str) -> anyhow::Result<usize> {
     if value == 0 {

@@ -11,6 +11,8 @@ mod backfill;
 pub mod command;
 pub mod config;
 mod progress;
+mod shutdown;
+mod worker;
 
 use std::sync::Arc;
 

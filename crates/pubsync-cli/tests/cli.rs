@@ -440,3 +440,125 @@ fn the_one_off_commands_leave_the_workers_synchronization_switch_alone() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--ids needs --resource"));
 }
+
+/// The number before `what` in the worker's summary line (`… 12 events handled, …`).
+fn summary_count(stdout: &str, what: &str) -> usize {
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("worker stopped: "))
+        .unwrap_or_else(|| panic!("a summary line: {stdout}"));
+    let before = &line[..line
+        .find(what)
+        .unwrap_or_else(|| panic!("{what} in {line}"))];
+    before
+        .trim_end()
+        .rsplit([' ', ','])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("a count before {what} in {line}"))
+}
+
+#[test]
+fn sigterm_during_a_busy_run_stops_after_the_chunk_and_loses_and_duplicates_nothing() {
+    let w =
+        Workdir::new("[worker]\nchunk_size = 20\nevents_per_message = 5\nrelay_chunk_size = 100\n");
+    w.ok(&["setup"]);
+    let total = 40_000;
+    w.sqlite(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {total}) \
+         INSERT INTO spy_hello_spryker_message (name, message) SELECT 'name ' || i, 'message ' || i FROM n;"
+    ));
+    let published = || -> usize {
+        w.sqlite("SELECT COUNT(*) FROM spy_hello_spryker_message_storage;")
+            .parse()
+            .unwrap()
+    };
+    let mut worker = KillOnDrop(
+        w.command(&["queue:worker:start"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while published() == 0 {
+        assert!(Instant::now() < deadline, "nothing published in 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let terminated = Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let signalled = Instant::now();
+    while worker.0.try_wait().unwrap().is_none() {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "the worker is still running 30 s after SIGTERM (its shutdown timeout)"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut worker.0.stdout.take().unwrap(), &mut stdout).unwrap();
+    let status = worker.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(
+        !stdout.contains("given up"),
+        "the chunk was finished: {stdout}"
+    );
+    let handled_before = summary_count(&stdout, "events handled");
+    let at_stop = published();
+    assert!(at_stop < total, "stopped before the end; raise `total`");
+    assert_eq!(
+        handled_before, at_stop,
+        "what it handled is what it published"
+    );
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM pubsync_queue_message WHERE lease_owner IS NOT NULL;"),
+        "0",
+        "nothing left leased"
+    );
+
+    let rest = w.ok(&["queue:worker:start", "--stop-when-empty"]);
+    let handled_after = summary_count(&rest, "events handled");
+    assert_eq!(
+        handled_before + handled_after,
+        total,
+        "every event handled once: none lost, none twice"
+    );
+    let correct = w.sqlite(
+        "SELECT COUNT(*) FROM spy_hello_spryker_message_storage s JOIN spy_hello_spryker_message m \
+         ON s.fk_hello_spryker_message = m.id_hello_spryker_message \
+         WHERE json_extract(s.data, '$.message') = m.message;",
+    );
+    assert_eq!(correct, total.to_string());
+}
+
+#[test]
+fn stop_when_empty_exits_1_when_messages_went_to_an_error_queue() {
+    let w = Workdir::new("[worker]\ndirect_publish = false\n");
+    w.ok(&["setup"]);
+    w.sqlite("INSERT INTO spy_hello_spryker_message (name) VALUES ('fine');");
+    let clean = w.pubsync(&["queue:worker:start", "--stop-when-empty"]);
+    assert_eq!(clean.status.code(), Some(0), "nothing failed");
+    w.sqlite(
+        "INSERT INTO spy_hello_spryker_message (name) VALUES ('also fine'); \
+         INSERT INTO pubsync_queue_message (queue_name, body, available_at) \
+         VALUES ('event', CAST('not a message' AS BLOB), 0);",
+    );
+    let failed = w.pubsync(&["queue:worker:start", "--stop-when-empty"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("went to error queues"), "{stderr}");
+    assert_eq!(
+        summary_count(&String::from_utf8_lossy(&failed.stdout), "failed"),
+        1
+    );
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM pubsync_queue_message WHERE queue_name = 'event.error';"),
+        "1",
+        "the malformed message is kept in the error queue"
+    );
+    assert!(w.get("message:2").is_some(), "the rest flowed");
+}

@@ -11,7 +11,7 @@ use pubsync_queue_extension::{
     Delivery, DeliveryTag, Queue, QueueDepth, QueueError, SendError, Settlement, error_queue_name,
 };
 
-use crate::rows::{NewRow, count_rows, insert_rows, settle_rows, take_rows};
+use crate::rows::{NewRow, count_rows, insert_rows, release_all_rows, settle_rows, take_rows};
 use crate::statements::Statements;
 use crate::{MAX_QUEUE_NAME_BYTES, TABLE};
 
@@ -305,6 +305,17 @@ impl Queue for DatabaseQueue {
             ready,
             pending: total.saturating_sub(ready),
         })
+    }
+
+    async fn release_held(&self) -> Result<u64, QueueError> {
+        let statements = Arc::clone(&self.statements);
+        let consumer_id = Arc::clone(&self.consumer_id);
+        let released = self
+            .database
+            .blocking(move |database| release_all_rows(database, &statements, &consumer_id))
+            .await
+            .map_err(|error| self.queue_error("*", "release", error))?;
+        Ok(released as u64)
     }
 }
 

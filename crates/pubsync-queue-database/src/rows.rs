@@ -208,6 +208,18 @@ pub(crate) fn settle_rows(
     })
 }
 
+/// Clears every lease `consumer_id` holds; returns how many.
+pub(crate) fn release_all_rows(
+    database: &Database,
+    statements: &Statements,
+    consumer_id: &str,
+) -> Result<usize, DatabaseError> {
+    let statement = statements.release_all(consumer_id);
+    with_connection!(database, |conn| statement
+        .execute(conn)
+        .map_err(DatabaseError::query("release leased messages")))
+}
+
 pub(crate) fn count_rows(
     database: &Database,
     statements: &Statements,

@@ -159,6 +159,16 @@ impl Statements {
         )
     }
 
+    /// Clears every lease `consumer_id` holds, on every queue.
+    pub(crate) fn release_all(&self, consumer_id: &str) -> Statement {
+        let mut statement = Statement::new(format!(
+            "UPDATE {} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+            self.table
+        ));
+        statement.push(Bind::Text(consumer_id.to_owned()));
+        statement
+    }
+
     /// `<head> queue_name = ? AND lease_owner = ? AND <id in ids>`, bound.
     fn held(&self, head: String, ids: &BoundList, queue: &str, consumer_id: &str) -> Statement {
         let mut statement = Statement::new(format!(

@@ -12,6 +12,7 @@ pub async fn run_all<Q: Queue>(queue: &Q, prefix: &str) {
     send_receive_in_order(queue, &format!("{prefix}.order")).await;
     received_messages_are_invisible_until_settled(queue, &format!("{prefix}.invisible")).await;
     released_messages_come_back(queue, &format!("{prefix}.release")).await;
+    held_messages_are_given_back_at_once(queue, &format!("{prefix}.held")).await;
     errors_go_to_the_error_queue(queue, &format!("{prefix}.error_path")).await;
     retries_come_back_after_their_delay(queue, &format!("{prefix}.retry")).await;
     empty_queue_receives_nothing(queue, &format!("{prefix}.empty")).await;
@@ -135,6 +136,50 @@ pub async fn released_messages_come_back<Q: Queue>(queue: &Q, name: &str) {
         )
         .await
         .expect("settle");
+}
+
+/// What a consumer holds unsettled, it gives back at once with `release_held` (a worker
+/// that stops without finishing its chunk): delivered again, in order, before any lease runs
+/// out.
+pub async fn held_messages_are_given_back_at_once<Q: Queue>(queue: &Q, name: &str) {
+    queue.declare(&[name.to_owned()]).await.expect("declare");
+    queue.send(name, bodies(3, "h")).await.expect("send");
+    let taken = queue.receive(name, 2, WAIT).await.expect("receive");
+    assert_eq!(taken.len(), 2);
+    let released = queue.release_held().await.expect("release held");
+    assert!(
+        released >= 2,
+        "the two unsettled messages are given back ({released})"
+    );
+    let mut again = Vec::new();
+    while again.len() < 3 {
+        let chunk = queue.receive(name, 10, WAIT).await.expect("receive");
+        assert!(
+            !chunk.is_empty(),
+            "given back at once, not after a lease: {} of 3",
+            again.len()
+        );
+        again.extend(chunk);
+    }
+    assert_eq!(
+        again.iter().map(|d| d.body.clone()).collect::<Vec<_>>(),
+        bodies(3, "h")
+    );
+    assert!(
+        again[..2].iter().all(|d| d.redelivered),
+        "the given-back messages are redeliveries"
+    );
+    queue
+        .settle(
+            name,
+            Settlement {
+                acknowledge: again.iter().map(|d| d.tag).collect(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("settle");
+    assert!(queue.depth(name).await.expect("depth").is_empty());
 }
 
 /// A message given up on lands in `<queue>.error` with the body the consumer wrote.

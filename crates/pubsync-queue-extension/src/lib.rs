@@ -172,4 +172,10 @@ pub trait Queue: Send + Sync + 'static {
 
     /// How many messages `queue` holds.
     fn depth(&self, queue: &str) -> impl Future<Output = Result<QueueDepth, QueueError>> + Send;
+
+    /// Gives back every message this instance received and has not settled, on every queue,
+    /// so that other consumers get them now rather than when they would come back by
+    /// themselves; returns how many it gave back, where the backend can tell. For a consumer
+    /// that stops without finishing the chunk in hand.
+    fn release_held(&self) -> impl Future<Output = Result<u64, QueueError>> + Send;
 }

@@ -62,4 +62,8 @@ impl<Q: Queue> Queue for Prefixed<Q> {
     async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
         self.inner.depth(&self.name(queue)).await
     }
+
+    async fn release_held(&self) -> Result<u64, QueueError> {
+        self.inner.release_held().await
+    }
 }

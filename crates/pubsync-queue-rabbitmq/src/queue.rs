@@ -109,6 +109,40 @@ impl Queue for RabbitQueue {
             .await
             .map_err(|error| self.inner.queue_error(queue, "depth", error))
     }
+
+    /// Closes every consumer channel: the broker puts back what they hold unacknowledged,
+    /// handed out or still in the prefetch window. The next `receive` starts a new consumer.
+    async fn release_held(&self) -> Result<u64, QueueError> {
+        let Ok(session) = self.inner.session() else {
+            // No connection: the broker already put back what it had delivered.
+            return Ok(0);
+        };
+        let consumers: Vec<Arc<Consumer>> = lock(&session.consumers)
+            .drain()
+            .map(|(_, consumer)| consumer)
+            .collect();
+        let mut held = 0;
+        for consumer in consumers {
+            {
+                let mut buffer = lock(&consumer.buffer);
+                held += (buffer.ready.len() + buffer.unsettled.len()) as u64;
+                buffer.ready.clear();
+                buffer.unsettled.clear();
+                buffer.closed = true;
+            }
+            let closing = self
+                .inner
+                .round_trip("channel.close", consumer.channel.clone().close())
+                .await;
+            let failure = match closing {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(error) => error.to_string(),
+            };
+            tracing::warn!(error = %failure, "closing a consumer channel failed: the broker puts its messages back when the connection closes");
+        }
+        Ok(held)
+    }
 }
 
 impl Inner {

@@ -53,7 +53,16 @@ impl Setup {
         std::fs::write(self.dir.path().join("pubsync.toml"), config).unwrap();
     }
 
-    pub fn pubsync(&self, args: &[&str]) -> Output {
+    /// Appends `toml` to `pubsync.toml` (after [`Setup::write_config`]).
+    pub fn append_config(&self, toml: &str) {
+        let path = self.dir.path().join("pubsync.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(toml);
+        std::fs::write(path, config).unwrap();
+    }
+
+    /// `pubsync args` in the working directory, the environment's URLs removed.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pubsync"));
         command
             .args(args)
@@ -66,7 +75,11 @@ impl Setup {
         ] {
             command.env_remove(var);
         }
-        command.output().expect("run pubsync")
+        command
+    }
+
+    pub fn pubsync(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run pubsync")
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
