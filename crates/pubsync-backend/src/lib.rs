@@ -24,6 +24,7 @@
 pub mod adopt;
 pub mod backfill;
 pub mod consumer;
+pub mod error_queue;
 pub mod listener;
 pub mod module;
 mod outbox;

@@ -400,8 +400,9 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         &self.queue
     }
 
-    /// Declares every queue the worker sends to or processes (and their error queues).
-    pub async fn declare(&self) -> Result<(), QueueError> {
+    /// Every queue the worker sends to or processes: the event queues, the sync queues and
+    /// the queue of sync outbox rows no module declares; each has its error queue.
+    pub fn declared_queues(&self) -> Vec<String> {
         let mut queues = self.event_queues.clone();
         if let Some(sync) = &self.sync {
             queues.extend(sync.queues.iter().cloned());
@@ -409,7 +410,12 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         }
         queues.sort();
         queues.dedup();
-        self.queue.declare(&queues).await
+        queues
+    }
+
+    /// Declares [`Worker::declared_queues`] (and their error queues).
+    pub async fn declare(&self) -> Result<(), QueueError> {
+        self.queue.declare(&self.declared_queues()).await
     }
 
     /// Runs until `stop` is set, or, with `stop_when_empty`, until the outbox and every queue

@@ -71,6 +71,30 @@ pub enum Command {
         #[arg(short = 'k', long)]
         keep: bool,
     },
+    /// List the messages of a queue's error queue: why each failed, how long ago, and whether
+    /// it can be replayed. They stay where they are.
+    #[command(name = "queue:error:list")]
+    QueueErrorList {
+        /// The queue (`event`) or its error queue (`event.error`).
+        queue: String,
+        /// At most this many, oldest first.
+        #[arg(short = 'l', long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object: `queue`, and `messages` with `reason`, `age_seconds`,
+        /// `replayable`, `kept_because` and `body` each.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send the messages of a queue's error queue back to the queue, after the cause of their
+    /// failure is fixed. Outbox rows kept there are not messages and stay.
+    #[command(name = "queue:error:replay")]
+    QueueErrorReplay {
+        /// The queue (`event`) or its error queue (`event.error`).
+        queue: String,
+        /// At most this many, oldest first (default: all there are now).
+        #[arg(short = 'l', long)]
+        limit: Option<usize>,
+    },
     /// Print the value stored under a key as one line of JSON; exit 1 when there is none.
     #[command(name = "storage:get")]
     StorageGet {
@@ -197,6 +221,14 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
         Command::WorkerStart { stop_when_empty } => {
             app.require_schema()?;
             return crate::worker::start(app, stop_when_empty).await;
+        }
+        Command::QueueErrorList { queue, limit, json } => {
+            app.require_schema()?;
+            return crate::error_queue::list(app, &queue, limit, json).await;
+        }
+        Command::QueueErrorReplay { queue, limit } => {
+            app.require_schema()?;
+            return crate::error_queue::replay(app, &queue, limit).await;
         }
         Command::TaskStart { queue, keep } => {
             app.require_schema()?;

@@ -10,6 +10,7 @@ pub mod backends;
 mod backfill;
 pub mod command;
 pub mod config;
+mod error_queue;
 mod progress;
 mod shutdown;
 mod worker;
@@ -275,7 +276,7 @@ impl App {
         self.build_worker().await
     }
 
-    async fn build_worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
+    pub(crate) async fn build_worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
         let storage = StorageTableWriter::new(self.database.clone(), self.keys.clone())
             .with_definitions(self.storage_tables.iter().copied());
         let writer = self.storage().await?.key_value_store();

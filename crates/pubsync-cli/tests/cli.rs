@@ -562,3 +562,57 @@ fn stop_when_empty_exits_1_when_messages_went_to_an_error_queue() {
     );
     assert!(w.get("message:2").is_some(), "the rest flowed");
 }
+
+#[test]
+fn error_queues_are_listed_with_reasons_and_replayed_after_the_fix() {
+    let w = Workdir::new("[worker]\ndirect_publish = false\nmax_retries = 1\nretry_delay_ms = 1\n");
+    w.ok(&["setup"]);
+    // The publisher cannot write: its storage table is gone for now.
+    w.sqlite("ALTER TABLE spy_hello_spryker_message_storage RENAME TO hidden_storage;");
+    w.sqlite("INSERT INTO spy_hello_spryker_message (name) VALUES ('John');");
+    let failed = w.pubsync(&["queue:worker:start", "--stop-when-empty"]);
+    assert_eq!(failed.status.code(), Some(1));
+
+    let listed = w.ok(&["queue:error:list", "event"]);
+    assert!(listed.starts_with("event.error: 1 messages\n"), "{listed}");
+    assert!(listed.contains("s ago: "), "an age: {listed}");
+    assert!(
+        listed.contains("spy_hello_spryker_message_storage"),
+        "the reason: {listed}"
+    );
+    assert!(listed.contains("replayable"), "{listed}");
+    let json: serde_json::Value =
+        serde_json::from_str(&w.ok(&["queue:error:list", "event.error", "--json"])).unwrap();
+    assert_eq!(json["queue"], "event.error");
+    let messages = json["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["replayable"], true);
+    assert!(messages[0]["age_seconds"].is_u64());
+    assert_eq!(
+        messages[0]["body"]["eventName"],
+        "Entity.spy_hello_spryker_message.create"
+    );
+    assert_eq!(
+        w.sqlite("SELECT COUNT(*) FROM pubsync_queue_message WHERE queue_name = 'event.error';"),
+        "1",
+        "listing leaves the message where it is"
+    );
+
+    let unknown = w.pubsync(&["queue:error:list", "evnt"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("unknown queue \"evnt\"") && stderr.contains("event"),
+        "{stderr}"
+    );
+
+    w.sqlite("ALTER TABLE hidden_storage RENAME TO spy_hello_spryker_message_storage;");
+    let replayed = w.ok(&["queue:error:replay", "event"]);
+    assert!(
+        replayed.contains("event.error: 1 messages sent back to event"),
+        "{replayed}"
+    );
+    w.work();
+    assert_eq!(w.get("message:1"), message("John", None));
+    assert_eq!(w.ok(&["queue:error:list", "event"]), "event.error: empty\n");
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use pubsync_database::{Database, now_millis};
 use pubsync_queue_extension::{
@@ -156,6 +156,9 @@ impl DatabaseQueue {
                 tag: DeliveryTag(u64::try_from(row.id_queue_message).unwrap_or_default()),
                 body: row.body,
                 redelivered: row.delivery_count > 1,
+                available_at: u64::try_from(row.available_at)
+                    .ok()
+                    .map(|millis| UNIX_EPOCH + Duration::from_millis(millis)),
             })
             .collect();
         deliveries.sort_unstable_by_key(|delivery| delivery.tag);

@@ -28,6 +28,9 @@ pub(crate) struct TakenRow {
     pub(crate) body: Vec<u8>,
     #[diesel(sql_type = Integer)]
     pub(crate) delivery_count: i32,
+    /// Unix milliseconds.
+    #[diesel(sql_type = BigInt)]
+    pub(crate) available_at: i64,
 }
 
 #[derive(diesel::QueryableByName)]

@@ -91,7 +91,7 @@ impl Statements {
             "UPDATE {table} SET lease_owner = {owner}, lease_until = {until}, delivery_count = delivery_count + 1 \
              WHERE id_queue_message IN (SELECT id_queue_message FROM {table} WHERE {receivable} \
              ORDER BY id_queue_message LIMIT {limit}{lock}) \
-             RETURNING id_queue_message, body, delivery_count",
+             RETURNING id_queue_message, body, delivery_count, available_at",
             table = self.table,
             owner = p(1),
             until = p(2),
@@ -130,7 +130,7 @@ impl Statements {
     /// MySQL's last take step: reads the messages of `ids`.
     pub(crate) fn fetch_ids(&self, ids: &BoundList) -> Statement {
         ids.statement(format!(
-            "SELECT id_queue_message, body, delivery_count FROM {} WHERE {}",
+            "SELECT id_queue_message, body, delivery_count, available_at FROM {} WHERE {}",
             self.table,
             ids.condition(queue_message::ID)
         ))
@@ -261,6 +261,6 @@ mod tests {
     fn sqlite_statements_take_no_row_locks() {
         let take = Statements::new(Dialect::Sqlite).take();
         assert!(!take.contains("FOR UPDATE"), "{take}");
-        assert!(take.contains("RETURNING id_queue_message, body, delivery_count"));
+        assert!(take.contains("RETURNING id_queue_message, body, delivery_count, available_at"));
     }
 }

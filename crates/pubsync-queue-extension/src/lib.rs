@@ -11,7 +11,7 @@
 #![warn(unreachable_pub)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -90,6 +90,10 @@ pub struct Delivery {
     pub body: Vec<u8>,
     /// Whether it was delivered before and not settled (its consumer died or released it).
     pub redelivered: bool,
+    /// Since when it could be received: when it was sent, or, for a retry, when its delay ran
+    /// out; `None` where the backend does not record it (a message another client sent to
+    /// RabbitMQ without a timestamp). Accurate to the second on RabbitMQ.
+    pub available_at: Option<SystemTime>,
 }
 
 /// What becomes of the messages of one received chunk, settled together.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{BasicPublishArguments, Channel, ConfirmSelectArguments, ConsumerMessage};
@@ -204,6 +204,9 @@ impl Publisher {
         });
         let mut properties = BasicProperties::default();
         properties.with_delivery_mode(DELIVERY_MODE_PERSISTENT);
+        if let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            properties.with_timestamp(since_epoch.as_secs());
+        }
         for message in messages {
             let arguments = BasicPublishArguments::new(message.exchange, &message.routing_key)
                 .mandatory(true)
@@ -254,6 +257,8 @@ pub(crate) struct Received {
     pub amqp_tag: u64,
     pub body: Vec<u8>,
     pub redelivered: bool,
+    /// The `timestamp` property pubsync's publisher sets.
+    pub sent_at: Option<SystemTime>,
 }
 
 /// The state shared between a consumer's pump task and `receive`/`settle`.
@@ -298,10 +303,16 @@ impl Consumer {
                         else {
                             continue;
                         };
+                        let sent_at = message
+                            .basic_properties
+                            .as_ref()
+                            .and_then(BasicProperties::timestamp)
+                            .map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds));
                         buffer.ready.push_back(Received {
                             amqp_tag: deliver.delivery_tag(),
                             body: content,
                             redelivered: deliver.redelivered(),
+                            sent_at,
                         });
                     }
                 }

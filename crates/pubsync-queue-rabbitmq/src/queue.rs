@@ -298,6 +298,7 @@ impl Inner {
                 tag: DeliveryTag(consumer.serial << AMQP_TAG_BITS | received.amqp_tag),
                 body: received.body,
                 redelivered: received.redelivered,
+                available_at: received.sent_at,
             })
             .collect())
     }
