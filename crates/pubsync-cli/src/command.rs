@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use pubsync_backend::Modules;
+use pubsync_database::DatabaseUrl;
 use pubsync_queue_extension::Queue as _;
 use pubsync_storage_extension::StorageReader as _;
 
@@ -41,6 +42,43 @@ pub struct GlobalArgs {
     /// A pubsync.toml to read instead of ./pubsync.toml.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// How log lines look on stderr: `human` (colour only on a terminal) or `json`, one
+    /// object a line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people; coloured on a terminal only.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Installs the log subscriber: `PUBSYNC_LOG` (a tracing filter, default `info`) in
+/// `format`; an invalid filter is an error naming it.
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    let filter = match std::env::var("PUBSYNC_LOG") {
+        Ok(value) => tracing_subscriber::EnvFilter::try_new(&value).map_err(|error| {
+            anyhow::anyhow!(
+                "PUBSYNC_LOG={value:?} is not a log filter ({error}); for example `info`, `warn` or `info,pubsync_backend=debug`"
+            )
+        })?,
+        Err(std::env::VarError::NotPresent) => tracing_subscriber::EnvFilter::new("info"),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("PUBSYNC_LOG is not UTF-8"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
 }
 
 /// pubsync's commands.
@@ -168,31 +206,43 @@ pub enum Command {
 /// arguments, runs the command and returns its exit status.
 pub fn main(modules: Modules) -> ExitCode {
     let cli = Cli::parse();
-    run(&cli.global, modules, move |app| async move {
+    let creates = cli.command.creates_database();
+    run(&cli.global, modules, creates, move |app| async move {
         execute(&app, cli.command).await
     })
 }
 
 /// Sets up logging and the runtime, loads the settings, opens the application over
-/// `modules` and runs `body` with it; an error is printed and gives exit status 2.
-pub fn run<F, Fut>(global: &GlobalArgs, modules: Modules, body: F) -> ExitCode
+/// `modules` and runs `body` with it; an error is printed and gives exit status 2. Only a
+/// command that `creates` the database may find the embedded database's file missing: for
+/// any other, a missing file is an error (a typo in a path or variable name then leaves no
+/// empty database behind).
+pub fn run<F, Fut>(global: &GlobalArgs, modules: Modules, creates: bool, body: F) -> ExitCode
 where
     F: FnOnce(App) -> Fut,
     Fut: Future<Output = anyhow::Result<ExitCode>>,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PUBSYNC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(error) = init_logging(global.log_format) {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     let result = runtime.block_on(async {
+        crate::config::check_environment(std::env::vars_os().map(|(name, _)| name))?;
         let settings = Settings::load(global.config.as_deref(), |name| std::env::var(name).ok())?;
+        if let DatabaseUrl::Sqlite(path) = &settings.database
+            && !creates
+            && path.as_os_str() != ":memory:"
+            && !path.exists()
+        {
+            anyhow::bail!(
+                "the database file {} does not exist: run `pubsync setup` first to create it, or set the database URL (PUBSYNC_DATABASE_URL, or database_url in pubsync.toml) to an existing one",
+                path.display()
+            );
+        }
         let app = App::open(settings, modules)?;
         body(app).await
     });
@@ -205,6 +255,13 @@ where
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+impl Command {
+    /// Whether the command creates the embedded database's file when it is missing.
+    pub fn creates_database(&self) -> bool {
+        matches!(self, Self::Setup)
     }
 }
 

@@ -283,6 +283,35 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
+/// The environment variables pubsync reads. Others starting with `PUBSYNC_` are refused, so
+/// that a misspelt one is not silently ignored; `PUBSYNC_TEST_*` belong to the test suite.
+pub const ENVIRONMENT: &[&str] = &[
+    "PUBSYNC_DATABASE_URL",
+    "PUBSYNC_QUEUE_URL",
+    "PUBSYNC_STORAGE_URL",
+    "PUBSYNC_LOG",
+];
+
+/// Refuses a `PUBSYNC_*` variable among `names` that pubsync does not read, naming it and the
+/// ones it does.
+pub fn check_environment(
+    names: impl IntoIterator<Item = std::ffi::OsString>,
+) -> anyhow::Result<()> {
+    for name in names {
+        let name = name.to_string_lossy();
+        if name.starts_with("PUBSYNC_")
+            && !name.starts_with("PUBSYNC_TEST_")
+            && !ENVIRONMENT.contains(&name.as_ref())
+        {
+            bail!(
+                "unknown environment variable {name}: pubsync reads {}",
+                ENVIRONMENT.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The longest `worker.shutdown_timeout_seconds`: a stop that waits longer is a hang.
 const MAX_SHUTDOWN_TIMEOUT_SECONDS: u64 = 3600;
 

@@ -13,7 +13,8 @@ use pubsync_cli::{GlobalArgs, Modules};
 ///
 /// Configuration: PUBSYNC_DATABASE_URL (default sqlite://pubsync.db), PUBSYNC_QUEUE_URL
 /// (default database), PUBSYNC_STORAGE_URL (default database), and pubsync.toml or --config.
-/// Logging: PUBSYNC_LOG (e.g. debug, pubsync_backend=trace; default info).
+/// Logging: PUBSYNC_LOG (e.g. debug, pubsync_backend=trace; default info), --log-format json.
+/// Other PUBSYNC_* variables are refused, and only `setup` creates a missing SQLite file.
 #[derive(Debug, Parser)]
 #[command(name = "pubsync", version)]
 struct Cli {
@@ -35,7 +36,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let modules = Modules::new([pubsync_hello::MODULE]);
-    pubsync_cli::command::run(&cli.global, modules, move |app| async move {
+    let creates = match &cli.command {
+        Command::Pubsync(command) => command.creates_database(),
+        Command::Demo => true,
+    };
+    pubsync_cli::command::run(&cli.global, modules, creates, move |app| async move {
         match cli.command {
             Command::Pubsync(command) => pubsync_cli::command::execute(&app, command).await,
             Command::Demo => demo::run(&app).await.map(|()| ExitCode::SUCCESS),

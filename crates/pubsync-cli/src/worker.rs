@@ -35,6 +35,11 @@ pub(crate) async fn start(app: &App, stop_when_empty: bool) -> anyhow::Result<Ex
         );
     })?;
     let worker = app.worker().await?;
+    tracing::info!(
+        queues = %worker.queues().join(", "),
+        stop_when_empty,
+        "worker started"
+    );
     let outcome = shutdown
         .bounded(worker.run(stop_when_empty, shutdown.flag()), grace)
         .await;

@@ -616,3 +616,92 @@ fn error_queues_are_listed_with_reasons_and_replayed_after_the_fix() {
     assert_eq!(w.get("message:1"), message("John", None));
     assert_eq!(w.ok(&["queue:error:list", "event"]), "event.error: empty\n");
 }
+
+#[test]
+fn only_setup_creates_the_database_file_and_a_misspelt_variable_is_refused() {
+    let w = Workdir::new("");
+    let db = w.path().join("pubsync.db");
+    for args in [
+        &["queue:worker:start", "--stop-when-empty"][..],
+        &["storage:get", "message:1"],
+        &["verify"],
+    ] {
+        let output = w.pubsync(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("does not exist: run `pubsync setup` first"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!db.exists(), "{args:?} left an empty database behind");
+    }
+
+    let output = w
+        .command(&["setup"])
+        .env("PUBSYNC_DATABSE_URL", "sqlite://elsewhere.db")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown environment variable PUBSYNC_DATABSE_URL")
+            && stderr.contains("PUBSYNC_DATABASE_URL"),
+        "{stderr}"
+    );
+    assert!(!db.exists());
+
+    w.ok(&["setup"]);
+    assert!(db.exists(), "setup creates it");
+}
+
+#[test]
+fn logs_have_no_colour_when_redirected_json_on_request_and_a_bad_filter_is_an_error() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+    let human = w
+        .command(&["queue:worker:start", "--stop-when-empty"])
+        .env("PUBSYNC_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&human.stderr);
+    assert!(human.status.success(), "{stderr}");
+    assert!(!stderr.is_empty(), "info lines are logged");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes in a file: {stderr}"
+    );
+
+    let json = w
+        .command(&[
+            "queue:worker:start",
+            "--stop-when-empty",
+            "--log-format",
+            "json",
+        ])
+        .env("PUBSYNC_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&json.stderr);
+    assert!(json.status.success(), "{stderr}");
+    assert!(stderr.lines().count() > 0);
+    for line in stderr.lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
+        assert!(
+            record["level"].is_string() && record["fields"].is_object(),
+            "{line}"
+        );
+    }
+
+    let bad = w
+        .command(&["storage:get", "message:1"])
+        .env("PUBSYNC_LOG", "pubsync=loud")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PUBSYNC_LOG=\"pubsync=loud\" is not a log filter"),
+        "{stderr}"
+    );
+}
