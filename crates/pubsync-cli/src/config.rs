@@ -335,7 +335,8 @@ fn parse_queue_url(url: &str) -> anyhow::Result<QueueUrl> {
             }
         }
         other => bail!(
-            "unknown queue url {other:?}; expected \"database\" or amqp://user:pass@host:port/vhost"
+            "unknown queue url {:?}; expected \"database\" or amqp://user:pass@host:port/vhost",
+            pubsync_database::redact_url(other)
         ),
     }
 }
@@ -353,7 +354,10 @@ fn parse_storage_url(url: &str) -> anyhow::Result<StorageUrl> {
             }
         }
         other => {
-            bail!("unknown storage url {other:?}; expected \"database\" or redis://host:port/db")
+            bail!(
+                "unknown storage url {:?}; expected \"database\" or redis://host:port/db",
+                pubsync_database::redact_url(other)
+            )
         }
     }
 }

@@ -88,7 +88,7 @@ impl App {
     /// module's definition of a table replaces an earlier one).
     pub fn open(settings: Settings, modules: Modules) -> anyhow::Result<Self> {
         let database = Database::connect(&settings.database, &PoolOptions::default())
-            .with_context(|| format!("opening the database {}", settings.database))?;
+            .context("opening the application database")?;
         let keys = Arc::new(KeyBuilders::new(settings.key_builder));
         Ok(Self {
             settings,

@@ -148,3 +148,79 @@ fn postgres_database_queue_redis() {
 fn mysql_database_queue_redis() {
     rows_changed_in_the_shell_reach_redis(Dialect::Mysql, "database");
 }
+
+/// `url` with `password` as its password (`scheme://user:password@host…`).
+#[cfg(all(feature = "mysql", feature = "rabbitmq"))]
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, host) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo.split(':').next().unwrap(), host),
+        None => ("", rest),
+    };
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// A wrong password in the database, queue or storage URL is one line naming what to check,
+/// within seconds, and the password appears nowhere in the output.
+#[cfg(all(feature = "mysql", feature = "rabbitmq"))]
+#[test]
+fn a_wrong_password_in_each_url_is_one_clear_error_without_the_password() {
+    const SECRET: &str = "Wr0ngSecret";
+    let Some(s) = Setup::new(Dialect::Postgres, "database") else {
+        return;
+    };
+    s.ok(&["setup"]);
+    let (Some(mysql), Some(amqp)) = (
+        pubsync_test_support::require(pubsync_test_support::Service::Mysql),
+        amqp(),
+    ) else {
+        return;
+    };
+    for (variable, url, check) in [
+        (
+            "PUBSYNC_DATABASE_URL",
+            with_password(&mysql, SECRET),
+            "password",
+        ),
+        (
+            "PUBSYNC_QUEUE_URL",
+            with_password(&amqp, SECRET),
+            "password",
+        ),
+        (
+            "PUBSYNC_STORAGE_URL",
+            with_password(&s.redis_url, SECRET),
+            "password",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let output = s
+            .command(&["queue:worker:start", "--stop-when-empty"])
+            .env(variable, &url)
+            .env("PUBSYNC_LOG", "info")
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(
+            !stdout.contains(SECRET) && !stderr.contains(SECRET),
+            "{variable}: the password shows: {stdout}{stderr}"
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{variable}: one line: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(check),
+            "{variable}: says to check the {check}: {stderr}"
+        );
+        let causes: Vec<&str> = lines[0].split(": ").collect();
+        let mut distinct = causes.clone();
+        distinct.dedup();
+        assert_eq!(causes, distinct, "{variable}: no cause twice: {stderr}");
+        assert!(
+            elapsed < std::time::Duration::from_secs(10),
+            "{variable}: answered in {elapsed:?}"
+        );
+    }
+}

@@ -60,6 +60,18 @@ pub enum DatabaseError {
         #[source]
         source: r2d2::Error,
     },
+    /// The first connection failed: the server refused it or could not be reached.
+    #[error(
+        "cannot connect to {url}: {reason} (check the host, port, user, password and database name{tls})"
+    )]
+    Unreachable {
+        /// The URL (password removed).
+        url: String,
+        /// What the driver said.
+        reason: String,
+        /// A word on TLS where the URL asks for it.
+        tls: &'static str,
+    },
     /// A statement failed.
     #[error("{operation} failed: {source}")]
     Query {
@@ -81,7 +93,7 @@ impl DatabaseError {
     /// Whether trying again later may succeed (unreachable server, locked database).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Connect { .. } => true,
+            Self::Connect { .. } | Self::Unreachable { .. } => true,
             Self::Query { source, .. } => is_transient_diesel_error(source),
             Self::InvalidUrl { .. } => false,
         }
@@ -165,17 +177,41 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+/// `url` with its password replaced by `***`, for messages and logs, whatever its scheme:
+/// the one after `user:` in `scheme://user:password@host`, and any `password=` parameter.
+pub fn redact_url(url: &str) -> String {
+    let mut redacted = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
+    };
+    for key in ["password=", "pass=", "pwd="] {
+        let mut from = 0;
+        while let Some(found) = redacted[from..].find(key) {
+            let start = from + found;
+            let before = redacted[..start].chars().next_back();
+            let value_start = start + key.len();
+            from = value_start;
+            if !matches!(before, None | Some('?' | '&' | ';' | ' ')) {
+                continue;
+            }
+            let end = redacted[value_start..]
+                .find(['&', ';', ' '])
+                .map_or(redacted.len(), |offset| value_start + offset);
+            redacted.replace_range(value_start..end, "***");
+            from = value_start + 3;
+        }
     }
+    redacted
+}
+
+fn redact(url: &str) -> String {
+    redact_url(url)
 }
 
 impl FromStr for DatabaseUrl {
@@ -402,9 +438,31 @@ fn build_pool<C>(
 where
     C: diesel::r2d2::R2D2Connection + 'static,
 {
+    // One connection first, outside the pool: a refused password or a missing database is
+    // one clear error at once, rather than the pool retrying (and logging) until its timeout.
+    if let Err(error) = <C as diesel::Connection>::establish(connection_url) {
+        let asks_for_tls = [
+            "sslmode=require",
+            "sslmode=verify",
+            "ssl-mode=",
+            "ssl_mode=",
+        ]
+        .iter()
+        .any(|parameter| connection_url.contains(parameter));
+        return Err(DatabaseError::Unreachable {
+            url: url.redacted(),
+            reason: error.to_string().trim().replace('\n', " "),
+            tls: if asks_for_tls {
+                ", and that the server accepts TLS"
+            } else {
+                ""
+            },
+        });
+    }
     let mut builder = r2d2::Pool::builder()
         .max_size(options.max_connections)
-        .connection_timeout(options.timeout);
+        .connection_timeout(options.timeout)
+        .error_handler(Box::new(QuietPoolErrors));
     if let Some(customizer) = customizer {
         builder = builder.connection_customizer(customizer);
     }
@@ -414,6 +472,17 @@ where
             url: url.redacted(),
             source,
         })
+}
+
+/// The pool's connection failures go to the debug log: whoever waits on the pool reports the
+/// failure once, with what was attempted, instead of one line per attempt.
+#[derive(Debug)]
+struct QuietPoolErrors;
+
+impl<E: fmt::Display> r2d2::HandleError<E> for QuietPoolErrors {
+    fn handle_error(&self, error: E) {
+        tracing::debug!(%error, "a database connection failed");
+    }
 }
 
 /// Session settings of every MySQL connection: full Unicode, and READ COMMITTED so that
@@ -606,6 +675,37 @@ pub fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_show_whatever_the_scheme() {
+        for (url, shown) in [
+            ("kafka://user:pw@host:9092", "kafka://user:***@host:9092"),
+            (
+                "amqps://guest:s3cr@t@rabbit/%2f",
+                "amqps://guest:***@rabbit/%2f",
+            ),
+            (
+                "redis://:pw@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            (
+                "postgres://host/db?sslmode=require&password=pw&user=u",
+                "postgres://host/db?sslmode=require&password=***&user=u",
+            ),
+            (
+                "host=x password=pw dbname=y",
+                "host=x password=*** dbname=y",
+            ),
+            (
+                "postgres://host/db?mypassword=x",
+                "postgres://host/db?mypassword=x",
+            ),
+            ("sqlite://pubsync.db", "sqlite://pubsync.db"),
+            ("database", "database"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn parses_urls_of_every_database() {

@@ -98,7 +98,23 @@ impl RabbitQueue {
         });
         let session = inner.open_session().await.map_err(|error| {
             if error.is_connection_problem() {
-                inner.unavailable(error)
+                // RabbitMQ answers refused credentials (and an unknown vhost, to a client that
+                // does not ask for a reason) by closing the connection mid-handshake, which
+                // the client sees as a reset: say what that usually means.
+                let reason = error.to_string();
+                let closed = ["reset by peer", "UnexpectedEof", "end of file", "broken pipe"]
+                    .iter()
+                    .any(|sign| reason.contains(sign));
+                let hint = if closed {
+                    "the broker closed the connection during the handshake: check the user name, password and vhost"
+                } else {
+                    "check the host and port and that the broker runs (amqps:// needs its TLS port)"
+                };
+                let first = reason.split(": ").last().unwrap_or(&reason).to_owned();
+                QueueError::Unavailable {
+                    backend: format!("rabbitmq {}", inner.address),
+                    source: format!("{first} ({hint})").into(),
+                }
             } else {
                 QueueError::Operation {
                     queue: String::new(),

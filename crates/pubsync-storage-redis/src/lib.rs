@@ -214,6 +214,38 @@ impl RedisStorage {
                 source: Box::new(error),
             }
         })?;
+        // One attempt first: refused credentials or a server that does not answer are one
+        // clear error at once, not the connection manager's retries.
+        let first = tokio::time::timeout(
+            options.connection_timeout,
+            client.get_multiplexed_async_connection(),
+        )
+        .await;
+        match first {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) if error.kind() == ErrorKind::AuthenticationFailed => {
+                return Err(StorageError::Operation {
+                    operation: "connect",
+                    source: format!("{error} (check the user name and password in the URL)").into(),
+                });
+            }
+            Ok(Err(error)) => {
+                return Err(StorageError::Unavailable {
+                    backend: backend.clone(),
+                    source: format!("{error} (check the host and port and that Redis runs; rediss:// needs a TLS port)").into(),
+                });
+            }
+            Err(_) => {
+                return Err(StorageError::Unavailable {
+                    backend: backend.clone(),
+                    source: format!(
+                        "no answer within {:?} (check the host and port; a rediss:// URL against a plain port, or redis:// against a TLS port, looks like this)",
+                        options.connection_timeout
+                    )
+                    .into(),
+                });
+            }
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connection_timeout))
             .set_response_timeout(Some(options.response_timeout))
