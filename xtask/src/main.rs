@@ -7,6 +7,7 @@
 //!
 //! - `cargo xtask test`: install the system packages when missing, then run every test.
 //! - `cargo xtask system-packages [--check]`: install (or check) those packages alone.
+//! - `cargo xtask shell-integration [DIR]`: write the completion scripts and the man page.
 //!
 //! Each subcommand is a module with a `run(args)` function.
 #![allow(clippy::disallowed_methods)] // reads the environment: not a library
@@ -30,6 +31,9 @@ commands:
   system-packages [--check]
       install the Debian packages the server backends link, when missing (apt-get, as
       root); --check only reports them
+  shell-integration [DIR]
+      write pubsync's completion scripts (bash, zsh, fish, elvish, powershell) and its man
+      page pubsync.1 into DIR (default target/shell)
   bench [--quick] [--scenario NAME]
       build crates/pubsync-bench in release and run it: pubsync's figures beside the raw
       clients' ceilings, written to target/bench/results.json and docs/benchmarks.md
@@ -64,6 +68,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         "bench" => bench::run(rest),
         "test" => test::run(rest),
         "system-packages" => system::run(rest),
+        "shell-integration" => shell::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -82,5 +87,6 @@ fn workspace_root() -> PathBuf {
 
 mod bench;
 mod codegen;
+mod shell;
 mod system;
 mod test;

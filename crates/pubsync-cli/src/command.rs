@@ -199,13 +199,37 @@ pub enum Command {
     },
     /// List which listener handles which event, on which queue.
     #[command(name = "event:dump:listener")]
-    DumpListeners,
+    DumpListeners {
+        /// Only the listeners of this event.
+        #[arg(short = 'e', long)]
+        event: Option<String>,
+        /// Only the listeners on this queue.
+        #[arg(short = 'q', long)]
+        queue: Option<String>,
+    },
+    /// Declare every queue the workers use (and their error queues and retry paths), without
+    /// touching the database schema.
+    #[command(name = "queue:setup")]
+    QueueSetup,
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    #[command(name = "completions")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(name = "man")]
+    Man,
 }
 
 /// The command line of a binary linking `modules` (core modules first): parses the
 /// arguments, runs the command and returns its exit status.
 pub fn main(modules: Modules) -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = crate::shell::handle(&cli.command, <Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     let creates = cli.command.creates_database();
     run(&cli.global, modules, creates, move |app| async move {
         execute(&app, cli.command).await
@@ -378,10 +402,27 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
             };
             return backfill::check(app, &resources, options).await;
         }
-        Command::DumpListeners => {
-            for (event, listener, queue) in app.listeners().dump() {
-                println!("{event}\t{listener}\t{queue}");
+        Command::DumpListeners { event, queue } => {
+            for (listed_event, listener, listed_queue) in app.listeners().dump() {
+                if event
+                    .as_ref()
+                    .is_some_and(|event| event.as_str() != listed_event)
+                    || queue
+                        .as_ref()
+                        .is_some_and(|queue| queue.as_str() != listed_queue)
+                {
+                    continue;
+                }
+                println!("{listed_event}\t{listener}\t{listed_queue}");
             }
+        }
+        Command::QueueSetup => {
+            let worker = app.build_worker().await?;
+            worker.declare().await.context("declaring queues")?;
+            println!("queues declared: {}", worker.declared_queues().join(", "));
+        }
+        Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before the application opens (shell::handle)")
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ pub mod command;
 pub mod config;
 mod error_queue;
 mod progress;
+pub mod shell;
 mod shutdown;
 mod worker;
 

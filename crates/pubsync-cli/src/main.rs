@@ -35,6 +35,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Pubsync(command) = &cli.command
+        && let Some(code) =
+            pubsync_cli::shell::handle(command, <Cli as clap::CommandFactory>::command)
+    {
+        return code;
+    }
     let modules = Modules::new([pubsync_hello::MODULE]);
     let creates = match &cli.command {
         Command::Pubsync(command) => command.creates_database(),

@@ -705,3 +705,51 @@ fn logs_have_no_colour_when_redirected_json_on_request_and_a_bad_filter_is_an_er
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_and_the_man_page_follow_the_command_line_without_a_database() {
+    let w = Workdir::new("");
+    let bash = w.ok(&["completions", "bash"]);
+    assert!(bash.contains("_pubsync()"), "a bash completion function");
+    for command in [
+        "queue:worker:start",
+        "queue:error:replay",
+        "publish:trigger-events",
+    ] {
+        assert!(bash.contains(command), "completes {command}");
+    }
+    assert!(
+        w.ok(&["completions", "zsh"])
+            .starts_with("#compdef pubsync")
+    );
+    let man = w.ok(&["man"]);
+    assert!(man.contains(".TH pubsync 1"), "a roff man page: {man}");
+    assert!(man.contains("queue:error:list"), "listing the commands");
+    let unknown = w.pubsync(&["completions", "tcsh"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("possible values: bash"));
+    assert!(
+        !w.path().join("pubsync.db").exists(),
+        "no database opened, none created"
+    );
+}
+
+#[test]
+fn queue_setup_declares_the_queues_and_dump_listener_filters() {
+    let w = Workdir::new("");
+    w.ok(&["setup"]);
+    assert_eq!(w.ok(&["queue:setup"]), "queues declared: event, sync\n");
+    let all = w.ok(&["event:dump:listener"]);
+    assert_eq!(all.lines().count(), 3, "{all}");
+    let deletes = w.ok(&[
+        "event:dump:listener",
+        "--event",
+        "Entity.spy_hello_spryker_message.delete",
+    ]);
+    assert_eq!(
+        deletes,
+        "Entity.spy_hello_spryker_message.delete\tHelloSpryker.MessageStoragePublisher\tevent\n"
+    );
+    assert_eq!(w.ok(&["event:dump:listener", "--queue", "event"]), all);
+    assert_eq!(w.ok(&["event:dump:listener", "--queue", "nothing"]), "");
+}
