@@ -115,6 +115,24 @@ pub struct WorkerReport {
     pub synchronized: usize,
 }
 
+/// `12 outbox rows relayed, 3 messages, …`: every count, for a summary line.
+impl std::fmt::Display for WorkerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} outbox rows relayed, {} messages, {} events handled, {} collapsed, {} retried, {} failed, {} sync rows relayed, {} keys synchronized",
+            self.relayed,
+            self.messages,
+            self.handled,
+            self.collapsed,
+            self.retried,
+            self.failed,
+            self.sync_relayed,
+            self.synchronized
+        )
+    }
+}
+
 impl WorkerReport {
     fn absorb(&mut self, other: WorkerReport) {
         self.relayed += other.relayed;

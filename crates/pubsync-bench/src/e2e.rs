@@ -251,16 +251,9 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
     let elapsed = started.elapsed();
     let report = live.finish().await?;
     eprintln!(
-        "bench:   {changes} changes: written in {:.2} s, all in storage after {:.2} s (relayed {}, \
-         messages {}, handled {}, collapsed {}, retried {}, failed {})",
+        "bench:   {changes} changes: written in {:.2} s, all in storage after {:.2} s ({report})",
         written.as_secs_f64(),
         elapsed.as_secs_f64(),
-        report.relayed,
-        report.messages,
-        report.handled,
-        report.collapsed,
-        report.retried,
-        report.failed,
     );
     final_state::ensure_clean(&report)?;
     check(app.database(), plan)?;

@@ -300,19 +300,9 @@ pub fn report_run(
     report: &pubsync_backend::WorkerReport,
 ) -> anyhow::Result<()> {
     eprintln!(
-        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s \
-         (relayed {}, messages {}, handled {}, collapsed {}, sync relayed {}, synchronized {}, \
-         retried {}, failed {})",
+        "bench:   {changes} changes: written in {:.2} s, visible in Redis after {:.2} s ({report})",
         written.as_secs_f64(),
         visible.as_secs_f64(),
-        report.relayed,
-        report.messages,
-        report.handled,
-        report.collapsed,
-        report.sync_relayed,
-        report.synchronized,
-        report.retried,
-        report.failed,
     );
     ensure_clean(report)
 }

@@ -13,7 +13,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pubsync_backend::WorkerReport;
 use pubsync_queue_extension::Queue as _;
 
 use crate::App;
@@ -66,7 +65,7 @@ pub(crate) async fn start(app: &App, stop_when_empty: bool) -> anyhow::Result<Ex
         return Ok(ExitCode::SUCCESS);
     };
     let report = result?;
-    println!("worker stopped: {}", summary(&report));
+    println!("worker stopped: {report}");
     if stop_when_empty && report.failed > 0 {
         eprintln!(
             "{} events or messages went to error queues during this run (each in the `.error` queue of its queue)",
@@ -75,18 +74,4 @@ pub(crate) async fn start(app: &App, stop_when_empty: bool) -> anyhow::Result<Ex
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn summary(report: &WorkerReport) -> String {
-    format!(
-        "{} outbox rows relayed, {} messages, {} events handled, {} collapsed, {} retried, {} failed, {} sync rows relayed, {} keys synchronized",
-        report.relayed,
-        report.messages,
-        report.handled,
-        report.collapsed,
-        report.retried,
-        report.failed,
-        report.sync_relayed,
-        report.synchronized
-    )
 }
