@@ -154,7 +154,69 @@ async fn failing_events_are_retried_then_sent_to_the_error_queue(t: &TestApp, di
     );
 }
 
+/// Records how many calls are in flight at once; each takes a moment.
+#[derive(Default)]
+struct Overlap {
+    in_flight: Mutex<(usize, usize)>,
+}
+
+impl Publisher for Overlap {
+    fn name(&self) -> &str {
+        "test.Overlap"
+    }
+
+    fn subscribed_events(&self) -> Vec<String> {
+        vec![CREATE.to_owned()]
+    }
+
+    fn handle_bulk(
+        &self,
+        _: &PublishContext,
+        _: &str,
+        _: &[EventEntityTransfer],
+    ) -> Result<(), HandlerError> {
+        {
+            let mut counts = self.in_flight.lock().unwrap();
+            counts.0 += 1;
+            counts.1 = counts.1.max(counts.0);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        self.in_flight.lock().unwrap().0 -= 1;
+        Ok(())
+    }
+}
+
+/// The most chunks of `event` in flight at once with `workers` for the queue, one message of
+/// one event per chunk, over six events.
+async fn most_chunks_at_once(t: &TestApp, workers: Option<usize>) -> usize {
+    let overlap = Arc::new(Overlap::default());
+    let mut events = EventCollection::new();
+    events.add_publisher(overlap.clone());
+    let mut config = WorkerConfig::default();
+    config.relay.events_per_message = 1;
+    let policy = config.consumer.queues.entry("event");
+    policy.chunk_size = Some(1);
+    policy.workers = workers;
+    let worker = Worker::new(
+        t.app.database().clone(),
+        t.app.queue().await.unwrap(),
+        Arc::new(events),
+        StorageTableWriter::new(t.app.database().clone(), Arc::default()),
+        config,
+    );
+    t.sql("DELETE FROM spy_hello_spryker_message");
+    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('1'), ('2'), ('3'), ('4'), ('5'), ('6')");
+    let report = worker.run(true, &Default::default()).await.unwrap();
+    assert_eq!(report.handled, 6, "{report}");
+    overlap.in_flight.lock().unwrap().1
+}
+
 on_every_database! {
+    async fn a_queue_with_two_workers_processes_two_chunks_at_once(t: TestApp) {
+        assert_eq!(most_chunks_at_once(&t, None).await, 1, "one at a time by default");
+        assert_eq!(most_chunks_at_once(&t, Some(2)).await, 2);
+    }
+
     async fn a_failing_event_is_retried_then_sent_to_the_error_queue_with_its_reason(t: TestApp) {
         failing_events_are_retried_then_sent_to_the_error_queue(&t, false).await;
     }

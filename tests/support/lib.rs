@@ -78,7 +78,7 @@ impl TestApp {
         let config = dir.path().join("pubsync.toml");
         let url = database.url().to_connection_string();
         std::fs::write(&config, format!("database_url = {url:?}\n{toml}")).unwrap();
-        let settings = Settings::load(Some(&config), |_| None).expect("settings");
+        let settings = Settings::load(Some(&config), []).expect("settings");
         let modules = pubsync_cli::Modules::new([pubsync_hello::MODULE]);
         let app = App::open(settings, modules).expect("open app");
         Some(Self {

@@ -23,6 +23,7 @@ use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::message::{ErrorQueueMessage, EventQueueMessage};
 
 use crate::listener::{EventCollection, PublishContext, Publisher};
+use crate::queue_policy::QueuePolicies;
 
 /// Settings of the event consumer.
 #[derive(Debug, Clone)]
@@ -40,13 +41,37 @@ pub struct ConsumerConfig {
     /// fewer messages than `chunk_size`, so that the events of a chunk (about 1 KB each once
     /// decoded) stay within the worker's memory budget whatever the backlog.
     pub max_chunk_events: usize,
+    /// Per-queue chunk sizes, concurrency and retries, where they differ from the above.
+    pub queues: QueuePolicies,
 }
+
+/// The longest a retry waits, however often it has been retried: a day.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(86_400);
 
 impl ConsumerConfig {
     /// Messages to take per chunk when each carries up to `events_per_message` events.
     pub fn messages_per_chunk(&self, events_per_message: usize) -> usize {
+        self.queue_messages_per_chunk(crate::DEFAULT_EVENT_QUEUE, events_per_message)
+    }
+
+    /// Messages to take per chunk of `queue` ([`QueuePolicy::chunk_size`](crate::QueuePolicy::chunk_size) or `chunk_size`) when
+    /// each carries up to `events_per_message` events.
+    pub fn queue_messages_per_chunk(&self, queue: &str, events_per_message: usize) -> usize {
         let by_events = self.max_chunk_events / events_per_message.max(1);
-        self.chunk_size.min(by_events).max(1)
+        let chunk_size = self.queues.get(queue).chunk_size.unwrap_or(self.chunk_size);
+        chunk_size.min(by_events).max(1)
+    }
+
+    /// How a failing event of `queue` is retried: how many times, and the delay of retry
+    /// number `retry` (counted from 0), which doubles each time up to [`MAX_RETRY_DELAY`].
+    pub fn retry_policy(&self, queue: &str, retry: u32) -> (u32, Duration) {
+        let policy = self.queues.get(queue);
+        let delay = policy
+            .retry_delay
+            .unwrap_or(self.retry_delay)
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(MAX_RETRY_DELAY);
+        (policy.max_retries.unwrap_or(self.max_retries), delay)
     }
 }
 
@@ -58,6 +83,7 @@ impl Default for ConsumerConfig {
             retry_delay: Duration::from_secs(1),
             max_bulk: 1000,
             max_chunk_events: 10_000,
+            queues: QueuePolicies::default(),
         }
     }
 }
@@ -267,15 +293,12 @@ impl EventConsumer {
                     let mut message =
                         EventQueueMessage::batch(&listener, &event_name, vec![transfer.clone()]);
                     message.retry = retry;
-                    if retry < self.config.max_retries {
+                    let (max_retries, delay) = self.config.retry_policy(queue_name, retry);
+                    if retry < max_retries {
                         tracing::warn!(queue = queue_name, listener = %listener, event = %event_name, id = ?transfer.id,
                             retry = retry + 1, error = %reason, "event failed, retrying");
                         message.retry += 1;
                         message.retry_message = Some(format!("Retry on: {reason}"));
-                        let delay = self
-                            .config
-                            .retry_delay
-                            .saturating_mul(2u32.saturating_pow(retry));
                         settlement.retry.push((message.encode(), delay));
                         outcome.retried += 1;
                     } else {
@@ -346,6 +369,29 @@ fn undecodable_body(body: &[u8], reason: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_retries_by_its_own_policy_and_never_waits_longer_than_a_day() {
+        let mut config = ConsumerConfig::default();
+        assert_eq!(config.retry_policy("event", 0), (3, Duration::from_secs(1)));
+        assert_eq!(config.retry_policy("event", 2), (3, Duration::from_secs(4)));
+        let slow = config.queues.entry("slow");
+        slow.max_retries = Some(10);
+        slow.retry_delay = Some(Duration::from_secs(3600));
+        assert_eq!(
+            config.retry_policy("slow", 1),
+            (10, Duration::from_secs(7200))
+        );
+        assert_eq!(config.retry_policy("slow", 9), (10, MAX_RETRY_DELAY));
+        assert_eq!(
+            config.retry_policy("event", 1),
+            (3, Duration::from_secs(2)),
+            "other queues keep the worker's policy"
+        );
+        config.queues.entry("small").chunk_size = Some(7);
+        assert_eq!(config.queue_messages_per_chunk("small", 1), 7);
+        assert_eq!(config.queue_messages_per_chunk("event", 1), 500);
+    }
 
     #[test]
     fn a_chunk_of_batched_messages_is_bounded_by_its_events() {

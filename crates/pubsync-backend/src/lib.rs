@@ -14,6 +14,7 @@
 //!   key builder and leaving rows whose data did not change untouched.
 //! - [`sync`]: the sync outbox (filled by the storage tables' triggers) to the key-value store,
 //!   through the sync queues or directly.
+//! - [`queue_policy`]: per-queue chunk size, concurrency and retries.
 //! - [`worker`]: the loop behind `queue:worker:start` and `queue:task:start`.
 //! - [`backfill`]: `publish:trigger-events`, `sync:data` and `verify`, over whole tables.
 //!
@@ -28,6 +29,7 @@ pub mod error_queue;
 pub mod listener;
 pub mod module;
 mod outbox;
+pub mod queue_policy;
 pub mod relay;
 pub mod storage_table_writer;
 pub mod sync;
@@ -36,6 +38,7 @@ pub mod worker;
 pub use consumer::{ConsumerConfig, EventConsumer};
 pub use listener::{EventCollection, HandlerError, PublishContext, Publisher};
 pub use module::{Module, Modules};
+pub use queue_policy::{QueuePolicies, QueuePolicy};
 pub use relay::{OutboxRelay, RelayConfig};
 pub use storage_table_writer::{Publication, StorageRow, StorageTableWriter};
 pub use worker::{Worker, WorkerConfig, WorkerReport};

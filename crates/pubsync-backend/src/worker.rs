@@ -40,15 +40,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Event queue messages taken per chunk: `consumer.chunk_size`, fewer when each message
-    /// carries many events ([`ConsumerConfig::messages_per_chunk`]).
-    pub fn event_messages_per_chunk(&self) -> usize {
+    /// Messages of event queue `queue` taken per chunk: its chunk size, fewer when each
+    /// message carries many events ([`ConsumerConfig::queue_messages_per_chunk`]).
+    pub fn event_messages_per_chunk(&self, queue: &str) -> usize {
         let events_per_message = if self.relay.spryker_compatible {
             1
         } else {
             self.relay.events_per_message
         };
-        self.consumer.messages_per_chunk(events_per_message)
+        self.consumer
+            .queue_messages_per_chunk(queue, events_per_message)
     }
 }
 
@@ -343,6 +344,21 @@ pub(crate) struct Synchronization<W> {
     pub(crate) writer: Option<W>,
 }
 
+impl<W> Synchronization<W> {
+    /// Messages of sync queue `queue` taken per chunk: its chunk size, or the sync consumer's,
+    /// bounded by the changes a chunk may hold ([`SyncConfig::messages_per_chunk`]).
+    fn messages_per_chunk(&self, worker: &WorkerConfig, queue: &str) -> usize {
+        match worker.consumer.queues.get(queue).chunk_size {
+            Some(chunk_size) => SyncConfig {
+                consumer_chunk_size: chunk_size,
+                ..self.config.clone()
+            }
+            .messages_per_chunk(),
+            None => self.config.messages_per_chunk(),
+        }
+    }
+}
+
 impl<Q: Queue> Worker<Q> {
     /// A worker for `database`'s outbox, delivering through `queue` to `listeners`.
     pub fn new(
@@ -511,29 +527,34 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         }
     }
 
-    /// The event consumer stage, once: a chunk of each event queue. With direct publishing
-    /// they hold only retries (and messages from elsewhere).
+    /// The event consumer stage, once: a chunk of each event queue, or as many chunks at once
+    /// as the queue's [`QueuePolicy::workers`](crate::QueuePolicy::workers). With direct
+    /// publishing they hold only retries (and messages from elsewhere).
     async fn event_queues_pass(&self) -> Result<(bool, WorkerReport), WorkerError> {
         let mut report = WorkerReport::default();
         let mut busy = false;
         for queue_name in &self.event_queues {
-            let chunk = self
-                .queue
-                .receive(
-                    queue_name,
-                    self.config.event_messages_per_chunk(),
-                    Duration::ZERO,
-                )
-                .await?;
-            if chunk.is_empty() {
-                continue;
+            let chunk_size = self.config.event_messages_per_chunk(queue_name);
+            let workers = self.config.consumer.queues.workers(queue_name);
+            let chunks = futures_util::future::try_join_all((0..workers).map(|_| async move {
+                let chunk = self
+                    .queue
+                    .receive(queue_name, chunk_size, Duration::ZERO)
+                    .await?;
+                if chunk.is_empty() {
+                    return Ok::<_, WorkerError>(None);
+                }
+                Ok(Some(
+                    self.consumer
+                        .process(&self.queue, queue_name, chunk, false)
+                        .await?,
+                ))
+            }))
+            .await?;
+            for chunk in chunks.into_iter().flatten() {
+                busy = true;
+                report.add(chunk);
             }
-            busy = true;
-            report.add(
-                self.consumer
-                    .process(&self.queue, queue_name, chunk, false)
-                    .await?,
-            );
         }
         Ok((busy, report))
     }
@@ -566,20 +587,29 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         };
         let mut busy = false;
         for queue_name in &sync.queues {
-            let chunk = self
-                .queue
-                .receive(queue_name, sync.config.messages_per_chunk(), Duration::ZERO)
-                .await?;
-            if chunk.is_empty() {
-                continue;
+            let chunk_size = sync.messages_per_chunk(&self.config, queue_name);
+            let workers = self.config.consumer.queues.workers(queue_name);
+            let outcomes = futures_util::future::try_join_all((0..workers).map(|_| async move {
+                let chunk = self
+                    .queue
+                    .receive(queue_name, chunk_size, Duration::ZERO)
+                    .await?;
+                if chunk.is_empty() {
+                    return Ok::<_, WorkerError>(None);
+                }
+                Ok(Some(
+                    SyncConsumer
+                        .process(&self.queue, queue_name, chunk, writer)
+                        .await?,
+                ))
+            }))
+            .await?;
+            for outcome in outcomes.into_iter().flatten() {
+                busy = true;
+                report.messages += outcome.messages;
+                report.synchronized += outcome.applied;
+                report.failed += outcome.failed;
             }
-            busy = true;
-            let outcome = SyncConsumer
-                .process(&self.queue, queue_name, chunk, writer)
-                .await?;
-            report.messages += outcome.messages;
-            report.synchronized += outcome.applied;
-            report.failed += outcome.failed;
         }
         Ok((busy, report))
     }
@@ -653,7 +683,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             .queue
             .receive(
                 queue_name,
-                self.config.event_messages_per_chunk(),
+                self.config.event_messages_per_chunk(queue_name),
                 self.config.task_wait,
             )
             .await?;

@@ -274,11 +274,11 @@ impl Run<'_> {
             None => String::new(),
         };
         std::fs::write(&config, toml).context("writing pubsync.toml")?;
-        let settings = Settings::load(Some(&config), |name| {
+        let settings = Settings::load(
+            Some(&config),
             env.iter()
-                .find(|(var, _)| *var == name)
-                .map(|(_, value)| value.clone())
-        })
+                .map(|(name, value)| ((*name).to_owned(), value.clone())),
+        )
         .context("settings")?;
         match self.redis {
             Some(_) => ensure!(

@@ -236,7 +236,7 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
             format!("sqlite://{}", database.display())
         ),
     )?;
-    let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+    let settings = Settings::load(Some(&config), []).context("settings")?;
     let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup()?;
     let live = Live::start(&app).await?;
@@ -279,7 +279,7 @@ async fn redis_run(dir: &Path, redis_url: &str, changes: usize) -> anyhow::Resul
             format!("sqlite://{}", database.display())
         ),
     )?;
-    let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+    let settings = Settings::load(Some(&config), []).context("settings")?;
     ensure!(
         settings.queue == QueueUrl::Database
             && matches!(settings.storage, StorageUrl::Redis(_))

@@ -142,7 +142,7 @@ pub async fn database(dialect: Dialect, name: &str, size: Size) -> anyhow::Resul
     let config = dir.path().join("pubsync.toml");
     let url = test_database.url().to_connection_string();
     std::fs::write(&config, format!("database_url = {url:?}\n"))?;
-    let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+    let settings = Settings::load(Some(&config), []).context("settings")?;
     let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup()?;
     let figure = measure_database(&app, name, size).await;

@@ -130,7 +130,7 @@ impl Pipeline {
                 format!("{name}."),
             ),
         )?;
-        let settings = Settings::load(Some(&config), |_| None).context("settings")?;
+        let settings = Settings::load(Some(&config), []).context("settings")?;
         let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
         app.database()
             .blocking({

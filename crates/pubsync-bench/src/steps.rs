@@ -55,9 +55,10 @@ pub(crate) fn open_app(dir: &Path, url: &DatabaseUrl) -> anyhow::Result<App> {
     let config = dir.join("pubsync.toml");
     std::fs::write(&config, "").context("writing pubsync.toml")?;
     let url = url.to_connection_string();
-    let settings = Settings::load(Some(&config), |name| {
-        (name == "PUBSYNC_DATABASE_URL").then(|| url.clone())
-    })
+    let settings = Settings::load(
+        Some(&config),
+        [("PUBSYNC_DATABASE_URL".to_owned(), url.clone())],
+    )
     .context("settings")?;
     let app = App::open(settings, pubsync_cli::Modules::new([pubsync_hello::MODULE]))?;
     app.setup().context("pubsync setup")?;

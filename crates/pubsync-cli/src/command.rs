@@ -256,7 +256,15 @@ where
         .expect("tokio runtime");
     let result = runtime.block_on(async {
         crate::config::check_environment(std::env::vars_os().map(|(name, _)| name))?;
-        let settings = Settings::load(global.config.as_deref(), |name| std::env::var(name).ok())?;
+        let settings = Settings::load(
+            global.config.as_deref(),
+            std::env::vars_os().map(|(name, value)| {
+                (
+                    name.to_string_lossy().into_owned(),
+                    value.to_string_lossy().into_owned(),
+                )
+            }),
+        )?;
         if let DatabaseUrl::Sqlite(path) = &settings.database
             && !creates
             && path.as_os_str() != ":memory:"
@@ -314,7 +322,7 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
             print_setup(app, &report);
             let worker = app.worker().await?;
             worker.declare().await.context("declaring queues")?;
-            println!("queues declared: {}", worker.queues().join(", "));
+            println!("queues declared: {}", app.queue_list(&worker.queues()));
         }
         Command::WorkerStart { stop_when_empty } => {
             app.require_schema()?;
@@ -331,15 +339,18 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
         Command::TaskStart { queue, keep } => {
             app.require_schema()?;
             let worker = app.worker().await?;
+            let shown = queue;
+            let queue = app.queue_argument(&shown);
             if !app.listeners().queues().contains(&queue) {
                 anyhow::bail!(
-                    "no listener is registered on queue {queue:?}; queues: {}",
-                    app.listeners().queues().join(", ")
+                    "no listener is registered on queue {shown:?}; queues: {}",
+                    app.queue_list(&app.listeners().queues())
                 );
             }
+            let shown = app.queue_display(&queue);
             let outcome = worker.run_task(&queue, keep).await?;
             println!(
-                "{queue}: {} messages, {} events handled, {} collapsed, {} retried, {} failed{}",
+                "{shown}: {} messages, {} events handled, {} collapsed, {} retried, {} failed{}",
                 outcome.messages,
                 outcome.handled,
                 outcome.collapsed,
@@ -348,7 +359,7 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
                 if keep { " (kept in the queue)" } else { "" }
             );
             let depth = worker.queue().depth(&queue).await?;
-            println!("{queue}: {} ready, {} pending", depth.ready, depth.pending);
+            println!("{shown}: {} ready, {} pending", depth.ready, depth.pending);
         }
         Command::StorageGet { key } => {
             let storage = app.storage().await?;
@@ -403,6 +414,7 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
             return backfill::check(app, &resources, options).await;
         }
         Command::DumpListeners { event, queue } => {
+            let queue = queue.map(|queue| app.queue_argument(&queue));
             for (listed_event, listener, listed_queue) in app.listeners().dump() {
                 if event
                     .as_ref()
@@ -413,13 +425,19 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
                 {
                     continue;
                 }
-                println!("{listed_event}\t{listener}\t{listed_queue}");
+                println!(
+                    "{listed_event}\t{listener}\t{}",
+                    app.queue_display(&listed_queue)
+                );
             }
         }
         Command::QueueSetup => {
             let worker = app.build_worker().await?;
             worker.declare().await.context("declaring queues")?;
-            println!("queues declared: {}", worker.declared_queues().join(", "));
+            println!(
+                "queues declared: {}",
+                app.queue_list(&worker.declared_queues())
+            );
         }
         Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the application opens (shell::handle)")

@@ -21,11 +21,11 @@ async fn checked_worker(
 ) -> anyhow::Result<pubsync_backend::Worker<crate::AppQueue, crate::backends::AnyKeyValueStore>> {
     let worker = app.build_worker().await?;
     let known = worker.declared_queues();
-    let (main, _) = error_queue::error_queue_of(name);
+    let (main, _) = error_queue::error_queue_of(&app.queue_argument(name));
     if !known.contains(&main) {
         bail!(
             "unknown queue {name:?}; queues with an error queue: {}",
-            known.join(", ")
+            app.queue_list(&known)
         );
     }
     Ok(worker)
@@ -40,7 +40,10 @@ pub(crate) async fn list(
 ) -> anyhow::Result<ExitCode> {
     let worker = checked_worker(app, queue_name).await?;
     let queue = worker.queue();
+    let queue_name = app.queue_argument(queue_name);
+    let queue_name = queue_name.as_str();
     let (_, error_queue_name) = error_queue::error_queue_of(queue_name);
+    let error_queue_name = app.queue_display(&error_queue_name);
     let messages = error_queue::list(queue, queue_name, limit)
         .await
         .with_context(|| format!("reading {error_queue_name}"))?;
@@ -90,7 +93,13 @@ pub(crate) async fn replay(
 ) -> anyhow::Result<ExitCode> {
     let worker = checked_worker(app, queue_name).await?;
     let queue = worker.queue();
+    let queue_name = app.queue_argument(queue_name);
+    let queue_name = queue_name.as_str();
     let (main, error_queue_name) = error_queue::error_queue_of(queue_name);
+    let (main, error_queue_name) = (
+        app.queue_display(&main),
+        app.queue_display(&error_queue_name),
+    );
     let report = error_queue::replay(queue, queue_name, limit)
         .await
         .with_context(|| format!("replaying {error_queue_name}"))?;

@@ -87,15 +87,26 @@ pub struct App {
 impl App {
     /// Connects to the configured database, for `modules` (core modules first: a later
     /// module's definition of a table replaces an earlier one).
-    pub fn open(settings: Settings, modules: Modules) -> anyhow::Result<Self> {
+    pub fn open(mut settings: Settings, modules: Modules) -> anyhow::Result<Self> {
+        let listeners = modules.listeners();
+        let storage_tables = modules.storage_tables();
+        // Every sync queue a module names, synchronized or not here: one file serves every
+        // process of the shop.
+        let mut sync_queues: Vec<String> = storage_tables
+            .iter()
+            .map(|table| table.queue_group.to_owned())
+            .collect();
+        sync_queues.sort();
+        sync_queues.dedup();
+        settings.resolve_queues(&listeners.queues(), &sync_queues)?;
         let database = Database::connect(&settings.database, &PoolOptions::default())
             .context("opening the application database")?;
         let keys = Arc::new(KeyBuilders::new(settings.key_builder));
         Ok(Self {
             settings,
             database,
-            listeners: Arc::new(modules.listeners()),
-            storage_tables: Arc::new(modules.storage_tables()),
+            listeners: Arc::new(listeners),
+            storage_tables: Arc::new(storage_tables),
             modules,
             keys,
         })
@@ -104,6 +115,30 @@ impl App {
     /// The settings the application runs with.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// `queue` as the broker and the operator see it: with the configured queue prefix.
+    pub fn queue_display(&self, queue: &str) -> String {
+        self.settings.queue_name(queue)
+    }
+
+    /// `queues`, each with the queue prefix, as one list for a person.
+    pub fn queue_list(&self, queues: &[String]) -> String {
+        queues
+            .iter()
+            .map(|queue| self.queue_display(queue))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A queue named on the command line, with or without the queue prefix: without it, as
+    /// the modules name it.
+    pub fn queue_argument(&self, queue: &str) -> String {
+        let prefix = &self.settings.queue_prefix;
+        match queue.strip_prefix(prefix.as_str()) {
+            Some(rest) if !prefix.is_empty() => rest.to_owned(),
+            _ => queue.to_owned(),
+        }
     }
 
     /// The application database.
@@ -214,12 +249,24 @@ impl App {
             ))),
             #[cfg(feature = "rabbitmq")]
             QueueUrl::Amqp(url) => {
-                // Room for one chunk of the largest kind the worker takes.
-                let chunk = self
-                    .settings
-                    .worker
-                    .event_messages_per_chunk()
-                    .max(self.settings.sync.messages_per_chunk());
+                // Room for the chunks of the largest kind the worker takes at once.
+                let worker = &self.settings.worker;
+                let chunk = worker
+                    .consumer
+                    .queues
+                    .iter()
+                    .map(|(queue, policy)| {
+                        policy.workers.unwrap_or(1)
+                            * worker
+                                .event_messages_per_chunk(queue)
+                                .max(policy.chunk_size.unwrap_or(0))
+                    })
+                    .chain([
+                        worker.event_messages_per_chunk(pubsync_backend::DEFAULT_EVENT_QUEUE),
+                        self.settings.sync.messages_per_chunk(),
+                    ])
+                    .max()
+                    .unwrap_or(1);
                 let options = pubsync_queue_rabbitmq::RabbitQueueOptions {
                     prefetch: u16::try_from(chunk).unwrap_or(u16::MAX),
                     quorum: self.settings.quorum_queues,

@@ -35,7 +35,7 @@ pub(crate) async fn start(app: &App, stop_when_empty: bool) -> anyhow::Result<Ex
     })?;
     let worker = app.worker().await?;
     tracing::info!(
-        queues = %worker.queues().join(", "),
+        queues = %app.queue_list(&worker.queues()),
         stop_when_empty,
         "worker started"
     );

@@ -256,7 +256,7 @@ fn a_bad_configuration_is_a_clear_error_at_start() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("pubsync.toml") && stderr.contains("unknown field `chunk`"),
+        stderr.contains("pubsync.toml") && stderr.contains("unknown key worker.chunk in"),
         "{stderr}"
     );
 }
@@ -752,4 +752,60 @@ fn queue_setup_declares_the_queues_and_dump_listener_filters() {
     );
     assert_eq!(w.ok(&["event:dump:listener", "--queue", "event"]), all);
     assert_eq!(w.ok(&["event:dump:listener", "--queue", "nothing"]), "");
+}
+
+#[test]
+fn queue_names_carry_the_prefix_and_each_queue_takes_its_own_chunk_size() {
+    let w = Workdir::new(
+        "[queue]\nprefix = \"shop.\"\n\
+         [worker]\ndirect_publish = false\nevents_per_message = 1\n\
+         [queues.\"event\"]\nchunk_size = 1\n",
+    );
+    w.ok(&["setup"]);
+    assert_eq!(
+        w.ok(&["queue:setup"]),
+        "queues declared: shop.event, shop.sync\n"
+    );
+    let listed = w.ok(&["event:dump:listener", "--queue", "shop.event"]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        listed.lines().all(|line| line.ends_with("\tshop.event")),
+        "{listed}"
+    );
+    w.sqlite("INSERT INTO spy_hello_spryker_message (name) VALUES ('a'), ('b'), ('c'), ('d');");
+    let out = w.ok(&["queue:task:start", "shop.event"]);
+    assert!(
+        out.starts_with("shop.event: 1 messages, 1 events handled"),
+        "{out}"
+    );
+    assert!(out.contains("shop.event: 3 ready"), "{out}");
+    let output = w
+        .command(&["queue:task:start", "event"])
+        .env("PUBSYNC_QUEUES__EVENT__CHUNK_SIZE", "2")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.starts_with("shop.event: 2 messages"), "{out}");
+
+    let output = w
+        .command(&["queue:task:start", "event"])
+        .env("PUBSYNC_WORKER__RETRY_DELAY_MS", "18446744073709551615")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("PUBSYNC_WORKER__RETRY_DELAY_MS") && stderr.contains("from 0 to 3600000"),
+        "{stderr}"
+    );
+    let output = w
+        .command(&["queue:task:start", "event"])
+        .env("PUBSYNC_QUEUES__EVNT__WORKERS", "2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PUBSYNC_QUEUES__EVNT__WORKERS") && stderr.contains("shop.event"),
+        "{stderr}"
+    );
 }

@@ -173,7 +173,7 @@ impl Shop {
             ));
         }
         std::fs::write(&config, toml).expect("write pubsync.toml");
-        let settings = Settings::load(Some(&config), |_| None).expect("settings");
+        let settings = Settings::load(Some(&config), []).expect("settings");
         let app = App::open(settings, shop::modules()).expect("open the shop");
         let shop = Self {
             app,
