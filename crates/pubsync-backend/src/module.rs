@@ -146,6 +146,20 @@ impl Modules {
         }
     }
 
+    /// These modules with `core` first, unless one of them already has its name (an
+    /// application that lists a core module itself decides where it goes).
+    #[must_use]
+    pub fn with_core(mut self, core: Module) -> Self {
+        if !self
+            .modules
+            .iter()
+            .any(|module| module.name() == core.name())
+        {
+            self.modules.insert(0, core);
+        }
+        self
+    }
+
     /// Every module, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Module> {
         self.modules.iter()

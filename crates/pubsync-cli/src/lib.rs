@@ -86,8 +86,10 @@ pub struct App {
 
 impl App {
     /// Connects to the configured database, for `modules` (core modules first: a later
-    /// module's definition of a table replaces an earlier one).
+    /// module's definition of a table replaces an earlier one). The health check's module
+    /// ([`pubsync_health::MODULE`]) comes before them all.
     pub fn open(mut settings: Settings, modules: Modules) -> anyhow::Result<Self> {
+        let modules = modules.with_core(pubsync_health::MODULE);
         let listeners = modules.listeners();
         let storage_tables = modules.storage_tables();
         // Every sync queue a module names, synchronized or not here: one file serves every

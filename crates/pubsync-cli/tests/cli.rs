@@ -740,7 +740,11 @@ fn queue_setup_declares_the_queues_and_dump_listener_filters() {
     w.ok(&["setup"]);
     assert_eq!(w.ok(&["queue:setup"]), "queues declared: event, sync\n");
     let all = w.ok(&["event:dump:listener"]);
-    assert_eq!(all.lines().count(), 3, "{all}");
+    assert_eq!(
+        all.lines().count(),
+        6,
+        "hello's and the health check's: {all}"
+    );
     let deletes = w.ok(&[
         "event:dump:listener",
         "--event",
@@ -767,7 +771,7 @@ fn queue_names_carry_the_prefix_and_each_queue_takes_its_own_chunk_size() {
         "queues declared: shop.event, shop.sync\n"
     );
     let listed = w.ok(&["event:dump:listener", "--queue", "shop.event"]);
-    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert_eq!(listed.lines().count(), 6, "{listed}");
     assert!(
         listed.lines().all(|line| line.ends_with("\tshop.event")),
         "{listed}"

@@ -435,28 +435,32 @@ impl Inner {
             .clone()
             .filter(|session| session.connection.is_open())
             .ok_or(RabbitQueueError::Disconnected)?;
-        let mut admin = session.admin.lock().await;
-        let ready = self
-            .message_count(&session, &mut admin, queue)
-            .await?
-            .ok_or_else(|| RabbitQueueError::ChannelClosed {
-                code: 404,
-                text: format!("NOT_FOUND - no queue '{queue}'; declare it first"),
-            })?;
+        let ready = {
+            let mut admin = session.admin.lock().await;
+            self.message_count(&session, &mut admin, queue)
+                .await?
+                .ok_or_else(|| RabbitQueueError::ChannelClosed {
+                    code: 404,
+                    text: format!("NOT_FOUND - no queue '{queue}'; declare it first"),
+                })?
+        };
         let mut pending = 0;
         if let Some(consumer) = lock(&session.consumers).get(queue) {
             let buffer = lock(&consumer.buffer);
             pending += (buffer.ready.len() + buffer.unsettled.len()) as u64;
         }
-        // Retry queues other instances declared are found by probing every rung.
+        // Every rung is declared before it is counted: a passive declare of a missing queue
+        // closes the channel, and probing the ladder that way on every look at an idle queue
+        // used up the connection's channel ids. Declared, a rung that other instances fill
+        // is counted too; the first look at a queue declares its whole ladder, once.
+        for rung in rung_millis() {
+            self.ensure_retry_queue(&session, queue, rung).await?;
+        }
+        let mut admin = session.admin.lock().await;
         for rung in rung_millis() {
             let name = retry_queue_name(queue, Duration::from_millis(rung));
             if let Some(count) = self.message_count(&session, &mut admin, &name).await? {
                 pending += count;
-                lock(&self.retry_queues)
-                    .entry(queue.to_owned())
-                    .or_default()
-                    .insert(rung);
             }
         }
         Ok(QueueDepth { ready, pending })

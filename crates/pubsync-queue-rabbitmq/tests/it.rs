@@ -410,3 +410,44 @@ async fn connection_errors_are_classified() {
         .expect_err("wrong password");
     assert!(!format!("{error} {error:?}").contains("wrong-secret"));
 }
+
+/// Looking at an idle queue's depth again and again (a `--stop-when-empty` watcher does so
+/// every few milliseconds, a metrics scrape every few seconds) keeps working: more looks than
+/// the connection has channel ids, each counting a retry waiting on its rung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depth_can_be_asked_without_end_and_counts_waiting_retries() {
+    let Some(url) = require(Service::Rabbitmq) else {
+        return;
+    };
+    let name = unique_name("pubsync_rmq_depth");
+    let body_url = url.clone();
+    let body_name = name.clone();
+    with_cleanup(&url, vec![name.clone()], async move {
+        let (url, name) = (body_url, body_name);
+        let queue = connect(&url, RabbitQueueOptions::default()).await;
+        queue
+            .declare(std::slice::from_ref(&name))
+            .await
+            .expect("declare");
+        queue
+            .settle(
+                &name,
+                Settlement {
+                    retry: vec![(b"later".to_vec(), Duration::from_secs(60))],
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("a retry waiting a minute");
+        // Each look used to open a channel per missing rung of the 21-rung ladder: 150 looks
+        // are 3,000 channels, past RabbitMQ's default channel_max of 2,047.
+        for look in 0..150 {
+            let depth = queue
+                .depth(&name)
+                .await
+                .unwrap_or_else(|error| panic!("look {look}: {error}"));
+            assert_eq!((depth.ready, depth.pending), (0, 1), "look {look}");
+        }
+    })
+    .await;
+}
