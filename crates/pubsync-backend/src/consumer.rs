@@ -242,6 +242,7 @@ impl EventConsumer {
             );
         }
 
+        crate::metrics::failed(queue_name, outcome.failed);
         let handled = self.handle(queue_name, batch, &mut settlement).await;
         outcome.handled += handled.handled;
         outcome.collapsed += handled.collapsed;
@@ -271,6 +272,7 @@ impl EventConsumer {
         };
         let max_bulk = self.config.max_bulk.max(1);
         for ((listener, event_name), group) in batch.groups {
+            let handled_before = outcome.handled;
             let group = Arc::new(group);
             for first in (0..group.transfers.len()).step_by(max_bulk) {
                 let slice = first..(first + max_bulk).min(group.transfers.len());
@@ -310,7 +312,10 @@ impl EventConsumer {
                     }
                 }
             }
+            crate::metrics::published(&listener, outcome.handled - handled_before);
         }
+        crate::metrics::retried(queue_name, outcome.retried);
+        crate::metrics::failed(queue_name, outcome.failed);
         outcome
     }
 }

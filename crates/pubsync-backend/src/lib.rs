@@ -15,6 +15,8 @@
 //! - [`sync`]: the sync outbox (filled by the storage tables' triggers) to the key-value store,
 //!   through the sync queues or directly.
 //! - [`queue_policy`]: per-queue chunk size, concurrency and retries.
+//! - [`metrics`]: what the backend counts and times, through the `metrics` facade.
+//! - [`status`]: outbox backlogs and queue depths, for `status` and the metrics.
 //! - [`worker`]: the loop behind `queue:worker:start` and `queue:task:start`.
 //! - [`backfill`]: `publish:trigger-events`, `sync:data` and `verify`, over whole tables.
 //!
@@ -27,10 +29,12 @@ pub mod backfill;
 pub mod consumer;
 pub mod error_queue;
 pub mod listener;
+pub mod metrics;
 pub mod module;
 mod outbox;
 pub mod queue_policy;
 pub mod relay;
+pub mod status;
 pub mod storage_table_writer;
 pub mod sync;
 pub mod worker;

@@ -251,6 +251,7 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
         groups: BTreeMap::new(),
         malformed: Vec::new(),
     };
+    let mut captured: BTreeMap<String, u64> = BTreeMap::new();
     for row in rows {
         let transfer = match EventEntityTransfer::from_outbox(&row.data) {
             Ok(transfer) if !transfer.event.is_empty() => transfer,
@@ -265,6 +266,12 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
                 continue;
             }
         };
+        match captured.get_mut(transfer.name.as_str()) {
+            Some(count) => *count += 1,
+            None => {
+                captured.insert(transfer.name.clone(), 1);
+            }
+        }
         let Some((event_name, registrations)) = listeners.listeners_with_name(&transfer.event)
         else {
             tracing::debug!(event = %transfer.event, id = ?transfer.id, "no listener for event");
@@ -291,6 +298,8 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
                 .extend(event);
         }
     }
+    crate::metrics::captured(captured);
+    crate::metrics::failed(DEFAULT_EVENT_QUEUE, routed.malformed.len());
     routed
 }
 

@@ -118,6 +118,8 @@ pub struct StorageTableWriter {
     definitions: Arc<HashMap<&'static str, &'static SynchronizationDefinition>>,
     /// Set on a recording writer: writes are recorded here instead of written.
     recorder: Option<Recording>,
+    /// The largest `data` of a row, in bytes of JSON; a larger one fails the write.
+    max_data_bytes: Option<usize>,
 }
 
 impl StorageTableWriter {
@@ -128,7 +130,18 @@ impl StorageTableWriter {
             keys,
             definitions: Arc::default(),
             recorder: None,
+            max_data_bytes: None,
         }
+    }
+
+    /// The writer refusing rows whose `data` is longer than `limit` bytes of JSON: the write
+    /// fails with an error naming the key, so that its event goes the way of every failing
+    /// event (retries, then the error queue with the reason) instead of storing a payload
+    /// the key-value store and every reader would choke on. The original only warns (at
+    /// 256 KB).
+    pub fn with_max_data_bytes(mut self, limit: usize) -> Self {
+        self.max_data_bytes = Some(limit);
+        self
     }
 
     /// The writer with the application's storage-table `definitions`: a publisher writing a
@@ -330,6 +343,18 @@ impl StorageTableWriter {
                 };
                 let columns = Columns::of(table);
                 let upserts = self.upserts(table, &columns, rows);
+                if let Some(limit) = self.max_data_bytes
+                    && let Some(large) = upserts.iter().find(|upsert| upsert.data.len() > limit)
+                {
+                    return Err(DatabaseError::Refused {
+                        operation: format!("writing {} into {}", large.key, table.table),
+                        reason: format!(
+                            "its data is {} bytes of JSON, more than the {limit} allowed ([sync] max_payload_bytes)",
+                            large.data.len()
+                        ),
+                    }
+                    .into());
+                }
                 let mut delete_keys: Vec<String> =
                     deletes.iter().map(|key| self.key(table, key)).collect();
                 let mut outcome = WriteOutcome::default();

@@ -177,6 +177,16 @@ enum Stage {
 impl Stage {
     const COUNT: usize = 4;
 
+    /// The `stage` label of its metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Outbox => "outbox",
+            Self::EventQueues => "event_queues",
+            Self::SyncRelay => "sync_relay",
+            Self::SyncQueues => "sync_queues",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -229,8 +239,12 @@ impl Stages<'_> {
         let mut pause = Duration::from_millis(1);
         let mut failures = 0u32;
         while !self.stopping() {
+            let started = std::time::Instant::now();
             match pass().await {
                 Ok((busy, done)) => {
+                    if busy {
+                        crate::metrics::chunk(stage.name(), started.elapsed());
+                    }
                     report.absorb(done);
                     failures = 0;
                     self.idle[index].store(!busy, Ordering::Relaxed);

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -197,6 +198,20 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_name = "N")]
         sample: usize,
     },
+    /// Hand events to one listener in this process and report what it did (for debugging a
+    /// publisher); what it writes is synchronized as usual.
+    #[command(name = "event:trigger:listener")]
+    TriggerListener {
+        /// The listener, as `event:dump:listener` names it.
+        listener: String,
+        /// The events: one JSON object (`{"id": 1}`, or with `name`, `event`,
+        /// `foreignKeys`, `modifiedColumns`), or an array of them.
+        data: String,
+        /// The event they are instances of (default: their own `event`, else the listener's
+        /// first).
+        #[arg(short = 'e', long)]
+        event: Option<String>,
+    },
     /// List which listener handles which event, on which queue.
     #[command(name = "event:dump:listener")]
     DumpListeners {
@@ -211,6 +226,26 @@ pub enum Command {
     /// touching the database schema.
     #[command(name = "queue:setup")]
     QueueSetup,
+    /// Show what waits in every queue and outbox, and how fresh the read model is.
+    #[command(name = "status")]
+    Status {
+        /// One JSON object: `queues` (`name`, `ready`, `in_flight`, `error`), `outbox` and
+        /// `sync_outbox` (`rows`, `oldest_age_seconds`), `read_model` (`healthy`,
+        /// `probe_age_seconds`, `max_age_seconds`, `message`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Publish & Synchronize health check: write a probe, then check that the probe in
+    /// storage is younger than `[health] max_age_seconds`; exit status 1 when not.
+    #[command(name = "health")]
+    Health {
+        /// The result as JSON, as `GET /health-check` gives it.
+        #[arg(long)]
+        json: bool,
+        /// Wait up to this many seconds for the probe just written to reach storage.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     #[command(name = "completions")]
     Completions {
@@ -430,6 +465,22 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
                     app.queue_display(&listed_queue)
                 );
             }
+        }
+        Command::TriggerListener {
+            listener,
+            data,
+            event,
+        } => {
+            app.require_schema()?;
+            return crate::trigger_listener::command(app, &listener, &data, event).await;
+        }
+        Command::Status { json } => {
+            app.require_schema()?;
+            return crate::status::command(app, json).await;
+        }
+        Command::Health { json, wait } => {
+            app.require_schema()?;
+            return crate::health::command(app, json, wait.map(Duration::from_secs)).await;
         }
         Command::QueueSetup => {
             let worker = app.build_worker().await?;

@@ -11,9 +11,13 @@ mod backfill;
 pub mod command;
 pub mod config;
 mod error_queue;
+mod health;
+mod http;
 mod progress;
 pub mod shell;
 mod shutdown;
+mod status;
+mod trigger_listener;
 mod worker;
 
 use std::sync::Arc;
@@ -326,9 +330,16 @@ impl App {
         self.build_worker().await
     }
 
+    /// The storage-table writer the publishers write with: the modules' definitions, and
+    /// the payload limit.
+    pub fn storage_writer(&self) -> StorageTableWriter {
+        StorageTableWriter::new(self.database.clone(), self.keys.clone())
+            .with_definitions(self.storage_tables.iter().copied())
+            .with_max_data_bytes(self.settings.max_payload_bytes)
+    }
+
     pub(crate) async fn build_worker(&self) -> anyhow::Result<Worker<AppQueue, AnyKeyValueStore>> {
-        let storage = StorageTableWriter::new(self.database.clone(), self.keys.clone())
-            .with_definitions(self.storage_tables.iter().copied());
+        let storage = self.storage_writer();
         let writer = self.storage().await?.key_value_store();
         Ok(Worker::new(
             self.database.clone(),

@@ -34,6 +34,7 @@ pub(crate) async fn start(app: &App, stop_when_empty: bool) -> anyhow::Result<Ex
         );
     })?;
     let worker = app.worker().await?;
+    let _http = crate::http::start(app).await?;
     tracing::info!(
         queues = %app.queue_list(&worker.queues()),
         stop_when_empty,

@@ -81,6 +81,15 @@ pub enum DatabaseError {
         #[source]
         source: diesel::result::Error,
     },
+    /// A write was refused before it reached the database: what it would store breaks a
+    /// limit of pubsync's own.
+    #[error("{operation} refused: {reason}")]
+    Refused {
+        /// What was attempted.
+        operation: String,
+        /// Which limit, and by how much.
+        reason: String,
+    },
 }
 
 impl DatabaseError {
@@ -95,7 +104,7 @@ impl DatabaseError {
         match self {
             Self::Connect { .. } | Self::Unreachable { .. } => true,
             Self::Query { source, .. } => is_transient_diesel_error(source),
-            Self::InvalidUrl { .. } => false,
+            Self::InvalidUrl { .. } | Self::Refused { .. } => false,
         }
     }
 }

@@ -139,9 +139,12 @@ impl QueueDepth {
     }
 }
 
+/// What [`error_queue_name`] puts after a queue's name.
+pub const ERROR_QUEUE_SUFFIX: &str = ".error";
+
 /// The name of `queue`'s error queue.
 pub fn error_queue_name(queue: &str) -> String {
-    format!("{queue}.error")
+    format!("{queue}{ERROR_QUEUE_SUFFIX}")
 }
 
 /// A message queue.

@@ -453,6 +453,10 @@ impl Inner {
         // closes the channel, and probing the ladder that way on every look at an idle queue
         // used up the connection's channel ids. Declared, a rung that other instances fill
         // is counted too; the first look at a queue declares its whole ladder, once.
+        // An error queue has no retries.
+        if queue.ends_with(pubsync_queue_extension::ERROR_QUEUE_SUFFIX) {
+            return Ok(QueueDepth { ready, pending });
+        }
         for rung in rung_millis() {
             self.ensure_retry_queue(&session, queue, rung).await?;
         }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::SyncError;
 use super::changes::to_change;
+use crate::metrics::Synced;
 
 /// What one sync chunk did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,8 +60,10 @@ impl SyncConsumer {
             .iter()
             .flat_map(|(_, changes)| changes.iter().cloned())
             .collect();
+        let synced = Synced::of(&all);
         match writer.apply(all).await {
             Ok(applied) => {
+                synced.record();
                 outcome.applied = applied;
                 settlement
                     .acknowledge
@@ -72,8 +75,12 @@ impl SyncConsumer {
             Err(error) => {
                 tracing::warn!(queue = queue_name, error = %error, "bulk storage write failed, writing messages one by one");
                 for (delivery, changes) in decoded {
+                    let synced = Synced::of(&changes);
                     match writer.apply(changes).await {
-                        Ok(applied) => outcome.applied += applied,
+                        Ok(applied) => {
+                            synced.record();
+                            outcome.applied += applied;
+                        }
                         Err(error) if error.is_transient() => {
                             return Err(release_all(queue, queue_name, &deliveries, error).await);
                         }
@@ -89,6 +96,7 @@ impl SyncConsumer {
                 }
             }
         }
+        crate::metrics::failed(queue_name, outcome.failed);
         queue.settle(queue_name, settlement).await?;
         Ok(outcome)
     }

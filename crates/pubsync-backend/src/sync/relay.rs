@@ -148,8 +148,12 @@ impl SyncRelay {
                 .flat_map(|(_, changes)| changes.storage_changes())
                 .collect();
             let count = changes.len();
+            let synced = crate::metrics::Synced::of(&changes);
             match writer.apply(changes).await {
-                Ok(_) => pass.direct += count,
+                Ok(_) => {
+                    synced.record();
+                    pass.direct += count;
+                }
                 Err(error) => {
                     tracing::warn!(error = %error, changes = count, "direct synchronization failed, sending through the sync queue");
                     for (queue_name, changes) in direct {
@@ -165,6 +169,10 @@ impl SyncRelay {
             queue.send(queue_name, self.bodies(&messages)).await?;
         }
         for (queue_name, bodies) in errors {
+            if let Some(main) = queue_name.strip_suffix(pubsync_queue_extension::ERROR_QUEUE_SUFFIX)
+            {
+                crate::metrics::failed(main, bodies.len());
+            }
             queue.send(&queue_name, bodies).await?;
         }
         self.database

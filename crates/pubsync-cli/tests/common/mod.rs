@@ -180,7 +180,12 @@ impl Drop for Setup {
                 if let Ok(queue) =
                     pubsync_queue_rabbitmq::RabbitQueue::connect_url(&url, options).await
                 {
-                    for name in ["event", "sync.storage.hello", "sync"] {
+                    for name in [
+                        "event",
+                        "sync.storage.hello",
+                        "sync.storage.publish_and_synchronize_health_check",
+                        "sync",
+                    ] {
                         let _ = queue.delete(&format!("{prefix}{name}")).await;
                     }
                 }
