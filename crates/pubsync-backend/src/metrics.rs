@@ -230,3 +230,25 @@ pub fn record_status(status: &Status) {
             .set(backlog.oldest_age.unwrap_or_default().as_secs_f64());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operators' guide explains every metric; one added here and not there fails.
+    #[test]
+    fn every_metric_is_in_the_operations_guide() {
+        let guide = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+        )
+        .unwrap();
+        for metric in METRICS {
+            assert!(
+                guide.contains(&format!("| `{}` | {} |", metric.name, metric.kind)),
+                "docs/operations.md does not list {} as a {}",
+                metric.name,
+                metric.kind
+            );
+        }
+    }
+}

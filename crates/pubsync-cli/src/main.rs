@@ -11,8 +11,9 @@ use pubsync_cli::{GlobalArgs, Modules};
 
 /// Publish & Synchronize: keeps a key-value read model of your database's tables in step.
 ///
-/// Configuration: PUBSYNC_DATABASE_URL (default sqlite://pubsync.db), PUBSYNC_QUEUE_URL
-/// (default database), PUBSYNC_STORAGE_URL (default database), and pubsync.toml or --config.
+/// Configuration: pubsync.toml (or --config), every key of which a variable overrides:
+/// PUBSYNC_DATABASE_URL (default sqlite://pubsync.db), PUBSYNC_QUEUE_URL and PUBSYNC_STORAGE_URL
+/// (default database), PUBSYNC_<SECTION>__<KEY> for the rest (docs/configuration.md).
 /// Logging: PUBSYNC_LOG (e.g. debug, pubsync_backend=trace; default info), --log-format json.
 /// Other PUBSYNC_* variables are refused, and only `setup` creates a missing SQLite file.
 #[derive(Debug, Parser)]

@@ -1,113 +1,12 @@
 //! The `pubsync` binary, driven as a user would: rows changed in the `sqlite3` shell reach
 //! storage through `queue:worker:start` and are read back with `storage:get`.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod embedded;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Workdir {
-    dir: tempfile::TempDir,
-}
-
-impl Workdir {
-    fn new(config: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pubsync.toml"), config).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_pubsync"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("PUBSYNC_LOG", "warn");
-        for var in [
-            "PUBSYNC_DATABASE_URL",
-            "PUBSYNC_QUEUE_URL",
-            "PUBSYNC_STORAGE_URL",
-        ] {
-            command.env_remove(var);
-        }
-        command
-    }
-
-    fn pubsync(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run pubsync")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.pubsync(args);
-        assert!(
-            output.status.success(),
-            "pubsync {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// The stored value of `key`, or `None` when `storage:get` exits 1 with nothing on stdout.
-    fn get(&self, key: &str) -> Option<serde_json::Value> {
-        let output = self.pubsync(&["storage:get", key]);
-        match output.status.code() {
-            Some(0) => {
-                let stdout = String::from_utf8(output.stdout).unwrap();
-                assert_eq!(stdout.lines().count(), 1, "one line of JSON: {stdout:?}");
-                Some(serde_json::from_str(&stdout).unwrap())
-            }
-            Some(1) => {
-                assert!(
-                    output.stdout.is_empty(),
-                    "nothing on stdout for an absent key"
-                );
-                None
-            }
-            _ => panic!(
-                "storage:get {key}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        }
-    }
-
-    fn work(&self) {
-        self.ok(&["queue:worker:start", "--stop-when-empty"]);
-    }
-
-    /// Runs `sql` in the sqlite3 shell on the default database file.
-    fn sqlite(&self, sql: &str) -> String {
-        let output = Command::new("sqlite3")
-            .args(["-cmd", ".timeout 10000"]) // wait for the worker's write lock instead of failing
-            .arg(self.path().join("pubsync.db"))
-            .arg(sql)
-            .stdin(Stdio::null())
-            .output()
-            .expect("the sqlite3 shell is installed (.ci/run installs it)");
-        assert!(
-            output.status.success(),
-            "sqlite3 {sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    }
-}
-
-/// Kills the child when dropped, so a failing test leaves no worker behind.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn message(name: &str, message: Option<&str>) -> Option<serde_json::Value> {
-    Some(serde_json::json!({ "name": name, "message": message }))
-}
+use embedded::*;
 
 #[test]
 fn rows_changed_in_the_sqlite_shell_reach_storage() {
@@ -236,30 +135,6 @@ fn storage_get_of_an_absent_key_prints_nothing_and_exits_1() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_resource"));
 }
 
-#[test]
-fn a_bad_configuration_is_a_clear_error_at_start() {
-    let w = Workdir::new("");
-    let output = w
-        .command(&["setup"])
-        .env("PUBSYNC_QUEUE_URL", "kafka://localhost")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("PUBSYNC_QUEUE_URL") && stderr.contains("unknown queue url"),
-        "{stderr}"
-    );
-
-    let w = Workdir::new("[worker]\nchunk = 5\n");
-    let output = w.pubsync(&["setup"]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("pubsync.toml") && stderr.contains("unknown key worker.chunk in"),
-        "{stderr}"
-    );
-}
 
 #[test]
 fn the_worker_before_setup_says_to_run_setup() {
@@ -617,94 +492,7 @@ fn error_queues_are_listed_with_reasons_and_replayed_after_the_fix() {
     assert_eq!(w.ok(&["queue:error:list", "event"]), "event.error: empty\n");
 }
 
-#[test]
-fn only_setup_creates_the_database_file_and_a_misspelt_variable_is_refused() {
-    let w = Workdir::new("");
-    let db = w.path().join("pubsync.db");
-    for args in [
-        &["queue:worker:start", "--stop-when-empty"][..],
-        &["storage:get", "message:1"],
-        &["verify"],
-    ] {
-        let output = w.pubsync(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("does not exist: run `pubsync setup` first"),
-            "{args:?}: {stderr}"
-        );
-        assert!(!db.exists(), "{args:?} left an empty database behind");
-    }
 
-    let output = w
-        .command(&["setup"])
-        .env("PUBSYNC_DATABSE_URL", "sqlite://elsewhere.db")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("unknown environment variable PUBSYNC_DATABSE_URL")
-            && stderr.contains("PUBSYNC_DATABASE_URL"),
-        "{stderr}"
-    );
-    assert!(!db.exists());
-
-    w.ok(&["setup"]);
-    assert!(db.exists(), "setup creates it");
-}
-
-#[test]
-fn logs_have_no_colour_when_redirected_json_on_request_and_a_bad_filter_is_an_error() {
-    let w = Workdir::new("");
-    w.ok(&["setup"]);
-    let human = w
-        .command(&["queue:worker:start", "--stop-when-empty"])
-        .env("PUBSYNC_LOG", "info")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&human.stderr);
-    assert!(human.status.success(), "{stderr}");
-    assert!(!stderr.is_empty(), "info lines are logged");
-    assert!(
-        !stderr.contains('\u{1b}'),
-        "no colour codes in a file: {stderr}"
-    );
-
-    let json = w
-        .command(&[
-            "queue:worker:start",
-            "--stop-when-empty",
-            "--log-format",
-            "json",
-        ])
-        .env("PUBSYNC_LOG", "info")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&json.stderr);
-    assert!(json.status.success(), "{stderr}");
-    assert!(stderr.lines().count() > 0);
-    for line in stderr.lines() {
-        let record: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
-        assert!(
-            record["level"].is_string() && record["fields"].is_object(),
-            "{line}"
-        );
-    }
-
-    let bad = w
-        .command(&["storage:get", "message:1"])
-        .env("PUBSYNC_LOG", "pubsync=loud")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("PUBSYNC_LOG=\"pubsync=loud\" is not a log filter"),
-        "{stderr}"
-    );
-}
 
 #[test]
 fn completions_and_the_man_page_follow_the_command_line_without_a_database() {
@@ -758,58 +546,3 @@ fn queue_setup_declares_the_queues_and_dump_listener_filters() {
     assert_eq!(w.ok(&["event:dump:listener", "--queue", "nothing"]), "");
 }
 
-#[test]
-fn queue_names_carry_the_prefix_and_each_queue_takes_its_own_chunk_size() {
-    let w = Workdir::new(
-        "[queue]\nprefix = \"shop.\"\n\
-         [worker]\ndirect_publish = false\nevents_per_message = 1\n\
-         [queues.\"event\"]\nchunk_size = 1\n",
-    );
-    w.ok(&["setup"]);
-    assert_eq!(
-        w.ok(&["queue:setup"]),
-        "queues declared: shop.event, shop.sync\n"
-    );
-    let listed = w.ok(&["event:dump:listener", "--queue", "shop.event"]);
-    assert_eq!(listed.lines().count(), 6, "{listed}");
-    assert!(
-        listed.lines().all(|line| line.ends_with("\tshop.event")),
-        "{listed}"
-    );
-    w.sqlite("INSERT INTO spy_hello_spryker_message (name) VALUES ('a'), ('b'), ('c'), ('d');");
-    let out = w.ok(&["queue:task:start", "shop.event"]);
-    assert!(
-        out.starts_with("shop.event: 1 messages, 1 events handled"),
-        "{out}"
-    );
-    assert!(out.contains("shop.event: 3 ready"), "{out}");
-    let output = w
-        .command(&["queue:task:start", "event"])
-        .env("PUBSYNC_QUEUES__EVENT__CHUNK_SIZE", "2")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert!(out.starts_with("shop.event: 2 messages"), "{out}");
-
-    let output = w
-        .command(&["queue:task:start", "event"])
-        .env("PUBSYNC_WORKER__RETRY_DELAY_MS", "18446744073709551615")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("PUBSYNC_WORKER__RETRY_DELAY_MS") && stderr.contains("from 0 to 3600000"),
-        "{stderr}"
-    );
-    let output = w
-        .command(&["queue:task:start", "event"])
-        .env("PUBSYNC_QUEUES__EVNT__WORKERS", "2")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("PUBSYNC_QUEUES__EVNT__WORKERS") && stderr.contains("shop.event"),
-        "{stderr}"
-    );
-}
