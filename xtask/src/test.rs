@@ -38,7 +38,14 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode> {
     for dir in [root.clone(), root.join("examples/shop")] {
         let status = Command::new(&cargo)
             .current_dir(&dir)
-            .args(["test", "--workspace", "--all-features", "--"])
+            // Every test binary runs, so one failure does not hide the others.
+            .args([
+                "test",
+                "--workspace",
+                "--all-features",
+                "--no-fail-fast",
+                "--",
+            ])
             .args(test_args)
             .status()
             .with_context(|| format!("running cargo test in {}", dir.display()))?;

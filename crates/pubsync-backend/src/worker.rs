@@ -550,22 +550,15 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         for queue_name in &self.event_queues {
             let chunk_size = self.config.event_messages_per_chunk(queue_name);
             let workers = self.config.consumer.queues.workers(queue_name);
-            let chunks = futures_util::future::try_join_all((0..workers).map(|_| async move {
-                let chunk = self
-                    .queue
-                    .receive(queue_name, chunk_size, Duration::ZERO)
-                    .await?;
-                if chunk.is_empty() {
-                    return Ok::<_, WorkerError>(None);
-                }
-                Ok(Some(
-                    self.consumer
+            let chunks = self
+                .chunks_at_once(queue_name, chunk_size, workers, |chunk| async move {
+                    Ok(self
+                        .consumer
                         .process(&self.queue, queue_name, chunk, false)
-                        .await?,
-                ))
-            }))
-            .await?;
-            for chunk in chunks.into_iter().flatten() {
+                        .await?)
+                })
+                .await?;
+            for chunk in chunks {
                 busy = true;
                 report.add(chunk);
             }
@@ -603,22 +596,14 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         for queue_name in &sync.queues {
             let chunk_size = sync.messages_per_chunk(&self.config, queue_name);
             let workers = self.config.consumer.queues.workers(queue_name);
-            let outcomes = futures_util::future::try_join_all((0..workers).map(|_| async move {
-                let chunk = self
-                    .queue
-                    .receive(queue_name, chunk_size, Duration::ZERO)
-                    .await?;
-                if chunk.is_empty() {
-                    return Ok::<_, WorkerError>(None);
-                }
-                Ok(Some(
-                    SyncConsumer
+            let outcomes = self
+                .chunks_at_once(queue_name, chunk_size, workers, |chunk| async move {
+                    Ok(SyncConsumer
                         .process(&self.queue, queue_name, chunk, writer)
-                        .await?,
-                ))
-            }))
-            .await?;
-            for outcome in outcomes.into_iter().flatten() {
+                        .await?)
+                })
+                .await?;
+            for outcome in outcomes {
                 busy = true;
                 report.messages += outcome.messages;
                 report.synchronized += outcome.applied;
@@ -626,6 +611,34 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             }
         }
         Ok((busy, report))
+    }
+
+    /// Takes up to `workers` chunks of `chunk_size` messages of `queue_name` at the same time
+    /// and hands each that is not empty to `process`: the chunks of one queue a worker
+    /// processes at once ([`QueuePolicy::workers`](crate::QueuePolicy::workers)).
+    async fn chunks_at_once<T, F, Fut>(
+        &self,
+        queue_name: &str,
+        chunk_size: usize,
+        workers: usize,
+        process: F,
+    ) -> Result<Vec<T>, WorkerError>
+    where
+        F: Fn(Vec<pubsync_queue_extension::Delivery>) -> Fut,
+        Fut: Future<Output = Result<T, WorkerError>>,
+    {
+        let outcomes = futures_util::future::try_join_all((0..workers).map(|_| async {
+            let chunk = self
+                .queue
+                .receive(queue_name, chunk_size, Duration::ZERO)
+                .await?;
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            process(chunk).await.map(Some)
+        }))
+        .await?;
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     /// Relays the sync outbox, to the sync queues or, in direct mode, to the key-value store,

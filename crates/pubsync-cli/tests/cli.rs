@@ -135,7 +135,6 @@ fn storage_get_of_an_absent_key_prints_nothing_and_exits_1() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_resource"));
 }
 
-
 #[test]
 fn the_worker_before_setup_says_to_run_setup() {
     let w = Workdir::new("");
@@ -492,8 +491,6 @@ fn error_queues_are_listed_with_reasons_and_replayed_after_the_fix() {
     assert_eq!(w.ok(&["queue:error:list", "event"]), "event.error: empty\n");
 }
 
-
-
 #[test]
 fn completions_and_the_man_page_follow_the_command_line_without_a_database() {
     let w = Workdir::new("");
@@ -545,4 +542,3 @@ fn queue_setup_declares_the_queues_and_dump_listener_filters() {
     assert_eq!(w.ok(&["event:dump:listener", "--queue", "event"]), all);
     assert_eq!(w.ok(&["event:dump:listener", "--queue", "nothing"]), "");
 }
-

@@ -1,6 +1,7 @@
 //! The operator's commands, on the embedded default and on PostgreSQL with RabbitMQ and
-//! Redis: `status` (people and `--json`), `health`, `event:trigger:listener`, and the payload
-//! limit, whose refusals land in the error queue with a reason naming the key.
+//! Redis: `queue:setup`, `event:dump:listener`, `status` (people and `--json`), `health`,
+//! `event:trigger:listener`, and the payload limit, whose refusals land in the error queue
+//! with a reason naming the key.
 
 mod common;
 
@@ -55,6 +56,19 @@ fn scenario(shop: &Shop<'_>, prefix: &str) {
     assert_eq!(
         status["read_model"]["healthy"], false,
         "no probe yet: {status}"
+    );
+
+    let declared = shop.ok(&["queue:setup"]);
+    assert!(
+        declared.starts_with("queues declared: ") && declared.contains(&format!("{prefix}event")),
+        "{declared}"
+    );
+    let listeners = shop.ok(&["event:dump:listener", "--queue", &format!("{prefix}event")]);
+    assert!(
+        listeners.contains(&format!(
+            "Entity.spy_hello_spryker_message.update\tHelloSpryker.MessageStoragePublisher\t{prefix}event"
+        )),
+        "{listeners}"
     );
 
     let (code, stdout, _) = shop.run(&["health"]);

@@ -108,4 +108,3 @@ impl Drop for KillOnDrop {
 pub fn message(name: &str, message: Option<&str>) -> Option<serde_json::Value> {
     Some(serde_json::json!({ "name": name, "message": message }))
 }
-
