@@ -70,6 +70,9 @@ fn create_shop_table(t: &TestApp, message_type: &str) {
     }
 }
 
+/// The health check's probe table, which every application adopts first.
+const HEALTH_CHECK: &str = pubsync_health::PROBE_TABLE;
+
 fn rows(t: &TestApp) -> i64 {
     t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message WHERE id_hello_spryker_message IN (7, 9, 40) AND name IN ('seven', 'nine', 'forty')")
 }
@@ -78,10 +81,14 @@ on_every_empty_database! {
     fn setup_adopts_an_existing_table_and_captures_later_changes(t) {
         create_shop_table(&t, "TEXT");
         let report = t.app.setup().expect("setup on an existing table");
-        assert!(report.adoption.created.is_empty(), "{report:?}");
+        // The health check's probe table is pubsync's own module's: created on a fresh database.
+        assert_eq!(report.adoption.created, [HEALTH_CHECK], "{report:?}");
         assert_eq!(report.adoption.existing, ["spy_hello_spryker_message"]);
         assert_eq!(report.adoption.uncaptured_rows, [("spy_hello_spryker_message", 3)]);
-        assert_eq!(report.adoption.triggers_installed, ["spy_hello_spryker_message"]);
+        assert_eq!(
+            report.adoption.triggers_installed,
+            [HEALTH_CHECK, "spy_hello_spryker_message"]
+        );
         assert_eq!(rows(&t), 3, "the shop's rows are untouched");
         assert!(t.outbox().is_empty(), "setup captures nothing by itself");
 
@@ -136,7 +143,7 @@ on_every_empty_database! {
 
     fn setup_creates_a_missing_table(t) {
         let report = t.app.setup().expect("setup");
-        assert_eq!(report.adoption.created, ["spy_hello_spryker_message"]);
+        assert_eq!(report.adoption.created, [HEALTH_CHECK, "spy_hello_spryker_message"]);
         assert!(report.adoption.existing.is_empty());
         t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('fresh')");
         assert_eq!(t.outbox().len(), 1);

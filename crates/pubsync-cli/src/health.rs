@@ -6,7 +6,6 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context as _;
 use pubsync_client::StorageClient;
 use pubsync_health::{Freshness, HealthError};
 use pubsync_storage_extension::StorageReader;
@@ -94,8 +93,20 @@ pub(crate) async fn command(
     wait: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let max_age = app.settings().health.max_age;
-    let client: StorageClient<AnyStorage> = app.client().await.context("opening the storage")?;
     let write = write_probe(app).await;
+    let client: StorageClient<AnyStorage> = match app.client().await {
+        Ok(client) => client,
+        Err(error) => {
+            // An unreachable storage is an unhealthy pipeline, not a usage error.
+            let health = Health {
+                write: Some(write),
+                storage: Err(HealthError::Storage(format!("{error:#}"))),
+                max_age,
+            };
+            report(&health, as_json);
+            return Ok(ExitCode::from(1));
+        }
+    };
     if let (Ok(written_at), Some(wait)) = (&write, wait) {
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
@@ -109,16 +120,20 @@ pub(crate) async fn command(
         write: Some(write),
         ..read(&client, max_age).await
     };
-    if as_json {
-        println!("{}", health.to_json());
-    } else {
-        print_human(&health);
-    }
+    report(&health, as_json);
     Ok(if health.is_healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn report(health: &Health, as_json: bool) {
+    if as_json {
+        println!("{}", health.to_json());
+    } else {
+        print_human(health);
+    }
 }
 
 fn print_human(health: &Health) {

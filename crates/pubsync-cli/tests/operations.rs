@@ -206,6 +206,25 @@ fn operators_commands_on_the_embedded_default() {
     };
     shop.ok(&["setup"]);
     scenario(&shop, "");
+
+    // A storage that cannot be reached is an unhealthy pipeline: exit 1, saying so.
+    if cfg!(feature = "redis") {
+        let output = Command::new(env!("CARGO_BIN_EXE_pubsync"))
+            .args(["health"])
+            .current_dir(dir.path())
+            .env("PUBSYNC_LOG", "off")
+            .env("PUBSYNC_STORAGE_URL", "redis://127.0.0.1:1")
+            .env("PUBSYNC_SYNC__ENABLED", "false")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains("publish-and-synchronize-storage: FAILING")
+                && stdout.contains("127.0.0.1:1"),
+            "{stdout}"
+        );
+    }
 }
 
 #[cfg(all(feature = "postgres", feature = "redis", feature = "rabbitmq"))]
