@@ -47,4 +47,13 @@ on_every_database! {
         assert!(t.outbox().is_empty());
         assert_eq!(t.count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message"), 0);
     }
+
+    async fn a_primary_key_change_moves_the_storage_row_to_the_new_key(t: TestApp) {
+        t.insert_messages(1, 2, Some("message"));
+        t.work().await;
+        t.sql("UPDATE spy_hello_spryker_message SET id_hello_spryker_message = 100 WHERE id_hello_spryker_message = 1");
+        t.work().await;
+        let keys: Vec<String> = t.message_storage().into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["message:2", "message:100"], "the old key is gone, the new one written");
+    }
 }

@@ -96,7 +96,7 @@ on_every_database!(crate::capture_triggers::cases:
     rolled_back_transaction_records_nothing,
     value_filter_records_only_when_the_comparison_flips,
     star_with_keep_original_keeps_every_changed_column_and_any_change_counts,
-    primary_key_change_records_an_update_of_the_new_id,
+    primary_key_change_records_an_update_of_the_new_id_and_a_delete_of_the_old,
     primary_key_change_with_a_watched_column_set_to_null_is_captured,
     table_with_a_long_name_gets_shortened_trigger_names,
     down_migration_removes_everything,
@@ -289,10 +289,13 @@ pub mod cases {
         assert_eq!(take_events(&mut database), Vec::<Value>::new());
     }
 
-    /// A row given a new primary key is recorded as an update of its new id. PostgreSQL's
-    /// statement triggers pair an update's old and new rows by primary key, so there the
-    /// old version is not found and every set column counts as changed.
-    pub fn primary_key_change_records_an_update_of_the_new_id(dialect: Dialect) {
+    /// A row given a new primary key is recorded as an update of its new id and a delete of
+    /// its old one, so that the old id's storage row and key go. PostgreSQL's statement
+    /// triggers pair an update's old and new rows by primary key, so there the old version
+    /// is not found and every set column counts as changed.
+    pub fn primary_key_change_records_an_update_of_the_new_id_and_a_delete_of_the_old(
+        dialect: Dialect,
+    ) {
         let Some(mut database) = database(dialect) else {
             return;
         };
@@ -300,14 +303,51 @@ pub mod cases {
         take_events(&mut database);
         database.execute("UPDATE spy_all SET id_all = id_all + 10");
         let events = take_events(&mut database);
-        let mut ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
-        ids.sort_unstable();
-        assert_eq!(ids, [11, 12], "{events:#?}");
-        for event in &events {
-            assert_eq!(event["event"], "Entity.spy_all.update");
+        let mut seen: Vec<(String, i64)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap().to_owned(),
+                    e["id"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("Entity.spy_all.delete".to_owned(), 1),
+                ("Entity.spy_all.delete".to_owned(), 2),
+                ("Entity.spy_all.update".to_owned(), 11),
+                ("Entity.spy_all.update".to_owned(), 12),
+            ],
+            "{events:#?}"
+        );
+        for event in events
+            .iter()
+            .filter(|e| e["event"] == "Entity.spy_all.update")
+        {
             let modified = event["modifiedColumns"].as_array().unwrap();
             assert!(modified.contains(&json!("spy_all.id_all")), "{event}");
         }
+        // A key moved onto an id another row left: only the vacated key is deleted.
+        database.execute("DELETE FROM spy_all WHERE id_all = 12");
+        take_events(&mut database);
+        database.execute("UPDATE spy_all SET id_all = 12 WHERE id_all = 11");
+        let events = take_events(&mut database);
+        let deleted: Vec<i64> = events
+            .iter()
+            .filter(|e| e["event"] == "Entity.spy_all.delete")
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(deleted, [11], "{events:#?}");
+        // An update that keeps the key deletes nothing.
+        database.execute("UPDATE spy_all SET a = 'z'");
+        let events = take_events(&mut database);
+        assert!(
+            events.iter().all(|e| e["event"] == "Entity.spy_all.update"),
+            "{events:#?}"
+        );
     }
 
     /// A row given a new primary key while a watched column goes to NULL is captured,
@@ -320,14 +360,23 @@ pub mod cases {
         take_events(&mut database);
         database.execute("UPDATE spy_item SET id_item = 200, quantity = NULL WHERE id_item = 100");
         let events = take_events(&mut database);
-        assert_eq!(events.len(), 1, "{events:#?}");
-        assert_eq!(events[0]["event"], "Entity.spy_item.update");
-        assert_eq!(events[0]["id"], 200);
-        let modified = events[0]["modifiedColumns"].as_array().unwrap();
+        let updates: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "Entity.spy_item.update")
+            .collect();
+        assert_eq!(updates.len(), 1, "{events:#?}");
+        assert_eq!(updates[0]["id"], 200);
+        let modified = updates[0]["modifiedColumns"].as_array().unwrap();
         assert!(
             modified.contains(&json!("spy_item.quantity")),
             "{modified:?}"
         );
+        let deletes: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "Entity.spy_item.delete")
+            .collect();
+        assert_eq!(deletes.len(), 1, "{events:#?}");
+        assert_eq!(deletes[0]["id"], 100);
     }
 
     pub fn table_with_a_long_name_gets_shortened_trigger_names(dialect: Dialect) {

@@ -34,7 +34,8 @@ impl Capture<'_> {
                 let mut branches = format!("    IF TG_OP = 'INSERT' THEN\n        {create}\n");
                 if let Some((insert, _)) = &update {
                     branches.push_str(&format!(
-                        "    ELSIF TG_OP = 'UPDATE' THEN\n        {insert}\n"
+                        "    ELSIF TG_OP = 'UPDATE' THEN\n        {insert}\n        {}\n",
+                        self.rekeyed()
                     ));
                 }
                 branches.push_str(&format!(
@@ -60,7 +61,10 @@ impl Capture<'_> {
                         self.table,
                         "update",
                         "AFTER UPDATE",
-                        &format!("    IF {condition} THEN\n        {insert}\n    END IF;\n"),
+                        &format!(
+                            "    IF {condition} THEN\n        {insert}\n    END IF;\n{}",
+                            self.rekeyed()
+                        ),
                     ));
                 }
                 statements.push(mysql_trigger(
@@ -273,10 +277,48 @@ impl Capture<'_> {
         })
     }
 
+    /// The delete event of the old key of every row whose primary key an update changed:
+    /// the update is captured for the new key only, and without this the old key's storage
+    /// row (and its key in the key-value store) would stay for ever. On PostgreSQL the old
+    /// rows of the statement whose key no new row has; on MySQL the row, when its key
+    /// changed.
+    fn rekeyed(&self) -> String {
+        let key = &self.table.primary_key()[0].name;
+        match self.dialect {
+            Dialect::Postgres => {
+                let key = self.quoted(key);
+                self.insert_from(
+                    "delete",
+                    Some(&format!(
+                        "NOT EXISTS (SELECT 1 FROM {NEW_ROWS} AS {NEW_ALIAS} WHERE {NEW_ALIAS}.{key} = {OLD_ALIAS}.{key})"
+                    )),
+                    &format!("{OLD_ROWS} AS {OLD_ALIAS}"),
+                )
+            }
+            Dialect::Mysql | Dialect::Sqlite => {
+                let key = self.quoted(key);
+                format!(
+                    "    IF NOT (OLD.{key} <=> NEW.{key}) THEN\n        {}\n    END IF;\n",
+                    self.insert("delete", None)
+                )
+            }
+        }
+    }
+
     /// The `INSERT` into the outbox for one action: of the row in a MySQL trigger, of every
     /// row of the statement's transition table in a PostgreSQL one, where `condition` (the
     /// watched columns of an update) filters them.
     fn insert(&self, action: &str, condition: Option<&str>) -> String {
+        let from = match action {
+            "create" => format!("{NEW_ROWS} AS {}", self.rows().1),
+            "delete" => format!("{OLD_ROWS} AS {}", self.rows().0),
+            _ => transition_join(self.table),
+        };
+        self.insert_from(action, condition, &from)
+    }
+
+    /// [`Capture::insert`], on PostgreSQL selecting `from`.
+    fn insert_from(&self, action: &str, condition: Option<&str>, from: &str) -> String {
         let table = self.table;
         let (old, new) = self.rows();
         let row = if action == "delete" { old } else { new };
@@ -349,11 +391,6 @@ impl Capture<'_> {
         );
         match self.dialect {
             Dialect::Postgres => {
-                let from = match action {
-                    "create" => format!("{NEW_ROWS} AS {new}"),
-                    "delete" => format!("{OLD_ROWS} AS {old}"),
-                    _ => transition_join(table),
-                };
                 let filter = condition.map_or(String::new(), |condition| {
                     format!("\n    WHERE {condition}")
                 });

@@ -94,17 +94,10 @@ impl SqliteTriggers<'_> {
         format!("OLD.{name} IS NOT NEW.{name}")
     }
 
-    /// The trigger that writes one compact outbox row (see [`compact_elements`]) for `action`.
-    fn insert(
-        &self,
-        action: &str,
-        timing: &str,
-        when: Option<String>,
-        row: &str,
-        tail: [Option<String>; 4],
-    ) -> String {
+    /// The elements of the compact outbox row of `action` on `row` (see [`compact_elements`]).
+    fn elements(&self, action: &str, row: &str, tail: [Option<String>; 4]) -> Vec<String> {
         let [modified, foreign_keys, original, additional] = tail;
-        let elements = compact_elements(
+        compact_elements(
             [
                 string_literal(&self.table.name),
                 string_literal(action),
@@ -116,7 +109,19 @@ impl SqliteTriggers<'_> {
                 (original, "json_object()"),
                 (additional, "json_object()"),
             ],
-        );
+        )
+    }
+
+    /// The trigger that writes one compact outbox row (see [`compact_elements`]) for `action`.
+    fn insert(
+        &self,
+        action: &str,
+        timing: &str,
+        when: Option<String>,
+        row: &str,
+        tail: [Option<String>; 4],
+    ) -> String {
+        let elements = self.elements(action, row, tail);
         let when = when.map_or(String::new(), |when| format!("\nWHEN {when}"));
         format!(
             "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nBEGIN\n    INSERT INTO {} ({}) VALUES (json_array(\n        {}\n    ));\nEND;",
@@ -191,10 +196,13 @@ impl SqliteTriggers<'_> {
         ))
     }
 
+    /// The update trigger: the update of the new key, and when the primary key changed, the
+    /// delete of the old one (the update alone would leave the old key's storage row and
+    /// its key in the key-value store for ever).
     fn update(&self) -> Option<String> {
         let when = self.watched()?;
         let columns: Vec<&Column> = self.table.columns.iter().collect();
-        Some(self.insert(
+        let trigger = self.insert(
             "update",
             "AFTER UPDATE",
             Some(when),
@@ -205,6 +213,29 @@ impl SqliteTriggers<'_> {
                 self.original_values(),
                 self.additional_values("NEW"),
             ],
+        );
+        let key = quote(Self::DIALECT, &self.primary_key().name);
+        let rekeyed = format!(
+            "    INSERT INTO {} ({}) SELECT json_array(\n        {}\n    ) WHERE OLD.{key} IS NOT NEW.{key};\nEND;",
+            quote(Self::DIALECT, OUTBOX_TABLE),
+            quote(Self::DIALECT, "data"),
+            self.elements(
+                "delete",
+                "OLD",
+                [
+                    None,
+                    self.foreign_keys("OLD"),
+                    None,
+                    self.additional_values("OLD")
+                ]
+            )
+            .join(",\n        ")
+        );
+        Some(format!(
+            "{}{rekeyed}",
+            trigger
+                .strip_suffix("END;")
+                .expect("a trigger ends with END;")
         ))
     }
 
