@@ -5,13 +5,25 @@
 //! read, by id. A crash in between hands them on again, which idempotent consumers shrug off.
 //! Rows are deleted by their ids, never by a range: a row with a lower id that commits later
 //! is not skipped.
+//!
+//! On PostgreSQL and MySQL a relay *claims* its chunk ([`Outbox::claim`]): it reads the rows
+//! `FOR UPDATE SKIP LOCKED` in a transaction that stays open until they are handed on and
+//! deleted, so that several workers share the outbox, each row relayed by one of them, instead
+//! of all of them relaying the same oldest rows. The locks hold back no writer: capture only
+//! inserts, and MySQL reads at `READ COMMITTED`, which takes no gap locks. SQLite has one
+//! writer at a time, and a transaction held open there would hold back every writer (the
+//! database queue's too), so there a relay reads and deletes as before.
 
+use diesel::Connection as _;
 use diesel::RunQueryDsl as _;
+use diesel::connection::SimpleConnection as _;
 use pubsync_database::names::{outbox, sync_outbox};
 use pubsync_database::{
-    Bind, Database, DatabaseError, FromRow, Statement, WriteTransaction as _, bind_list,
+    Bind, Database, DatabaseError, Dialect, FromRow, Statement, WriteTransaction as _, bind_list,
     with_connection,
 };
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// An outbox table: its name, its id column, and the columns a relay reads.
 #[derive(Debug, Clone, Copy)]
@@ -56,24 +68,102 @@ impl Outbox {
         &self.columns[1..]
     }
 
+    /// The first `limit` rows in id order; with `lock`, the clause that claims them.
+    fn chunk_statement(self, limit: usize, lock: &str) -> Statement {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {} LIMIT ?{lock}",
+            self.columns.join(", "),
+            self.table,
+            self.id_column
+        );
+        Statement::new(sql).bind(Bind::BigInt(limit as i64))
+    }
+
     /// The first `limit` rows in id order.
     pub(crate) fn read_chunk<R: FromRow>(
         self,
         database: &Database,
         limit: usize,
     ) -> Result<Vec<R>, DatabaseError> {
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY {} LIMIT ?",
-            self.columns.join(", "),
-            self.table,
-            self.id_column
-        );
-        let statement = Statement::new(sql).bind(Bind::BigInt(limit as i64));
+        let statement = self.chunk_statement(limit, "");
         with_connection!(database, |conn| {
             statement
                 .load::<R>(conn)
                 .map_err(DatabaseError::query(format!("read the {}", self.name)))
         })
+    }
+
+    /// Claims the first `limit` rows in id order that no other relay holds (see the module
+    /// documentation): they are this relay's until [`Claim::relayed`] deletes them, or until
+    /// the claim is dropped, which hands them back untouched. `id_of` reads a row's id.
+    pub(crate) async fn claim<R>(
+        self,
+        database: &Database,
+        limit: usize,
+        id_of: fn(&R) -> i64,
+    ) -> Result<Claim<R>, DatabaseError>
+    where
+        R: FromRow + Send + 'static,
+    {
+        if database.dialect() == Dialect::Sqlite {
+            let rows: Vec<R> = database
+                .blocking(move |db| self.read_chunk(db, limit))
+                .await?;
+            return Ok(Claim::new(self, database, rows, id_of, None));
+        }
+        let (rows_sent, rows_received) = oneshot::channel();
+        let (relayed, relayed_received) = oneshot::channel::<()>();
+        let statement = self.chunk_statement(limit, " FOR UPDATE SKIP LOCKED");
+        let db = database.clone();
+        let holder = tokio::task::spawn_blocking(move || {
+            let operation = format!("claim {} rows", self.name);
+            with_connection!(db, |conn| {
+                if db.dialect() == Dialect::Mysql {
+                    conn.batch_execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .map_err(DatabaseError::query(operation.as_str()))?;
+                }
+                conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                    let rows = match statement.load::<R>(conn) {
+                        Ok(rows) => rows,
+                        Err(error) => {
+                            let _ = rows_sent
+                                .send(Err(DatabaseError::query(operation.as_str())(error)));
+                            return Ok(());
+                        }
+                    };
+                    let ids: Vec<i64> = rows.iter().map(id_of).collect();
+                    if ids.is_empty() || rows_sent.send(Ok(rows)).is_err() {
+                        return Ok(());
+                    }
+                    if relayed_received.blocking_recv().is_err() {
+                        // Not relayed: the rows go back as they were.
+                        return Ok(());
+                    }
+                    for statement in self.delete_statements(db.dialect(), &ids) {
+                        statement.execute(conn)?;
+                    }
+                    Ok(())
+                })
+                .map_err(DatabaseError::query(operation.as_str()))
+            })
+        });
+        match rows_received.await {
+            Ok(Ok(rows)) => Ok(Claim::new(
+                self,
+                database,
+                rows,
+                id_of,
+                Some(Held { relayed, holder }),
+            )),
+            Ok(Err(error)) => {
+                holder.await.ok();
+                Err(error)
+            }
+            Err(_) => match holder.await {
+                Ok(result) => result.and(Ok(Claim::new(self, database, Vec::new(), id_of, None))),
+                Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+            },
+        }
     }
 
     /// Whether the outbox holds no row.
@@ -98,19 +188,8 @@ impl Outbox {
 
     /// Deletes the rows whose ids are `ids`, in one transaction.
     pub(crate) fn delete(self, database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
-        let lists = bind_list(database.dialect(), ids);
         let operation = format!("delete relayed {} rows", self.name);
-        let statements: Vec<Statement> = lists
-            .iter()
-            .map(|list| {
-                list.statement(format!(
-                    "DELETE FROM {} WHERE {}{}",
-                    self.table,
-                    list.condition(self.id_column),
-                    list.index_order(self.id_column)
-                ))
-            })
-            .collect();
+        let statements = self.delete_statements(database.dialect(), ids);
         with_connection!(database, |conn| {
             conn.write_transaction(|conn| {
                 for statement in statements {
@@ -121,5 +200,81 @@ impl Outbox {
                 Ok(())
             })
         })
+    }
+
+    /// The statements that delete the rows whose ids are `ids`.
+    fn delete_statements(self, dialect: Dialect, ids: &[i64]) -> Vec<Statement> {
+        bind_list(dialect, ids)
+            .iter()
+            .map(|list| {
+                list.statement(format!(
+                    "DELETE FROM {} WHERE {}{}",
+                    self.table,
+                    list.condition(self.id_column),
+                    list.index_order(self.id_column)
+                ))
+            })
+            .collect()
+    }
+}
+
+/// A chunk of outbox rows one relay holds (see [`Outbox::claim`]).
+pub(crate) struct Claim<R> {
+    outbox: Outbox,
+    database: Database,
+    /// The rows, in id order; empty when the outbox held none that was free.
+    pub(crate) rows: Vec<R>,
+    ids: Vec<i64>,
+    /// Where the rows are held in an open transaction.
+    held: Option<Held>,
+}
+
+/// A claim's open transaction: the word that the rows were relayed, and the thread holding
+/// the transaction, which deletes them on that word and commits.
+struct Held {
+    relayed: oneshot::Sender<()>,
+    holder: JoinHandle<Result<(), DatabaseError>>,
+}
+
+impl<R> Claim<R> {
+    fn new(
+        outbox: Outbox,
+        database: &Database,
+        rows: Vec<R>,
+        id_of: fn(&R) -> i64,
+        held: Option<Held>,
+    ) -> Self {
+        let ids = rows.iter().map(id_of).collect();
+        Self {
+            outbox,
+            database: database.clone(),
+            rows,
+            ids,
+            held,
+        }
+    }
+
+    /// The ids of the claimed rows.
+    pub(crate) fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
+    /// Deletes the claimed rows: they were handed on.
+    pub(crate) async fn relayed(self) -> Result<(), DatabaseError> {
+        match self.held {
+            Some(Held { relayed, holder }) => {
+                let _ = relayed.send(());
+                match holder.await {
+                    Ok(result) => result,
+                    Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+                }
+            }
+            None => {
+                let (outbox, ids) = (self.outbox, self.ids);
+                self.database
+                    .blocking(move |db| outbox.delete(db, &ids))
+                    .await
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ use pubsync_shared::message::{ErrorQueueMessage, EventQueueMessage};
 use crate::DEFAULT_EVENT_QUEUE;
 use crate::consumer::{ChunkOutcome, EventBatch, EventConsumer};
 use crate::listener::{EventCollection, Publisher};
-use crate::outbox::EVENT_OUTBOX;
+use crate::outbox::{Claim, EVENT_OUTBOX};
 
 /// Settings of the relay.
 #[derive(Debug, Clone)]
@@ -112,13 +112,13 @@ impl OutboxRelay {
         listeners: &EventCollection,
         queue: &Q,
     ) -> Result<RelayPass, RelayError> {
-        let (rows, ids) = self.read_chunk().await?;
-        if rows.is_empty() {
+        let mut claim = self.claim_chunk().await?;
+        if claim.rows.is_empty() {
             return Ok(RelayPass::default());
         }
-        let (messages, malformed) = self.messages_for(listeners, rows);
+        let (messages, malformed) = self.messages_for(listeners, std::mem::take(&mut claim.rows));
         let mut pass = RelayPass {
-            rows: ids.len(),
+            rows: claim.ids().len(),
             malformed,
             ..RelayPass::default()
         };
@@ -126,24 +126,17 @@ impl OutboxRelay {
             pass.messages += bodies.len();
             queue.send(&queue_name, bodies).await?;
         }
-        self.database
-            .blocking(move |db| EVENT_OUTBOX.delete(db, &ids))
-            .await?;
+        claim.relayed().await?;
         Ok(pass)
     }
 
-    /// The next chunk of outbox rows in id order, and their ids.
-    async fn read_chunk(&self) -> Result<(Vec<OutboxRow>, Vec<i64>), DatabaseError> {
-        let limit = self.config.chunk_size;
-        let rows: Vec<OutboxRow> = self
-            .database
-            .blocking(move |db| EVENT_OUTBOX.read_chunk(db, limit))
-            .await?;
-        let ids = rows
-            .iter()
-            .map(|row| row.id_event_behavior_entity_change)
-            .collect();
-        Ok((rows, ids))
+    /// The next chunk of outbox rows in id order that no other relay holds.
+    async fn claim_chunk(&self) -> Result<Claim<OutboxRow>, DatabaseError> {
+        EVENT_OUTBOX
+            .claim(&self.database, self.config.chunk_size, |row: &OutboxRow| {
+                row.id_event_behavior_entity_change
+            })
+            .await
     }
 
     /// Whether the outbox holds rows.
@@ -163,13 +156,13 @@ impl OutboxRelay {
         consumer: &EventConsumer,
         queue: &Q,
     ) -> Result<(RelayPass, ChunkOutcome), RelayError> {
-        let (rows, ids) = self.read_chunk().await?;
-        if rows.is_empty() {
+        let mut claim = self.claim_chunk().await?;
+        if claim.rows.is_empty() {
             return Ok(Default::default());
         }
-        let routed = route(listeners, rows);
+        let routed = route(listeners, std::mem::take(&mut claim.rows));
         let mut pass = RelayPass {
-            rows: ids.len(),
+            rows: claim.ids().len(),
             malformed: routed.malformed.len(),
             ..RelayPass::default()
         };
@@ -197,9 +190,7 @@ impl OutboxRelay {
                 .send(&error_queue_name(DEFAULT_EVENT_QUEUE), routed.malformed)
                 .await?;
         }
-        self.database
-            .blocking(move |db| EVENT_OUTBOX.delete(db, &ids))
-            .await?;
+        claim.relayed().await?;
         Ok((pass, outcome))
     }
 

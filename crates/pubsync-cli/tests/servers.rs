@@ -137,6 +137,72 @@ fn two_workers_at_once_leave_no_stale_key() {
     }
 }
 
+/// Four workers started at once on a full outbox share it: each outbox row and each sync
+/// outbox row is relayed by one of them, once, and every key arrives.
+fn four_workers_relay_each_row_once(dialect: Dialect) {
+    const ROWS: usize = 20_000;
+    let Some(amqp) = amqp() else { return };
+    let Some(s) = Setup::new(dialect, &amqp) else {
+        return;
+    };
+    s.ok(&["setup"]);
+    for first in (1..=ROWS).step_by(2_000) {
+        let values: Vec<String> = (first..first + 2_000)
+            .map(|i| format!("({i}, 'row {i}')"))
+            .collect();
+        s.shell(&format!(
+            "INSERT INTO spy_hello_spryker_message (id_hello_spryker_message, name) VALUES {}",
+            values.join(", ")
+        ));
+    }
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            s.command(&["queue:worker:start", "--stop-when-empty"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let (mut relayed, mut sync_relayed) = (0, 0);
+    for worker in workers {
+        let output = worker.wait_with_output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let summary = String::from_utf8(output.stdout).unwrap();
+        relayed += count_before(&summary, " outbox rows relayed");
+        sync_relayed += count_before(&summary, " sync rows relayed");
+    }
+    assert_eq!(
+        relayed, ROWS,
+        "outbox rows relayed by the four workers together"
+    );
+    assert_eq!(
+        sync_relayed, ROWS,
+        "sync outbox rows relayed by the four workers together"
+    );
+    assert_eq!(s.redis_keys().len(), ROWS);
+}
+
+/// The number right before `label` in a worker's summary line.
+fn count_before(summary: &str, label: &str) -> usize {
+    let head = &summary[..summary
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} in {summary}"))];
+    let digits = head.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap();
+    digits.parse().unwrap()
+}
+
+#[cfg(all(feature = "postgres", feature = "rabbitmq"))]
+#[test]
+fn four_workers_on_postgres_relay_each_row_once() {
+    four_workers_relay_each_row_once(Dialect::Postgres);
+}
+
+#[cfg(all(feature = "mysql", feature = "rabbitmq"))]
+#[test]
+fn four_workers_on_mysql_relay_each_row_once() {
+    four_workers_relay_each_row_once(Dialect::Mysql);
+}
+
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_database_queue_redis() {

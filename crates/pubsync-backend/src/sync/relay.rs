@@ -87,15 +87,14 @@ impl SyncRelay {
         writer: Option<&W>,
     ) -> Result<SyncPass, SyncError> {
         let limit = self.config.chunk_size;
-        let mut rows: Vec<SyncRow> = self
-            .database
-            .blocking(move |db| SYNC_OUTBOX.read_chunk(db, limit))
+        let mut claim = SYNC_OUTBOX
+            .claim(&self.database, limit, |row: &SyncRow| row.id_sync_outbox)
             .await?;
-        if rows.is_empty() {
+        if claim.rows.is_empty() {
             return Ok(SyncPass::default());
         }
+        let mut rows = std::mem::take(&mut claim.rows);
         self.order_versions(&mut rows);
-        let ids: Vec<i64> = rows.iter().map(|row| row.id_sync_outbox).collect();
         let mut pass = SyncPass {
             rows: rows.len(),
             ..SyncPass::default()
@@ -175,9 +174,7 @@ impl SyncRelay {
             }
             queue.send(&queue_name, bodies).await?;
         }
-        self.database
-            .blocking(move |db| SYNC_OUTBOX.delete(db, &ids))
-            .await?;
+        claim.relayed().await?;
         Ok(pass)
     }
 
