@@ -181,7 +181,7 @@ on_every_database! {
     async fn a_malformed_sync_message_goes_to_the_error_queue_and_the_rest_is_written(t: TestApp) {
         let Some(redis) = Redis::new() else { return };
         let t = app(t.dialect(), &redis.config(&redis.url, "")).unwrap();
-        let good = br#"[{"write":{"key":"message:7","value":{"name":"seven","_timestamp":1800000000.5},"resource":"message","store":"","params":[]}}]"#;
+        let good = br#"[{"write":{"key":"message:7","value":{"name":"seven","_timestamp":1700000000.5},"resource":"message","store":"","params":[]}}]"#;
         t.app.queue().await.unwrap()
             .send("sync.storage.hello", vec![b"{\"upsert\":{}}".to_vec(), good.to_vec()])
             .await
@@ -192,5 +192,48 @@ on_every_database! {
         assert_eq!(errors.len(), 1);
         assert!(errors[0]["errorMessage"].as_str().unwrap().contains("invalid sync message body"), "{errors:#?}");
         assert_eq!(errors[0]["body"], serde_json::json!({"upsert": {}}), "the original body is kept");
+    }
+
+    async fn hostile_sync_messages_go_to_the_error_queue_with_their_reasons(t: TestApp) {
+        let Some(redis) = Redis::new() else { return };
+        let t = app(t.dialect(), &redis.config(&redis.url, "")).unwrap();
+        t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('one'), ('two')");
+        t.work().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let ahead = now + 86_400.0;
+        let body = format!(
+            r#"[{{"write":{{"key":"message:1","value":{{"name":"frozen","_timestamp":{ahead}}},"resource":"message"}}}},
+                {{"write":{{"key":"price:1","value":{{"_timestamp":{now}}},"resource":"price"}}}},
+                {{"write":{{"key":"price:1","value":{{"_timestamp":{now}}},"resource":"message"}}}},
+                {{"delete":{{"key":"message:2","value":{{}},"resource":"message"}}}},
+                {{"write":{{"key":"message:3","value":{{"name":"first"}}}}}},
+                {{"write":{{"key":"message:3","value":{{"name":"second"}}}}}}]"#
+        );
+        t.app.queue().await.unwrap()
+            .send("sync.storage.hello", vec![body.into_bytes()])
+            .await
+            .unwrap();
+        let report = t.work().await;
+        assert_eq!(report.failed, 4, "{report}");
+        assert_eq!(redis.get("message:1").unwrap()["name"], "one", "a far-future write is not applied");
+        assert_eq!(redis.get("message:2").unwrap()["name"], "two", "a delete without _timestamp removes nothing");
+        assert_eq!(redis.get("price:1"), None, "unknown resources and keys outside theirs are not written");
+        assert_eq!(redis.get("message:3").unwrap()["name"], "second", "unversioned writes: the last one read wins");
+        let reasons: Vec<String> = drain(&t, "sync.storage.hello.error")
+            .await
+            .iter()
+            .map(|error| error["errorMessage"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:#?}");
+        for expected in ["ahead of this worker's clock", "unknown resource \"price\"", "does not belong to resource \"message\"", "without _timestamp"] {
+            assert!(reasons.iter().any(|reason| reason.contains(expected)), "{expected:?} in {reasons:#?}");
+        }
+        // The key the far-future write aimed at still follows the source.
+        t.sql("UPDATE spy_hello_spryker_message SET name = 'later' WHERE id_hello_spryker_message = 1");
+        t.work().await;
+        assert_eq!(redis.get("message:1").unwrap()["name"], "later");
     }
 }

@@ -14,7 +14,7 @@ use crate::consumer::{ChunkOutcome, ConsumerConfig, EventConsumer};
 use crate::listener::{EventCollection, PublishContext};
 use crate::relay::{OutboxRelay, RelayConfig, RelayError};
 use crate::storage_table_writer::StorageTableWriter;
-use crate::sync::{SyncConfig, SyncConsumer, SyncError, SyncRelay, SyncTables};
+use crate::sync::{SyncConfig, SyncConsumer, SyncError, SyncGuard, SyncRelay, SyncTables};
 
 /// Settings of the worker.
 #[derive(Debug, Clone)]
@@ -350,6 +350,8 @@ pub struct Worker<Q, W = std::convert::Infallible> {
 /// The sync stages of a worker.
 pub(crate) struct Synchronization<W> {
     pub(crate) relay: SyncRelay,
+    /// Checks and applies the sync queues' messages.
+    consumer: SyncConsumer,
     /// The sync queues of the tables that synchronize, derived once.
     queues: Vec<String>,
     pub(crate) config: SyncConfig,
@@ -414,6 +416,8 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         writer: Option<W2>,
     ) -> Worker<Q, W2> {
         let queues = tables.queues(&config);
+        let consumer =
+            SyncConsumer::new(SyncGuard::new(tables.definitions(), config.max_clock_skew));
         let relay = SyncRelay::new(self.database.clone(), tables, keys, config.clone());
         Worker {
             queue: self.queue,
@@ -425,6 +429,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             event_queues: self.event_queues,
             sync: Some(Synchronization {
                 relay,
+                consumer,
                 queues,
                 config,
                 writer,
@@ -598,7 +603,8 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             let workers = self.config.consumer.queues.workers(queue_name);
             let outcomes = self
                 .chunks_at_once(queue_name, chunk_size, workers, |chunk| async move {
-                    Ok(SyncConsumer
+                    Ok(sync
+                        .consumer
                         .process(&self.queue, queue_name, chunk, writer)
                         .await?)
                 })

@@ -195,7 +195,9 @@ pub struct SyncPayload {
     pub key: String,
     /// The data, with `_timestamp` added; for a delete only `_timestamp`.
     pub value: Map<String, Value>,
-    /// The resource the key belongs to.
+    /// The resource the key belongs to; empty when the message did not say (the original
+    /// leaves it out of some messages), and then the key's first part is meant.
+    #[serde(default)]
     pub resource: String,
     /// The raw store, `""` for store-less tables; absent on mapping messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]

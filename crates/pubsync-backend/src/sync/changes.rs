@@ -227,9 +227,10 @@ fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// The versioned storage change of a sync message from the queue. A message without
-/// `_timestamp` (the original's `sync:data` export sends none) counts as current.
-pub fn to_change(message: &SyncMessage) -> StorageChange {
+/// The versioned storage change of one of pubsync's own sync messages, which always carry
+/// `_timestamp` (the consumer checks what comes from the queue with its `SyncGuard`).
+#[cfg(test)]
+fn to_change(message: &SyncMessage) -> StorageChange {
     let version = message.version().unwrap_or_else(Version::now);
     match message {
         SyncMessage::Write(payload) => StorageChange::Write {

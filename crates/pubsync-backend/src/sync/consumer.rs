@@ -6,7 +6,7 @@ use pubsync_storage_extension::{KeyValueWriter, StorageChange, StorageError};
 use serde_json::Value;
 
 use super::SyncError;
-use super::changes::to_change;
+use super::guard::SyncGuard;
 use crate::metrics::Synced;
 
 /// What one sync chunk did.
@@ -21,15 +21,24 @@ pub struct SyncOutcome {
 }
 
 /// Applies chunks of sync messages to storage.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SyncConsumer;
+#[derive(Debug, Clone)]
+pub struct SyncConsumer {
+    guard: SyncGuard,
+}
 
 impl SyncConsumer {
-    /// Applies `deliveries` of `queue_name` to `writer` and settles them. Every change of the
-    /// chunk goes in one `apply` call; when storage refuses it for a reason other than being
-    /// unreachable, each message is applied alone and those that still fail go to the error
-    /// queue with the reason, so one bad message does not hold back the chunk. When storage is
-    /// unreachable the chunk is released and the error returned.
+    /// A consumer applying what `guard` lets through.
+    pub fn new(guard: SyncGuard) -> Self {
+        Self { guard }
+    }
+
+    /// Applies `deliveries` of `queue_name` to `writer` and settles them. Each message is
+    /// checked first ([`SyncGuard`]); one that fails goes to the error queue with the reason,
+    /// beside the rest of its body. Every change of the chunk goes in one `apply` call; when
+    /// storage refuses it for a reason other than being unreachable, each message is applied
+    /// alone and those that still fail go to the error queue with the reason, so one bad
+    /// message does not hold back the chunk. When storage is unreachable the chunk is released
+    /// and the error returned.
     pub async fn process<Q: Queue, W: KeyValueWriter>(
         &self,
         queue: &Q,
@@ -43,9 +52,29 @@ impl SyncConsumer {
         };
         let mut settlement = Settlement::default();
         let mut decoded: Vec<(&Delivery, Vec<StorageChange>)> = Vec::new();
+        let mut stamp = self.guard.stamp();
         for delivery in &deliveries {
             match SyncMessage::decode_batch(&delivery.body) {
-                Ok(messages) => decoded.push((delivery, messages.iter().map(to_change).collect())),
+                Ok(messages) => {
+                    let mut changes = Vec::with_capacity(messages.len());
+                    for message in &messages {
+                        match self.guard.check(message, &mut stamp) {
+                            Ok(change) => changes.push(change),
+                            Err(reason) => {
+                                tracing::error!(queue = queue_name, key = %message.payload().key, reason, "sync message refused");
+                                outcome.failed += 1;
+                                settlement
+                                    .error
+                                    .push(sync_error_body(&message.encode(), &reason));
+                            }
+                        }
+                    }
+                    if changes.is_empty() {
+                        settlement.acknowledge.push(delivery.tag);
+                    } else {
+                        decoded.push((delivery, changes));
+                    }
+                }
                 Err(error) => {
                     tracing::error!(queue = queue_name, error = %error, "sync message cannot be read");
                     outcome.failed += 1;

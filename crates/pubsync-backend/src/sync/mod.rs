@@ -10,6 +10,8 @@
 //! - [`changes`]: what one outbox row means: the changes of its key and of its alias keys,
 //!   as storage changes (direct mode) or as the original's `{"write":…}` / `{"delete":…}`
 //!   messages (the queue).
+//! - [`guard`]: the [`SyncGuard`] checks each sync message (resource, key, `_timestamp`)
+//!   before it is applied.
 //! - [`consumer`]: the [`SyncConsumer`] applies a chunk of sync messages in one versioned call,
 //!   so an older change never replaces a newer one.
 //! - [`switch`]: the global switch as the database records it for the sync triggers.
@@ -22,11 +24,13 @@ use pubsync_shared::synchronization::SynchronizationDefinition;
 pub mod changes;
 pub mod consumer;
 pub mod error;
+pub mod guard;
 pub mod relay;
 pub mod switch;
 
 pub use consumer::{SyncConsumer, SyncOutcome};
 pub use error::SyncError;
+pub use guard::{DEFAULT_MAX_CLOCK_SKEW, SyncGuard};
 pub use relay::{SyncPass, SyncRelay};
 pub(crate) use switch::{delete_setting, read_setting, write_setting};
 pub use switch::{record_switch, recorded_switch};
@@ -53,6 +57,8 @@ pub struct SyncConfig {
     pub consumer_chunk_size: usize,
     /// About how many changes a consumer chunk may hold, whatever the number of messages.
     pub max_chunk_changes: usize,
+    /// How far ahead of the worker's clock a sync message's `_timestamp` may be.
+    pub max_clock_skew: std::time::Duration,
 }
 
 impl SyncConfig {
@@ -79,6 +85,7 @@ impl Default for SyncConfig {
             spryker_compatible: false,
             consumer_chunk_size: 100,
             max_chunk_changes: 10_000,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
         }
     }
 }
@@ -98,6 +105,11 @@ impl SyncTables {
                 .map(|definition| (definition.table, definition))
                 .collect(),
         }
+    }
+
+    /// The definitions of the tables.
+    pub fn definitions(&self) -> impl Iterator<Item = &'static SynchronizationDefinition> + '_ {
+        self.by_table.values().copied()
     }
 
     /// The sync queues of the tables that synchronize, sorted, without repeats.

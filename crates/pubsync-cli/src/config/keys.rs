@@ -211,6 +211,12 @@ pub const KEYS: &[Key] = &[
         "The largest `data` of one storage row, in bytes of JSON. A larger one is not written or sent: its event goes to the error queue with a reason naming the key. The original warns at 256 KB.",
     ),
     key(
+        "sync.max_clock_skew_seconds",
+        int(1, 86_400),
+        "300",
+        "How far ahead of the worker's clock a sync message's `_timestamp` may be. A message further ahead goes to the error queue: applied, it would make its key ignore every later change.",
+    ),
+    key(
         "queue.prefix",
         Kind::Text,
         "empty",

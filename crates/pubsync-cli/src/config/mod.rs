@@ -159,6 +159,9 @@ impl Settings {
         if let Some(chunk_size) = size("sync.chunk_size") {
             sync.consumer_chunk_size = chunk_size;
         }
+        if let Some(seconds) = integer("sync.max_clock_skew_seconds") {
+            sync.max_clock_skew = Duration::from_secs(seconds);
+        }
         let http_address = match values.text("http.address") {
             Some((address, origin)) => Some(
                 check_address(address).with_context(|| format!("http.address (from {origin})"))?,
