@@ -146,3 +146,86 @@ on_every_database! {
         );
     }
 }
+
+/// SQLite keeps whatever bytes it is given: an outbox row that is not UTF-8 goes to the error
+/// queue with its bytes exactly and its reason, and the changes after it are published.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outbox_row_that_is_not_utf8_goes_to_the_error_queue_and_the_rest_flows() {
+    use pubsync_queue_extension::{Queue, Settlement};
+    let t = pubsync_tests::TestApp::on(pubsync_database::Dialect::Sqlite).expect("sqlite");
+    t.sql("INSERT INTO spy_event_behavior_entity_change (data) VALUES (CAST(X'7b226e616d65223a22ff227d' AS TEXT))");
+    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('after')");
+    t.work().await;
+    assert_eq!(
+        t.message_storage().len(),
+        1,
+        "the change after the bad row is published"
+    );
+    let queue = t.app.queue().await.unwrap();
+    let errors = queue
+        .receive("event.error", 10, std::time::Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    let error: serde_json::Value = serde_json::from_slice(&errors[0].body).unwrap();
+    assert_eq!(
+        error["dataHex"], "7b226e616d65223a22ff227d",
+        "the bytes as stored: {error}"
+    );
+    let reason = error["errorMessage"].as_str().unwrap();
+    assert!(reason.contains("not valid UTF-8"), "{reason}");
+    queue
+        .settle(
+            "event.error",
+            Settlement {
+                acknowledge: errors.iter().map(|d| d.tag).collect(),
+                ..Settlement::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.outbox().len(), 0, "the bad row left the outbox");
+}
+
+/// A sync outbox row that is not UTF-8 goes to its table's sync error queue with every column
+/// kept, the bad ones as their exact bytes, and the rows after it are synchronized.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_outbox_row_that_is_not_utf8_goes_to_the_error_queue_and_the_rest_flows() {
+    use pubsync_queue_extension::Queue;
+    let t = pubsync_tests::TestApp::on(pubsync_database::Dialect::Sqlite).expect("sqlite");
+    t.sql(
+        "INSERT INTO pubsync_sync_outbox (storage_table, storage_key, operation, data, version) \
+         VALUES ('spy_hello_spryker_message_storage', CAST(X'6d6573736167653aff' AS TEXT), 'write', '{}', 1)",
+    );
+    t.sql("INSERT INTO spy_hello_spryker_message (name) VALUES ('after')");
+    t.work().await;
+    assert_eq!(t.message_storage().len(), 1);
+    assert_eq!(
+        t.count("SELECT COUNT(*) AS n FROM pubsync_sync_outbox"),
+        0,
+        "the bad row and the good one left the sync outbox"
+    );
+    let errors = t
+        .app
+        .queue()
+        .await
+        .unwrap()
+        .receive(
+            "sync.storage.hello.error",
+            10,
+            std::time::Duration::from_millis(50),
+        )
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    let error: serde_json::Value = serde_json::from_slice(&errors[0].body).unwrap();
+    assert_eq!(error["keyHex"], "6d6573736167653aff", "{error}");
+    assert_eq!(error["data"], "{}", "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not valid UTF-8 in key"),
+        "{error}"
+    );
+}

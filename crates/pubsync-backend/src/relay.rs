@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Binary};
 use pubsync_database::{Database, DatabaseError};
 use pubsync_queue_extension::{Queue, QueueError, SendError, Settlement, error_queue_name};
 use pubsync_shared::event::EventEntityTransfer;
@@ -77,8 +77,10 @@ impl RelayError {
 struct OutboxRow {
     #[diesel(sql_type = BigInt)]
     id_event_behavior_entity_change: i64,
-    #[diesel(sql_type = Text)]
-    data: String,
+    /// The row's bytes as stored: SQLite keeps what it is given, valid UTF-8 or not, and a
+    /// row that is not must reach the error queue as it is instead of failing the chunk.
+    #[diesel(sql_type = Binary)]
+    data: Vec<u8>,
 }
 
 /// Moves the outbox to the event queues.
@@ -244,7 +246,15 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
     };
     let mut captured: BTreeMap<String, u64> = BTreeMap::new();
     for row in rows {
-        let transfer = match EventEntityTransfer::from_outbox(&row.data) {
+        let data = match std::str::from_utf8(&row.data) {
+            Ok(data) => data,
+            Err(error) => {
+                let reason = format!("not valid UTF-8 ({error})");
+                routed.malformed.push(malformed_row(&row, &reason));
+                continue;
+            }
+        };
+        let transfer = match EventEntityTransfer::from_outbox(data) {
             Ok(transfer) if !transfer.event.is_empty() => transfer,
             Ok(_) => {
                 routed.malformed.push(malformed_row(&row, "no event name"));
@@ -299,6 +309,6 @@ fn malformed_row(row: &OutboxRow, reason: &str) -> Vec<u8> {
     tracing::error!(outbox_id = id, reason, "outbox row is not an event");
     ErrorQueueMessage::new(format!("outbox row {id} is not an event: {reason}"))
         .with("outboxId", id)
-        .with("data", row.data.as_str())
+        .with_bytes("data", &row.data)
         .encode()
 }

@@ -172,10 +172,30 @@ impl ErrorQueueMessage {
         self
     }
 
+    /// Adds `field` with `bytes` as text when they are UTF-8, and otherwise, since JSON holds
+    /// no other text, as `<field>Hex`: the bytes exactly, two lowercase hex digits each.
+    pub fn with_bytes(self, field: &str, bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.with(field, text),
+            Err(_) => self.with(&format!("{field}Hex"), hex(bytes)),
+        }
+    }
+
     /// The body of this message.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an error queue message always serialises")
     }
+}
+
+/// `bytes` as lowercase hexadecimal digits, two per byte.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 /// A sync queue message in the original's format: `{"write":{…}}` or `{"delete":{…}}`.
@@ -292,6 +312,16 @@ mod tests {
         assert_eq!(transfers.len(), 1);
         assert_eq!(transfers[0].id, Some(1));
         assert_eq!(transfers[0].modified_columns.len(), 2);
+    }
+
+    #[test]
+    fn error_messages_keep_bytes_that_are_not_text_exactly() {
+        let message = ErrorQueueMessage::new("bad")
+            .with_bytes("data", b"{\"a\":1}")
+            .with_bytes("key", &[b'k', 0xff, 0x00]);
+        assert_eq!(message.subject["data"], "{\"a\":1}");
+        assert_eq!(message.subject["keyHex"], "6bff00");
+        assert!(!message.subject.contains_key("key"));
     }
 
     #[test]

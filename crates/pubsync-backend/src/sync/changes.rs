@@ -5,7 +5,7 @@
 //! store, the queue path into the original's sync messages. A stored value carries the
 //! change's version as its `_timestamp`, in seconds, as the original's do.
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Nullable};
 use pubsync_shared::key::{KeyBuilders, SynchronizationData};
 use pubsync_shared::message::{ErrorQueueMessage, SyncMessage, SyncPayload, TIMESTAMP_FIELD};
 use pubsync_shared::synchronization::SynchronizationDefinition;
@@ -16,27 +16,104 @@ use serde_json::{Map, Value, json};
 use pubsync_database::names::sync_outbox;
 
 /// One row of the sync outbox.
-#[derive(diesel::QueryableByName, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct SyncRow {
-    #[diesel(sql_type = BigInt)]
     pub(crate) id_sync_outbox: i64,
-    #[diesel(sql_type = Text)]
     pub(crate) storage_table: String,
-    #[diesel(sql_type = Text)]
     pub(crate) storage_key: String,
-    #[diesel(sql_type = Text)]
     pub(crate) operation: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub(crate) data: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub(crate) previous_data: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub(crate) store: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub(crate) locale: Option<String>,
     /// The change's [`Version`] in microseconds, as the trigger recorded it.
-    #[diesel(sql_type = BigInt)]
     pub(crate) version: i64,
+}
+
+/// A sync outbox row as stored, its text columns as bytes: SQLite keeps whatever it is given,
+/// and a row that is not UTF-8 must reach the error queue as it is instead of failing its
+/// chunk for ever.
+#[derive(diesel::QueryableByName, Debug)]
+pub(crate) struct StoredSyncRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) id_sync_outbox: i64,
+    #[diesel(sql_type = Binary)]
+    storage_table: Vec<u8>,
+    #[diesel(sql_type = Binary)]
+    storage_key: Vec<u8>,
+    #[diesel(sql_type = Binary)]
+    operation: Vec<u8>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    data: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    previous_data: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    store: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    locale: Option<Vec<u8>>,
+    #[diesel(sql_type = BigInt)]
+    version: i64,
+}
+
+impl StoredSyncRow {
+    /// The row, or, when a text column is not UTF-8, its error-queue message (every column
+    /// kept, the bytes exactly) and the storage table it names when that one is readable.
+    pub(crate) fn decode(self) -> Result<SyncRow, (Option<String>, Vec<u8>)> {
+        fn text(bytes: &[u8]) -> Option<String> {
+            std::str::from_utf8(bytes).ok().map(str::to_owned)
+        }
+        let optional = |bytes: &Option<Vec<u8>>| match bytes {
+            None => Some(None),
+            Some(bytes) => text(bytes).map(Some),
+        };
+        let decoded = (|| {
+            Some(SyncRow {
+                id_sync_outbox: self.id_sync_outbox,
+                storage_table: text(&self.storage_table)?,
+                storage_key: text(&self.storage_key)?,
+                operation: text(&self.operation)?,
+                data: optional(&self.data)?,
+                previous_data: optional(&self.previous_data)?,
+                store: optional(&self.store)?,
+                locale: optional(&self.locale)?,
+                version: self.version,
+            })
+        })();
+        decoded.ok_or_else(|| {
+            let columns = [
+                ("storageTable", Some(&self.storage_table)),
+                ("key", Some(&self.storage_key)),
+                ("operation", Some(&self.operation)),
+                ("data", self.data.as_ref()),
+                ("previousData", self.previous_data.as_ref()),
+                ("store", self.store.as_ref()),
+                ("locale", self.locale.as_ref()),
+            ];
+            let unreadable: Vec<&str> = columns
+                .iter()
+                .filter(|(_, bytes)| bytes.is_some_and(|bytes| std::str::from_utf8(bytes).is_err()))
+                .map(|(name, _)| *name)
+                .collect();
+            let id = self.id_sync_outbox;
+            let reason = format!(
+                "sync outbox row {id} is not valid UTF-8 in {}",
+                unreadable.join(", ")
+            );
+            tracing::error!(
+                sync_outbox_id = id,
+                reason,
+                "sync outbox row cannot be read"
+            );
+            let mut message = ErrorQueueMessage::new(reason).with("syncOutboxId", id);
+            for (name, bytes) in columns {
+                if let Some(bytes) = bytes {
+                    message = message.with_bytes(name, bytes);
+                }
+            }
+            let message = message.with("version", self.version).encode();
+            (text(&self.storage_table), message)
+        })
+    }
 }
 
 impl SyncRow {
@@ -47,6 +124,7 @@ impl SyncRow {
     /// The error-queue message of a row that cannot be synchronized, with the row kept.
     pub(crate) fn error_message(&self, reason: &str) -> Vec<u8> {
         ErrorQueueMessage::new(reason)
+            .with("syncOutboxId", self.id_sync_outbox)
             .with("storageTable", self.storage_table.as_str())
             .with("key", self.storage_key.as_str())
             .with("operation", self.operation.as_str())

@@ -11,7 +11,7 @@ use pubsync_shared::message::SyncMessage;
 use pubsync_shared::version::Version;
 use pubsync_storage_extension::{KeyValueWriter, StorageChange};
 
-use super::changes::{RowChanges, SyncRow};
+use super::changes::{RowChanges, StoredSyncRow, SyncRow};
 use super::{SyncConfig, SyncError, SyncTables, UNROUTABLE_QUEUE};
 use crate::outbox::SYNC_OUTBOX;
 
@@ -88,20 +88,37 @@ impl SyncRelay {
     ) -> Result<SyncPass, SyncError> {
         let limit = self.config.chunk_size;
         let mut claim = SYNC_OUTBOX
-            .claim(&self.database, limit, |row: &SyncRow| row.id_sync_outbox)
+            .claim(&self.database, limit, |row: &StoredSyncRow| {
+                row.id_sync_outbox
+            })
             .await?;
         if claim.rows.is_empty() {
             return Ok(SyncPass::default());
         }
-        let mut rows = std::mem::take(&mut claim.rows);
-        self.order_versions(&mut rows);
         let mut pass = SyncPass {
-            rows: rows.len(),
+            rows: claim.rows.len(),
             ..SyncPass::default()
         };
+        let mut errors: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut rows = Vec::with_capacity(claim.rows.len());
+        for stored in std::mem::take(&mut claim.rows) {
+            match stored.decode() {
+                Ok(row) => rows.push(row),
+                Err((table, message)) => {
+                    pass.failed += 1;
+                    let group = table
+                        .and_then(|table| self.tables.get(&table))
+                        .map_or(UNROUTABLE_QUEUE, |definition| definition.queue_group);
+                    errors
+                        .entry(error_queue_name(group))
+                        .or_default()
+                        .push(message);
+                }
+            }
+        }
+        self.order_versions(&mut rows);
         let mut by_queue: BTreeMap<&'static str, Vec<SyncMessage>> = BTreeMap::new();
         let mut direct: Vec<(&'static str, RowChanges)> = Vec::new();
-        let mut errors: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for row in rows {
             let Some(definition) = self.tables.get(&row.storage_table) else {
                 pass.failed += 1;
