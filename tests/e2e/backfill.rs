@@ -398,3 +398,21 @@ on_every_database_and_storage! {
         assert_eq!(keys, ["message:1", "message:4"], "id 5 is a gap: nothing to publish");
     }
 }
+
+/// SQLite keeps whatever bytes it is given: a storage row whose data is not UTF-8 is stale to
+/// `verify`, not a reason to stop, and a repair rewrites it.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_storage_data_that_is_not_utf8_as_stale_and_repair_rewrites_it() {
+    let c = Case::new(Dialect::Sqlite, Storage::Database)
+        .expect("sqlite")
+        .shop_with_rows();
+    c.backfill(&TriggerOptions::default(), &NoProgress).await;
+    c.t.sql("UPDATE spy_hello_spryker_message_storage SET data = CAST(X'7b22ff227d' AS TEXT) WHERE fk_hello_spryker_message = 4");
+    c.drop_sync_outbox();
+    let report = c.verify(false).await;
+    assert_eq!(report.storage.stale.first, ["message:4"], "{report:#?}");
+    assert_eq!(report.storage.stale.count, 1);
+    let repairs = c.verify(true).await.repairs.unwrap();
+    assert_eq!(repairs.republished, 1, "{repairs:?}");
+    assert!(c.verify(false).await.is_clean());
+}

@@ -182,8 +182,10 @@ struct TableGroup {
 struct StorageRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     key: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    data: Option<String>,
+    /// Bytes, since SQLite keeps whatever it is given: a row whose data is not UTF-8 reads as
+    /// absent (and is logged), instead of failing every key read with it.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    data: Option<Vec<u8>>,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -253,8 +255,17 @@ fn read_keys(
                 // Rows are matched to keys exactly: a MySQL collation that ignores case
                 // or trailing spaces may return a row for a key other than the one asked.
                 for row in rows {
-                    if let Some(data) = row.data {
-                        found.insert(row.key, data);
+                    let Some(data) = row.data else { continue };
+                    match String::from_utf8(data) {
+                        Ok(data) => {
+                            found.insert(row.key, data);
+                        }
+                        Err(error) => tracing::error!(
+                            table,
+                            key = %row.key,
+                            error = %error.utf8_error(),
+                            "storage row data is not valid UTF-8: the key reads as absent until the row is repaired (pubsync verify --repair)"
+                        ),
                     }
                 }
             }

@@ -206,6 +206,26 @@ async fn rows_without_data_are_absent() {
     }
 }
 
+/// SQLite keeps whatever bytes it is given: a row whose data is not UTF-8 reads as absent,
+/// and the keys read beside it are served.
+#[tokio::test]
+async fn a_row_whose_data_is_not_utf8_is_absent_and_the_others_are_read() {
+    let (_dir, database) = sqlite_database();
+    create_storage_table(&database, TABLE);
+    insert(&database, TABLE, &[("conformance:good", r#"{"a":1}"#)]);
+    database
+        .batch_execute(&format!(
+            "INSERT INTO {TABLE} (\"key\", data) VALUES ('conformance:bad', CAST(X'7b22ff227d' AS TEXT))"
+        ))
+        .unwrap();
+    let storage = DatabaseStorage::new(database, TableResolver::new());
+    let values = storage
+        .get_multi(&["conformance:bad".to_owned(), "conformance:good".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(values, [None, Some(r#"{"a":1}"#.to_owned())]);
+}
+
 #[tokio::test]
 async fn get_multi_of_a_thousand_keys_is_chunked() {
     for (_dir, database) in databases() {

@@ -3,7 +3,7 @@
 //! them on the blocking pool.
 
 use diesel::RunQueryDsl as _;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
 use pubsync_database::{
     Bind, Database, DatabaseError, Dialect, FromRow, ListValue, Statement, WriteTransaction as _,
@@ -36,11 +36,23 @@ struct Key {
 pub(crate) struct StoredRow {
     #[diesel(sql_type = Text)]
     pub(crate) key: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub(crate) data: Option<String>,
+    /// The data as stored: bytes, since SQLite keeps what it is given, and a row whose data
+    /// is not UTF-8 is one to report (and repair), not one that stops the run.
+    #[diesel(sql_type = Nullable<Binary>)]
+    data: Option<Vec<u8>>,
     /// The row's reference, where its table has an integer `key_suffix_column`.
     #[diesel(sql_type = Nullable<BigInt>)]
     pub(crate) reference: Option<i64>,
+}
+
+impl StoredRow {
+    /// The data as text; bytes that are not UTF-8 become U+FFFD, so that such a row compares
+    /// as stale and a repair rewrites it.
+    pub(crate) fn data(&self) -> Option<String> {
+        self.data
+            .as_deref()
+            .map(|data| String::from_utf8_lossy(data).into_owned())
+    }
 }
 
 /// `column` as a 64-bit integer (a shop's id column is often a 32-bit one).

@@ -262,7 +262,7 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
                 })
                 .await?
             {
-                stored.insert(row.key, (row.data, row.reference, table));
+                stored.insert(row.key.clone(), (row.data(), row.reference, table));
             }
         }
         let mut keys: Vec<String> = expected.keys().cloned().collect();
