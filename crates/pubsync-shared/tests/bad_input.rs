@@ -121,6 +121,24 @@ fn near_compact_outbox_row() -> impl Strategy<Value = String> {
         })
 }
 
+/// A sync body decodes into messages that can be asked for their version and encoded again,
+/// or gives an error that says it is a sync message that is wrong.
+fn decodes_or_says_why(body: &[u8]) -> Result<(), TestCaseError> {
+    match SyncMessage::decode_batch(body) {
+        Ok(messages) => {
+            for message in &messages {
+                let _ = message.version();
+                prop_assert_eq!(
+                    SyncMessage::decode(&message.encode()).unwrap(),
+                    message.clone()
+                );
+            }
+        }
+        Err(error) => prop_assert!(error.to_string().contains("sync"), "{error}"),
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
@@ -144,16 +162,7 @@ proptest! {
 
     #[test]
     fn sync_messages_decode_or_say_why(body in body()) {
-        match SyncMessage::decode_batch(&body) {
-            Ok(messages) => {
-                for message in &messages {
-                    // What decoded can be asked for its version and encoded again.
-                    let _ = message.version();
-                    prop_assert_eq!(SyncMessage::decode(&message.encode()).unwrap(), message.clone());
-                }
-            }
-            Err(error) => prop_assert!(error.to_string().contains("sync"), "{error}"),
-        }
+        decodes_or_says_why(&body)?;
     }
 
     #[test]
@@ -176,15 +185,7 @@ proptest! {
 
     #[test]
     fn near_sync_messages_decode_or_say_why(body in near_sync_message()) {
-        match SyncMessage::decode_batch(&body) {
-            Ok(messages) => {
-                for message in &messages {
-                    let _ = message.version();
-                    prop_assert_eq!(SyncMessage::decode(&message.encode()).unwrap(), message.clone());
-                }
-            }
-            Err(error) => prop_assert!(error.to_string().contains("sync"), "{error}"),
-        }
+        decodes_or_says_why(&body)?;
     }
 
     #[test]

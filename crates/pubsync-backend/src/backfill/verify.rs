@@ -262,7 +262,8 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
                 })
                 .await?
             {
-                stored.insert(row.key.clone(), (row.data(), row.reference, table));
+                let data = row.data();
+                stored.insert(row.key, (data, row.reference, table));
             }
         }
         let mut keys: Vec<String> = expected.keys().cloned().collect();

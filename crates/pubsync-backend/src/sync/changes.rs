@@ -305,28 +305,19 @@ fn parse_object(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// The versioned storage change of one of pubsync's own sync messages, which always carry
-/// `_timestamp` (the consumer checks what comes from the queue with its `SyncGuard`).
-#[cfg(test)]
-fn to_change(message: &SyncMessage) -> StorageChange {
-    let version = message.version().unwrap_or_else(Version::now);
-    match message {
-        SyncMessage::Write(payload) => StorageChange::Write {
-            key: payload.key.clone(),
-            value: serde_json::to_string(&payload.value).expect("json serialises"),
-            version,
-        },
-        SyncMessage::Delete(payload) => StorageChange::Delete {
-            key: payload.key.clone(),
-            version,
-        },
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::sync::guard::{DEFAULT_MAX_CLOCK_SKEW, SyncGuard};
     use crate::sync::testing::PRODUCT;
+
+    /// What the sync consumer makes of `message` when it takes it from the queue.
+    fn to_change(message: &SyncMessage) -> StorageChange {
+        let guard = SyncGuard::new([&PRODUCT], DEFAULT_MAX_CLOCK_SKEW);
+        guard
+            .check(message, &mut guard.stamp())
+            .expect("pubsync's own messages pass the guard")
+    }
 
     pub(crate) fn row(operation: &str, data: Option<&str>, previous: Option<&str>) -> SyncRow {
         SyncRow {

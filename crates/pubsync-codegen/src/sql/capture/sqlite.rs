@@ -121,15 +121,31 @@ impl SqliteTriggers<'_> {
         row: &str,
         tail: [Option<String>; 4],
     ) -> String {
-        let elements = self.elements(action, row, tail);
-        let when = when.map_or(String::new(), |when| format!("\nWHEN {when}"));
+        let body = self.outbox_insert(self.elements(action, row, tail), None);
+        self.trigger(action, timing, when, &body)
+    }
+
+    /// The `INSERT` of one compact outbox row made of `elements`, where `condition` holds.
+    fn outbox_insert(&self, elements: Vec<String>, condition: Option<&str>) -> String {
+        let (values, close) = match condition {
+            None => ("VALUES (json_array(", "));".to_owned()),
+            Some(condition) => ("SELECT json_array(", format!(") WHERE {condition};")),
+        };
         format!(
-            "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nBEGIN\n    INSERT INTO {} ({}) VALUES (json_array(\n        {}\n    ));\nEND;",
-            quote(Self::DIALECT, &trigger_name(&self.table.name, action)),
-            quote(Self::DIALECT, &self.table.name),
+            "    INSERT INTO {} ({}) {values}\n        {}\n    {close}",
             quote(Self::DIALECT, OUTBOX_TABLE),
             quote(Self::DIALECT, "data"),
             elements.join(",\n        ")
+        )
+    }
+
+    /// The row trigger of `action` running `body`.
+    fn trigger(&self, action: &str, timing: &str, when: Option<String>, body: &str) -> String {
+        let when = when.map_or(String::new(), |when| format!("\nWHEN {when}"));
+        format!(
+            "CREATE TRIGGER {} {timing} ON {} FOR EACH ROW{when}\nBEGIN\n{body}\nEND;",
+            quote(Self::DIALECT, &trigger_name(&self.table.name, action)),
+            quote(Self::DIALECT, &self.table.name),
         )
     }
 
@@ -202,10 +218,8 @@ impl SqliteTriggers<'_> {
     fn update(&self) -> Option<String> {
         let when = self.watched()?;
         let columns: Vec<&Column> = self.table.columns.iter().collect();
-        let trigger = self.insert(
+        let update = self.elements(
             "update",
-            "AFTER UPDATE",
-            Some(when),
             "NEW",
             [
                 Some(self.column_array(&columns, |c| self.changed(c))),
@@ -214,29 +228,23 @@ impl SqliteTriggers<'_> {
                 self.additional_values("NEW"),
             ],
         );
-        let key = quote(Self::DIALECT, &self.primary_key().name);
-        let rekeyed = format!(
-            "    INSERT INTO {} ({}) SELECT json_array(\n        {}\n    ) WHERE OLD.{key} IS NOT NEW.{key};\nEND;",
-            quote(Self::DIALECT, OUTBOX_TABLE),
-            quote(Self::DIALECT, "data"),
-            self.elements(
-                "delete",
-                "OLD",
-                [
-                    None,
-                    self.foreign_keys("OLD"),
-                    None,
-                    self.additional_values("OLD")
-                ]
-            )
-            .join(",\n        ")
+        let delete = self.elements(
+            "delete",
+            "OLD",
+            [
+                None,
+                self.foreign_keys("OLD"),
+                None,
+                self.additional_values("OLD"),
+            ],
         );
-        Some(format!(
-            "{}{rekeyed}",
-            trigger
-                .strip_suffix("END;")
-                .expect("a trigger ends with END;")
-        ))
+        let key = quote(Self::DIALECT, &self.primary_key().name);
+        let body = format!(
+            "{}\n{}",
+            self.outbox_insert(update, None),
+            self.outbox_insert(delete, Some(&format!("OLD.{key} IS NOT NEW.{key}")))
+        );
+        Some(self.trigger("update", "AFTER UPDATE", Some(when), &body))
     }
 
     fn delete(&self) -> String {
