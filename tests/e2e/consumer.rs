@@ -1,5 +1,5 @@
-//! The consumer's failure paths: bulk falls back to item by item, failing items are retried
-//! and then moved to `<queue>.error` with the reason; nothing is lost.
+//! The consumer's failure paths: a failing bulk is halved until the failing items are found,
+//! which are retried and then moved to `<queue>.error` with the reason; nothing is lost.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -13,13 +13,13 @@ use pubsync_shared::event::{EventEntityTransfer, event_transfer_ids};
 use pubsync_shared::message::EventQueueMessage;
 use pubsync_tests::{TestApp, on_every_database};
 
-const CREATE: &str = "Entity.spy_hello_spryker_message.create";
+pub(crate) const CREATE: &str = "Entity.spy_hello_spryker_message.create";
 
 /// Fails for the ids in `fail`, panics for the ids in `panic`, and records every call.
-struct Flaky {
-    fail: HashSet<i64>,
-    panic: HashSet<i64>,
-    calls: Mutex<Vec<Vec<i64>>>,
+pub(crate) struct Flaky {
+    pub(crate) fail: HashSet<i64>,
+    pub(crate) panic: HashSet<i64>,
+    pub(crate) calls: Mutex<Vec<Vec<i64>>>,
 }
 
 impl Publisher for Flaky {
@@ -49,7 +49,11 @@ impl Publisher for Flaky {
     }
 }
 
-async fn worker(t: &TestApp, publisher: Arc<Flaky>, max_retries: u32) -> Worker<AppQueue> {
+pub(crate) async fn worker(
+    t: &TestApp,
+    publisher: Arc<Flaky>,
+    max_retries: u32,
+) -> Worker<AppQueue> {
     worker_publishing(t, publisher, max_retries, false).await
 }
 
@@ -79,7 +83,7 @@ async fn worker_publishing(
     )
 }
 
-async fn drain_error_queue(t: &TestApp) -> Vec<serde_json::Value> {
+pub(crate) async fn drain_error_queue(t: &TestApp) -> Vec<serde_json::Value> {
     let queue = t.app.queue().await.unwrap();
     let deliveries = queue
         .receive("event.error", 100, Duration::from_millis(50))
@@ -109,10 +113,19 @@ async fn failing_events_are_retried_then_sent_to_the_error_queue(t: &TestApp, di
     let report = worker.run(true, &Default::default()).await.unwrap();
 
     let calls = flaky.calls.lock().unwrap().clone();
-    assert_eq!(calls[0], [1, 2, 3, 4, 5], "first one bulk call");
-    assert!(
-        calls[1..6].iter().all(|call| call.len() == 1),
-        "then one call per event: {calls:?}"
+    let halves: [&[i64]; 7] = [
+        &[1, 2, 3, 4, 5],
+        &[1, 2],
+        &[3, 4, 5],
+        &[3],
+        &[4, 5],
+        &[4],
+        &[5],
+    ];
+    assert_eq!(
+        calls[..7],
+        halves,
+        "one bulk call, then halves of the halves that fail, down to the failing events"
     );
     assert_eq!(
         calls.iter().filter(|call| *call == &[3]).count(),

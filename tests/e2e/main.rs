@@ -9,6 +9,7 @@ mod aliases;
 mod backfill;
 mod capture;
 mod consumer;
+mod poison;
 mod publish;
 mod stale_write;
 mod sync;

@@ -4,9 +4,12 @@
 //!    `<queue>.error` with the reason.
 //! 2. Events for the same listener, event name and id are collapsed into one (their modified
 //!    columns united), so an entity changed ten times in a chunk is published once.
-//! 3. Each listener is called once per event name with all its events (`handle_bulk`). If that
-//!    fails, it is called again for each event alone, so one bad entity does not hold back the
-//!    others.
+//! 3. Each listener is called once per event name with all its events (`handle_bulk`), those
+//!    that failed before (retries) apart from the others, so that a known bad entity does not
+//!    fail a bulk of new events again. When a call fails, the failing events are isolated
+//!    (`isolate`): the entities a writer refused are pinned on their events, and a bulk that
+//!    fails as a whole is halved until they are found, so that one bad entity neither holds
+//!    back the others nor costs its chunk a call per event.
 //! 4. An event that fails alone is sent back to the queue with a growing delay while its retry
 //!    budget lasts, then to `<queue>.error` with the reason.
 //! 5. Only then is the chunk settled in one call: acknowledgements together with the retry and
@@ -14,7 +17,6 @@
 //!    its work is committed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ use pubsync_shared::message::{ErrorQueueMessage, EventQueueMessage};
 
 use crate::listener::{EventCollection, PublishContext, Publisher};
 use crate::queue_policy::QueuePolicies;
+
+mod isolate;
 
 /// Settings of the event consumer.
 #[derive(Debug, Clone)]
@@ -118,6 +122,25 @@ struct Group {
     /// How often each event (same index) was tried before.
     retries: Vec<u32>,
     by_id: HashMap<i64, usize>,
+}
+
+impl Group {
+    /// Moves the events tried before behind the others, keeping each part's order, and
+    /// returns how many were not (`by_id` no longer applies).
+    fn retried_last(&mut self) -> usize {
+        let fresh = self.retries.iter().filter(|&&retry| retry == 0).count();
+        if fresh == 0 || fresh == self.retries.len() {
+            return fresh;
+        }
+        let mut events: Vec<(EventEntityTransfer, u32)> = std::mem::take(&mut self.transfers)
+            .into_iter()
+            .zip(std::mem::take(&mut self.retries))
+            .collect();
+        events.sort_by_key(|(_, retry)| *retry > 0);
+        (self.transfers, self.retries) = events.into_iter().unzip();
+        self.by_id.clear();
+        fresh
+    }
 }
 
 /// The events of one queue, grouped by listener and event name, with repeated events about the
@@ -271,21 +294,29 @@ impl EventConsumer {
             ..ChunkOutcome::default()
         };
         let max_bulk = self.config.max_bulk.max(1);
-        for ((listener, event_name), group) in batch.groups {
+        for ((listener, event_name), mut group) in batch.groups {
             let handled_before = outcome.handled;
+            let fresh = group.retried_last();
             let group = Arc::new(group);
-            for first in (0..group.transfers.len()).step_by(max_bulk) {
-                let slice = first..(first + max_bulk).min(group.transfers.len());
+            let slices = [0..fresh, fresh..group.transfers.len()]
+                .into_iter()
+                .flat_map(|part| {
+                    part.clone()
+                        .step_by(max_bulk)
+                        .map(move |first| first..(first + max_bulk).min(part.end))
+                });
+            for slice in slices {
+                let first = slice.start;
                 let context = self.context.clone();
                 let event = event_name.clone();
                 let shared = group.clone();
                 let bulk = slice.clone();
                 let failures = tokio::task::spawn_blocking(move || {
                     let transfers = &shared.transfers[bulk];
-                    handle_with_fallback(&*shared.publisher, &context, &event, transfers)
+                    isolate::handle_isolating(&*shared.publisher, &context, &event, transfers)
                 })
                 .await
-                .expect("handle_with_fallback catches panics");
+                .expect("handle_isolating catches panics");
                 outcome.handled += slice.len() - failures.len();
                 for (index, reason) in failures {
                     let (transfer, retry) = (
@@ -318,50 +349,6 @@ impl EventConsumer {
         crate::metrics::failed(queue_name, outcome.failed);
         outcome
     }
-}
-
-/// Calls the publisher with all `transfers`; when that fails, with each alone. Returns the
-/// indexes of the transfers that failed alone, with the reason. Panics count as failures.
-fn handle_with_fallback(
-    publisher: &dyn Publisher,
-    context: &PublishContext,
-    event_name: &str,
-    transfers: &[EventEntityTransfer],
-) -> Vec<(usize, String)> {
-    let call = |transfers: &[EventEntityTransfer]| -> Result<(), String> {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            publisher.handle_bulk(context, event_name, transfers)
-        })) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(panic) => Err(format!("listener panicked: {}", panic_message(&panic))),
-        }
-    };
-    match call(transfers) {
-        Ok(()) => Vec::new(),
-        Err(reason) if transfers.len() == 1 => vec![(0, reason)],
-        Err(bulk_error) => {
-            tracing::warn!(listener = publisher.name(), event = event_name, events = transfers.len(), error = %bulk_error,
-                "bulk handling failed, handling events one by one");
-            transfers
-                .iter()
-                .enumerate()
-                .filter_map(|(index, transfer)| {
-                    call(std::slice::from_ref(transfer))
-                        .err()
-                        .map(|reason| (index, reason))
-                })
-                .collect()
-        }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// The error-queue message of an event message that cannot be read, its body kept as text.

@@ -9,8 +9,9 @@ use pubsync_shared::event::EventEntityTransfer;
 use crate::DEFAULT_EVENT_QUEUE;
 use crate::storage_table_writer::StorageTableWriter;
 
-/// Why a publisher could not handle events. The consumer retries the events one by one, and
-/// sends those that keep failing to the error queue with this error's text.
+/// Why a publisher could not handle events. The consumer halves the bulk until it has found
+/// the events that fail, retries those, and sends those that keep failing to the error queue
+/// with this error's text.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What a publisher is given to do its work.

@@ -10,7 +10,7 @@
 //! its old alias for ever), a row holds only its current aliases. Tables without mappings run
 //! no extra statement. The statements themselves, per dialect, are in `sql`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use diesel::RunQueryDsl as _;
@@ -35,8 +35,10 @@ mod sql;
 
 mod lock;
 mod recording;
+mod refusals;
 
 pub use recording::{RecordedRow, RecordedWrite, Recording};
+pub use refusals::{Refusal, Refusals};
 
 use sql::{
     Columns, KeyRow, delete_aliases, delete_rows, insert_aliases_sql, replaced_rows, upsert_sql,
@@ -48,7 +50,7 @@ const UPSERT_CHUNKS: [usize; 4] = [500, 100, 20, 1];
 const ALIAS_CHUNK: usize = 500;
 
 /// The value of a storage table's `key_suffix_column`, which is also the key's reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
     /// An integer column, usually the foreign key of the published entity.
     Int(i64),
@@ -118,8 +120,12 @@ pub struct StorageTableWriter {
     definitions: Arc<HashMap<&'static str, &'static SynchronizationDefinition>>,
     /// Set on a recording writer: writes are recorded here instead of written.
     recorder: Option<Recording>,
-    /// The largest `data` of a row, in bytes of JSON; a larger one fails the write.
+    /// The largest `data` of a row, in bytes of JSON; a larger one fails the write, or with
+    /// `refusals` is refused alone.
     max_data_bytes: Option<usize>,
+    /// Set on a refusing writer: rows it will not store are recorded here, and the others
+    /// written.
+    refusals: Option<Refusals>,
 }
 
 impl StorageTableWriter {
@@ -131,6 +137,7 @@ impl StorageTableWriter {
             definitions: Arc::default(),
             recorder: None,
             max_data_bytes: None,
+            refusals: None,
         }
     }
 
@@ -169,6 +176,20 @@ impl StorageTableWriter {
             ..self.clone()
         };
         (writer, recording)
+    }
+
+    /// A writer like this one that refuses a row it will not store (see
+    /// [`with_max_data_bytes`](Self::with_max_data_bytes)) without failing the write: every
+    /// row of that row's entity is left as it was, the other entities are written, and the
+    /// refusal is recorded in the returned [`Refusals`]. The caller must look there after
+    /// each successful call: a refused entity is a failure that returned `Ok`.
+    pub fn refusing(&self) -> (Self, Refusals) {
+        let refusals = Refusals::default();
+        let writer = Self {
+            refusals: Some(refusals.clone()),
+            ..self.clone()
+        };
+        (writer, refusals)
     }
 
     /// The definition of `table`'s table this writer uses.
@@ -342,23 +363,26 @@ impl StorageTableWriter {
                     }
                 };
                 let columns = Columns::of(table);
-                let upserts = self.upserts(table, &columns, rows);
-                if let Some(limit) = self.max_data_bytes
-                    && let Some(large) = upserts.iter().find(|upsert| upsert.data.len() > limit)
-                {
-                    return Err(DatabaseError::Refused {
-                        operation: format!("writing {} into {}", large.key, table.table),
-                        reason: format!(
-                            "its data is {} bytes of JSON, more than the {limit} allowed ([sync] max_payload_bytes)",
-                            large.data.len()
-                        ),
-                    }
-                    .into());
-                }
-                let mut delete_keys: Vec<String> =
-                    deletes.iter().map(|key| self.key(table, key)).collect();
+                let mut upserts = self.upserts(table, &columns, rows);
+                let refused = self.refuse(table, &mut upserts)?;
+                let kept: Vec<Reference>;
+                let replacing = if refused.is_empty() {
+                    replacing
+                } else {
+                    kept = replacing
+                        .iter()
+                        .filter(|reference| !refused.contains(reference))
+                        .cloned()
+                        .collect();
+                    &kept[..]
+                };
+                let mut delete_keys: Vec<String> = deletes
+                    .iter()
+                    .filter(|key| !refused.contains(&key.reference))
+                    .map(|key| self.key(table, key))
+                    .collect();
                 let mut outcome = WriteOutcome::default();
-                let written: std::collections::HashSet<&str> =
+                let written: HashSet<&str> =
                     upserts.iter().map(|upsert| upsert.key.as_str()).collect();
                 for statement in replaced_rows(dialect, table, replacing) {
                     let existing: Vec<KeyRow> = statement
@@ -430,6 +454,44 @@ impl StorageTableWriter {
             }
             result
         })
+    }
+
+    /// Takes the rows whose data is over the size limit out of `upserts`, with every other
+    /// row of their entities, and returns those entities; without a limit, none. A writer
+    /// that is not [`refusing`](Self::refusing) fails instead.
+    fn refuse(
+        &self,
+        table: &SynchronizationDefinition,
+        upserts: &mut Vec<Upsert<'_>>,
+    ) -> Result<HashSet<Reference>, DatabaseError> {
+        let mut refused = HashSet::new();
+        let Some(limit) = self.max_data_bytes else {
+            return Ok(refused);
+        };
+        for large in upserts.iter().filter(|upsert| upsert.data.len() > limit) {
+            let reason = format!(
+                "its data is {} bytes of JSON, more than the {limit} allowed ([sync] max_payload_bytes)",
+                large.data.len()
+            );
+            let Some(refusals) = &self.refusals else {
+                return Err(DatabaseError::Refused {
+                    operation: format!("writing {} into {}", large.key, table.table),
+                    reason,
+                });
+            };
+            let reference = &large.row.key.reference;
+            if refused.insert(reference.clone()) {
+                refusals.record(Refusal {
+                    table: table.table.to_owned(),
+                    reference: reference.clone(),
+                    reason: format!("{} refused: {reason}", large.key),
+                });
+            }
+        }
+        if !refused.is_empty() {
+            upserts.retain(|upsert| !refused.contains(&upsert.row.key.reference));
+        }
+        Ok(refused)
     }
 
     /// The rows to upsert, with their keys, data and alias keys.

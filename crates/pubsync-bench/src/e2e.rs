@@ -68,7 +68,36 @@ pub(crate) struct Plan {
     pub(crate) inserts: usize,
     pub(crate) updates: usize,
     pub(crate) deletes: usize,
+    /// One message in each hundred ([`Plan::is_long`]) made long, or `None`.
+    pub(crate) long: Option<Long>,
 }
+
+/// How long the long messages of a [`Plan`] are, against the limit of [`POISON_CONFIG`].
+/// Updates leave them as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Long {
+    /// Just under the limit: published as any other.
+    UnderLimit,
+    /// Just over it: poison. The storage row is refused, and the events end in the error
+    /// queue.
+    Poison,
+}
+
+impl Long {
+    /// The message's length; a row's data is its message and about 50 bytes more.
+    fn bytes(self) -> usize {
+        match self {
+            Self::UnderLimit => 900,
+            Self::Poison => 1100,
+        }
+    }
+}
+
+/// `pubsync.toml` lines of a run with long messages: a storage row's data is refused over
+/// 1 KB, and a failing event is retried after 1, 2 and 4 ms (three retries, the default)
+/// before the error queue, so that the run is not timed waiting.
+pub(crate) const POISON_CONFIG: &str =
+    "[sync]\nmax_payload_bytes = 1024\n[worker]\nretry_delay_ms = 1\n";
 
 impl Plan {
     pub(crate) fn new(changes: usize) -> Self {
@@ -78,6 +107,42 @@ impl Plan {
             inserts,
             updates,
             deletes: changes - inserts - updates,
+            long: None,
+        }
+    }
+
+    /// The same changes with one message in each hundred `long`.
+    pub(crate) fn with_long(self, long: Long) -> Self {
+        Self {
+            long: Some(long),
+            ..self
+        }
+    }
+
+    /// Whether message `id` is long in a plan with long messages.
+    fn is_long(id: usize) -> bool {
+        id % 100 == 37
+    }
+
+    /// Whether the plan's long messages are poison.
+    pub(crate) fn poisoned(self) -> bool {
+        self.long == Some(Long::Poison)
+    }
+
+    /// Long messages among `ids`.
+    fn long_among(self, ids: std::ops::RangeInclusive<usize>) -> usize {
+        match self.long {
+            Some(_) => ids.filter(|id| Self::is_long(*id)).count(),
+            None => 0,
+        }
+    }
+
+    /// Poison messages among `ids`.
+    fn poison_among(self, ids: std::ops::RangeInclusive<usize>) -> usize {
+        if self.poisoned() {
+            self.long_among(ids)
+        } else {
+            0
         }
     }
 
@@ -97,14 +162,24 @@ impl Plan {
                 if i > first {
                     sql.push_str(", ");
                 }
-                let _ = write!(sql, "('name {i}', 'Hello Spryker! {i}')");
+                if let Some(long) = self.long.filter(|_| Self::is_long(i)) {
+                    let _ = write!(sql, "('name {i}', '{}')", "x".repeat(long.bytes()));
+                } else {
+                    let _ = write!(sql, "('name {i}', 'Hello Spryker! {i}')");
+                }
             }
             statements.push(sql);
         }
+        let message = if self.long.is_some() {
+            "CASE WHEN id_hello_spryker_message % 100 = 37 THEN message \
+             ELSE 'updated ' || id_hello_spryker_message END"
+        } else {
+            "'updated ' || id_hello_spryker_message"
+        };
         for first in (1..=self.updates).step_by(BATCH) {
             let last = (first + BATCH - 1).min(self.updates);
             statements.push(format!(
-                "UPDATE spy_hello_spryker_message SET message = 'updated ' || id_hello_spryker_message \
+                "UPDATE spy_hello_spryker_message SET message = {message} \
                  WHERE id_hello_spryker_message BETWEEN {first} AND {last}"
             ));
         }
@@ -222,17 +297,28 @@ async fn write(database: &Path, statements: Vec<String>) -> anyhow::Result<Insta
 }
 
 async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
-    let plan = Plan::new(changes);
+    pubsync_plan_run(dir, Plan::new(changes), "").await
+}
+
+/// `plan` through the embedded default in `dir`, with `config` (`pubsync.toml` lines) added:
+/// from the first write until nothing is left to do, the storage table checked.
+pub(crate) async fn pubsync_plan_run(
+    dir: &Path,
+    plan: Plan,
+    config: &str,
+) -> anyhow::Result<Duration> {
+    let changes = plan.inserts + plan.updates + plan.deletes;
     ensure!(
         plan.updates <= plan.remaining(),
         "the plan updates only messages it keeps"
     );
+    let toml = config;
     let config = dir.join("pubsync.toml");
     let database = dir.join("bench.db");
     std::fs::write(
         &config,
         format!(
-            "database_url = {:?}\n",
+            "database_url = {:?}\n{toml}",
             format!("sqlite://{}", database.display())
         ),
     )?;
@@ -255,7 +341,16 @@ async fn pubsync_run(dir: &Path, changes: usize) -> anyhow::Result<Duration> {
         written.as_secs_f64(),
         elapsed.as_secs_f64(),
     );
-    final_state::ensure_clean(&report)?;
+    if plan.poisoned() {
+        let poison = plan.poison_among(1..=plan.remaining());
+        ensure!(
+            report.failed >= poison,
+            "{} events failed, expected one at least for each of the {poison} poison messages kept",
+            report.failed
+        );
+    } else {
+        final_state::ensure_clean(&report)?;
+    }
     check(app.database(), plan)?;
     Ok(elapsed)
 }
@@ -336,24 +431,33 @@ pub(crate) fn check(database: &Database, plan: Plan) -> anyhow::Result<()> {
             .map_err(DatabaseError::query(sql)))?;
         Ok(row.n)
     };
-    let remaining = plan.remaining() as i64;
+    let poison_kept = plan.poison_among(1..=plan.remaining());
+    let remaining = (plan.remaining() - poison_kept) as i64;
     let stored = count("SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage")?;
     ensure!(
         stored == remaining,
         "{stored} storage rows, expected {remaining}"
     );
+    let updates = (plan.updates - plan.long_among(1..=plan.updates)) as i64;
     let updated = count(
         "SELECT COUNT(*) AS n FROM spy_hello_spryker_message_storage WHERE data LIKE '%\"updated %'",
     )?;
     ensure!(
-        updated == plan.updates as i64,
-        "{updated} updated storage rows, expected {}",
-        plan.updates
+        updated == updates,
+        "{updated} updated storage rows, expected {updates}"
     );
     let outbox = count("SELECT COUNT(*) AS n FROM spy_event_behavior_entity_change")?;
     ensure!(outbox == 0, "{outbox} events left in the outbox");
-    let queued = count("SELECT COUNT(*) AS n FROM pubsync_queue_message")?;
+    let queued = count(
+        "SELECT COUNT(*) AS n FROM pubsync_queue_message WHERE queue_name NOT LIKE '%.error'",
+    )?;
     ensure!(queued == 0, "{queued} messages left in the queue");
+    let errors =
+        count("SELECT COUNT(*) AS n FROM pubsync_queue_message WHERE queue_name LIKE '%.error'")?;
+    ensure!(
+        errors >= poison_kept as i64 && (plan.poisoned() || errors == 0),
+        "{errors} messages in the error queue with {poison_kept} poison messages kept"
+    );
 
     let data = |id: usize| -> anyhow::Result<Option<serde_json::Value>> {
         #[derive(diesel::QueryableByName)]

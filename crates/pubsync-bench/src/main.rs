@@ -27,6 +27,7 @@ mod backfill;
 mod e2e;
 mod final_state;
 mod memory;
+mod poison;
 mod read;
 mod report;
 mod steps;
@@ -95,7 +96,7 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
   --quick          small N, for CI: the benchmark keeps running, its figures mean little
   --scenario NAME  run one scenario alone; NAME is one of:
                    e2e_sqlite_hello, backfill_sqlite_database, e2e_sqlite_redis_hello,
-                   backfill_sqlite, e2e_postgres_rabbitmq_redis_hello,
+                   backfill_sqlite, poison_1pct_ratio, e2e_postgres_rabbitmq_redis_hello,
                    e2e_postgres_rabbitmq_redis_1kb, backfill_postgres,
                    e2e_mysql_rabbitmq_redis_hello, backfill_mysql,
                    latency_postgres_rabbitmq_redis_1k, latency_postgres_rabbitmq_redis_full,
@@ -111,11 +112,12 @@ const USAGE: &str = "usage: pubsync-bench [--quick] [--scenario NAME]
 /// `backfill_*` (also `backfill_*_rss`). Each `backfill_*` runs after the end-to-end scenario
 /// of its database and storage ([`backfill::Scenario::ceiling`]), whose figure of the same
 /// run is its ceiling.
-pub const SCENARIOS: [&str; 24] = [
+pub const SCENARIOS: [&str; 25] = [
     "e2e_sqlite_hello",
     "backfill_sqlite_database",
     "e2e_sqlite_redis_hello",
     "backfill_sqlite",
+    "poison_1pct_ratio",
     "e2e_postgres_rabbitmq_redis_hello",
     "e2e_postgres_rabbitmq_redis_1kb",
     "backfill_postgres",
@@ -243,6 +245,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         let scenario_figures = match name {
             "e2e_sqlite_hello" => vec![runtime.block_on(e2e::sqlite_hello(size))?],
             "e2e_sqlite_redis_hello" => vec![runtime.block_on(e2e::sqlite_redis_hello(size))?],
+            poison::NAME => vec![runtime.block_on(poison::run(size))?],
             "capture_sqlite" => {
                 vec![runtime.block_on(steps::capture(name, Dialect::Sqlite, size))?]
             }
