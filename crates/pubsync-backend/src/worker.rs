@@ -10,6 +10,7 @@ use pubsync_queue_extension::{Queue, QueueError};
 use pubsync_shared::key::KeyBuilders;
 use pubsync_storage_extension::KeyValueWriter;
 
+use crate::backfill::Stop;
 use crate::consumer::{ChunkOutcome, ConsumerConfig, EventConsumer};
 use crate::listener::{EventCollection, PublishContext};
 use crate::relay::{OutboxRelay, RelayConfig, RelayError};
@@ -207,6 +208,12 @@ struct Stages<'a> {
     /// stage has to poll (for changes committed by others), and work crosses the pipeline in
     /// one go.
     wake: [tokio::sync::Notify; Stage::COUNT],
+    /// Whether the key-value store's check ([`Stages::check_store`]) is running: the worker
+    /// is not done while it is (a re-sync may be about to fill the sync outbox).
+    checking: AtomicBool,
+    /// Set by a stage that failed: the store is checked at once, since a lost connection is
+    /// how a restarted store shows.
+    recheck: AtomicBool,
 }
 
 impl Stages<'_> {
@@ -269,6 +276,7 @@ impl Stages<'_> {
                 }
                 Err(error) if error.is_transient() => {
                     self.idle[index].store(false, Ordering::Relaxed);
+                    self.recheck.store(true, Ordering::Relaxed);
                     failures += 1;
                     let backoff = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
                     tracing::warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "worker stage failed, retrying");
@@ -301,7 +309,9 @@ impl Stages<'_> {
         }
         let mut pause = Duration::from_millis(1);
         while !self.stopping() {
-            if !self.idle.iter().all(|idle| idle.load(Ordering::Relaxed)) {
+            if !self.idle.iter().all(|idle| idle.load(Ordering::Relaxed))
+                || self.checking.load(Ordering::Relaxed)
+            {
                 pause = Duration::from_millis(1);
             } else {
                 match is_empty().await {
@@ -327,6 +337,62 @@ impl Stages<'_> {
             pause = (pause * 2).min(idle_poll).min(Duration::from_millis(10));
         }
         Ok(())
+    }
+}
+
+impl Stages<'_> {
+    /// When `active`, runs `check` (the key-value store's marker, [`Worker::check_store`])
+    /// at once, then every `interval` and right after a stage failed, until the worker
+    /// stops; `stop`, which the check is given, is requested then, so that a check under way
+    /// stops after its current chunk. A check that fails is logged (once until one works)
+    /// and never stops the worker.
+    async fn check_store<F, Fut>(&self, active: bool, interval: Duration, stop: &Stop, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(), WorkerError>>,
+    {
+        const TICK: Duration = Duration::from_millis(50);
+        if !active {
+            self.checking.store(false, Ordering::Relaxed);
+            return;
+        }
+        let mut next = std::time::Instant::now();
+        let mut failing = false;
+        while !self.stopping() {
+            if self.recheck.swap(false, Ordering::Relaxed) || std::time::Instant::now() >= next {
+                self.checking.store(true, Ordering::Relaxed);
+                let finished = AtomicBool::new(false);
+                let (result, ()) = tokio::join!(
+                    async {
+                        let result = check().await;
+                        finished.store(true, Ordering::Relaxed);
+                        result
+                    },
+                    async {
+                        while !finished.load(Ordering::Relaxed) {
+                            if self.stopping() {
+                                stop.request();
+                            }
+                            tokio::time::sleep(TICK).await;
+                        }
+                    }
+                );
+                self.checking.store(false, Ordering::Relaxed);
+                match result {
+                    Ok(()) => failing = false,
+                    // The check tells about the store; it never stops the worker, whose
+                    // stages report the store's failures themselves.
+                    Err(error) => {
+                        if !failing {
+                            tracing::warn!(error = %error, "checking the key-value store's marker failed; checking again later");
+                        }
+                        failing = true;
+                    }
+                }
+                next = std::time::Instant::now() + interval.min(Duration::from_secs(86_400));
+            }
+            tokio::time::sleep(TICK).await;
+        }
     }
 }
 
@@ -358,6 +424,8 @@ pub(crate) struct Synchronization<W> {
     /// The key-value store; `None` when there is none (database storage), and then nothing
     /// consumes the sync queues.
     pub(crate) writer: Option<W>,
+    /// Whether the store's data loss was logged since it was last found intact.
+    pub(crate) loss_reported: AtomicBool,
 }
 
 impl<W> Synchronization<W> {
@@ -433,6 +501,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
                 queues,
                 config,
                 writer,
+                loss_reported: AtomicBool::new(false),
             }),
         }
     }
@@ -486,15 +555,22 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         stop_when_empty: bool,
         stop: &AtomicBool,
     ) -> Result<WorkerReport, WorkerError> {
+        let has_sync = self.sync.is_some();
+        let consumes_sync = self.sync.as_ref().is_some_and(|sync| sync.writer.is_some());
         let stages = Stages {
             original_pacing: self.config.original_pacing,
             stop,
             done: AtomicBool::new(false),
             idle: std::array::from_fn(|_| AtomicBool::new(false)),
             wake: std::array::from_fn(|_| tokio::sync::Notify::new()),
+            checking: AtomicBool::new(consumes_sync),
+            recheck: AtomicBool::new(false),
         };
-        let has_sync = self.sync.is_some();
-        let consumes_sync = self.sync.as_ref().is_some_and(|sync| sync.writer.is_some());
+        let store_stop = Stop::new();
+        let marker_interval = self
+            .sync
+            .as_ref()
+            .map_or(Duration::MAX, |sync| sync.config.marker_check_interval);
         // Who hands work to whom: the outbox stage to the event consumer (with direct
         // publishing, straight to the sync relay: the event queues then hold only retries),
         // the event consumer to the sync relay, the sync relay to the sync consumer.
@@ -504,7 +580,7 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             &[Stage::EventQueues, Stage::SyncRelay]
         };
         let poll = self.config.idle_poll;
-        let (outbox, events, sync_relay, sync_queues, watch) = tokio::join!(
+        let (outbox, events, sync_relay, sync_queues, (), watch) = tokio::join!(
             stages.run(Stage::Outbox, true, outbox_wakes, poll, || self
                 .outbox_pass()),
             stages.run(Stage::EventQueues, true, &[Stage::SyncRelay], poll, || self
@@ -518,6 +594,8 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             ),
             stages.run(Stage::SyncQueues, consumes_sync, &[], poll, || self
                 .sync_queues_pass()),
+            stages.check_store(consumes_sync, marker_interval, &store_stop, || self
+                .check_store(&store_stop)),
             stages.watch(stop_when_empty, poll, || self.is_empty()),
         );
         let mut report = WorkerReport::default();

@@ -159,4 +159,12 @@ impl KeyValueWriter for AnyKeyValueStore {
     async fn apply(&self, changes: Vec<StorageChange>) -> Result<usize, StorageError> {
         each_key_value_store!(self, |store| store.apply(changes).await)
     }
+
+    async fn read_marker(&self) -> Result<Option<String>, StorageError> {
+        each_key_value_store!(self, |store| store.read_marker().await)
+    }
+
+    async fn write_marker(&self, marker: &str) -> Result<(), StorageError> {
+        each_key_value_store!(self, |store| store.write_marker(marker).await)
+    }
 }

@@ -9,6 +9,7 @@ use pubsync_backend::backfill::export::{ExportOptions, sync_data};
 use pubsync_backend::backfill::trigger::{TriggerOptions, trigger_events};
 use pubsync_backend::backfill::verify::{Differences, VerifyOptions, VerifyReport, verify};
 use pubsync_backend::backfill::{Ending, Stop, TriggerSource};
+use pubsync_backend::sync::renew_marker;
 use pubsync_shared::synchronization::SynchronizationDefinition;
 
 use crate::App;
@@ -206,6 +207,15 @@ pub(crate) async fn sync(
         if report.ending == Some(Ending::Stopped) {
             println!("stopped: run the same command again to resume");
             return Ok(ExitCode::from(STOPPED));
+        }
+    }
+    if resources.is_empty() && ids.is_none() {
+        // Every row is on its way: the store is whole again, whatever it lost before.
+        if let Some(store) = app.storage().await?.key_value_store() {
+            renew_marker(app.database(), &store)
+                .await
+                .context("writing the key-value store's marker")?;
+            println!("key-value store: marker renewed");
         }
     }
     Ok(ExitCode::SUCCESS)

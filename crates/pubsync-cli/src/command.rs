@@ -359,6 +359,7 @@ pub async fn execute(app: &App, command: Command) -> anyhow::Result<ExitCode> {
             let worker = app.worker().await?;
             worker.declare().await.context("declaring queues")?;
             println!("queues declared: {}", app.queue_list(&worker.queues()));
+            crate::health::report_marker(app).await;
         }
         Command::WorkerStart { stop_when_empty } => {
             app.require_schema()?;

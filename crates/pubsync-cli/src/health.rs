@@ -1,14 +1,16 @@
 //! The health check as operators use it: `pubsync health`, the read model's freshness in
 //! `pubsync status`, and the worker's `GET /health-check`. Two services, named as in the
 //! original: `publish-and-synchronize` (a probe can be written) and
-//! `publish-and-synchronize-storage` (the probe in storage is fresh).
+//! `publish-and-synchronize-storage` (the probe in storage is fresh); with a key-value store,
+//! a third, `key-value-store` (it holds the marker the database records, so it did not lose
+//! its data).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
+use pubsync_backend::sync::{MarkerCheck, check_marker};
 use pubsync_client::StorageClient;
 use pubsync_health::{Freshness, HealthError};
-use pubsync_storage_extension::StorageReader;
 use serde_json::{Value, json};
 
 use crate::App;
@@ -24,12 +26,17 @@ pub(crate) struct Health {
     pub(crate) storage: Result<Freshness, HealthError>,
     /// The most the probe's age may be.
     pub(crate) max_age: Duration,
+    /// The key-value store's marker: intact, or why the store is not to be trusted; `None`
+    /// without a key-value store (or one that keeps no marker).
+    pub(crate) store: Option<Result<(), String>>,
 }
 
 impl Health {
     /// Whether every service is healthy.
     pub(crate) fn is_healthy(&self) -> bool {
-        !matches!(self.write, Some(Err(_))) && self.storage.is_ok()
+        !matches!(self.write, Some(Err(_)))
+            && self.storage.is_ok()
+            && !matches!(self.store, Some(Err(_)))
     }
 
     /// The HTTP status of `GET /health-check`: 200 or 503.
@@ -54,6 +61,13 @@ impl Health {
             "age_seconds": self.age().map(|age| age.as_secs_f64()),
             "max_age_seconds": self.max_age.as_secs(),
         }));
+        if let Some(store) = &self.store {
+            services.push(json!({
+                "name": "key-value-store",
+                "healthy": store.is_ok(),
+                "message": store.as_ref().err(),
+            }));
+        }
         json!({ "status": self.http_status(), "services": services })
     }
 
@@ -67,12 +81,55 @@ impl Health {
     }
 }
 
-/// Checks the probe in storage through `client`, without writing one.
-pub(crate) async fn read<S: StorageReader>(client: &StorageClient<S>, max_age: Duration) -> Health {
+/// Checks the probe in storage through `client`, and the key-value store's marker against
+/// `app`'s database, without writing a probe.
+pub(crate) async fn read(
+    app: &App,
+    client: &StorageClient<AnyStorage>,
+    max_age: Duration,
+) -> Health {
     Health {
         write: None,
         storage: pubsync_health::check(client, max_age).await,
         max_age,
+        store: store(app, client.storage()).await,
+    }
+}
+
+/// Whether the key-value store behind `storage` kept its data ([`check_marker`], which
+/// writes the first marker when the database records none); `None` without a key-value
+/// store, or with one that keeps no marker.
+pub(crate) async fn store(app: &App, storage: &AnyStorage) -> Option<Result<(), String>> {
+    let store = storage.key_value_store()?;
+    match check_marker(app.database(), &store).await {
+        Ok(MarkerCheck::Unsupported) => None,
+        Ok(check) => Some(check.loss().map_or(Ok(()), Err)),
+        Err(error) => Some(Err(format!(
+            "checking the key-value store's marker failed: {error}"
+        ))),
+    }
+}
+
+/// `setup`'s word on the key-value store: its marker written, found intact, or missing (the
+/// store lost its data since the last setup or worker run). Never fails setup: a store that
+/// cannot be reached is reported, and the worker checks again when it starts.
+pub(crate) async fn report_marker(app: &App) {
+    let storage = match app.storage().await {
+        Ok(storage) => storage,
+        Err(error) => {
+            println!("key-value store not checked: {error:#}");
+            return;
+        }
+    };
+    let Some(store) = storage.key_value_store() else {
+        return;
+    };
+    match check_marker(app.database(), &store).await {
+        Ok(MarkerCheck::Established) => println!("key-value store: marker written"),
+        Ok(MarkerCheck::Intact) => println!("key-value store: marker intact"),
+        Ok(MarkerCheck::Unsupported) => {}
+        Ok(lost) => println!("WARNING: {}", lost.loss().unwrap_or_default()),
+        Err(error) => println!("key-value store not checked: {error}"),
     }
 }
 
@@ -102,6 +159,7 @@ pub(crate) async fn command(
                 write: Some(write),
                 storage: Err(HealthError::Storage(format!("{error:#}"))),
                 max_age,
+                store: None,
             };
             report(&health, as_json);
             return Ok(ExitCode::from(1));
@@ -118,7 +176,7 @@ pub(crate) async fn command(
     }
     let health = Health {
         write: Some(write),
-        ..read(&client, max_age).await
+        ..read(app, &client, max_age).await
     };
     report(&health, as_json);
     Ok(if health.is_healthy() {
@@ -149,5 +207,10 @@ fn print_human(health: &Health) {
             health.max_age.as_secs()
         ),
         Err(error) => println!("publish-and-synchronize-storage: FAILING: {error}"),
+    }
+    match &health.store {
+        Some(Ok(())) => println!("key-value-store: ok (its marker is the one recorded)"),
+        Some(Err(error)) => println!("key-value-store: FAILING: {error}"),
+        None => {}
     }
 }

@@ -140,7 +140,8 @@ impl Endpoints {
                 Ok(status) => {
                     pubsync_backend::metrics::record_status(&status);
                     let health =
-                        health::read(&self.client, self.app.settings().health.max_age).await;
+                        health::read(&self.app, &self.client, self.app.settings().health.max_age)
+                            .await;
                     metrics::gauge!(pubsync_backend::metrics::READ_MODEL_AGE)
                         .set(health.age().map_or(f64::NAN, |age| age.as_secs_f64()));
                     self.metrics.run_upkeep();
@@ -179,7 +180,7 @@ impl Endpoints {
             .clone();
         Health {
             write,
-            ..health::read(&self.client, max_age).await
+            ..health::read(&self.app, &self.client, max_age).await
         }
     }
 }

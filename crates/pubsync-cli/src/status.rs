@@ -19,7 +19,7 @@ pub(crate) async fn command(app: &App, as_json: bool) -> anyhow::Result<ExitCode
         .await
         .context("reading the queues and outboxes")?;
     let client = app.client().await.context("opening the storage")?;
-    let health = health::read(&client, app.settings().health.max_age).await;
+    let health = health::read(app, &client, app.settings().health.max_age).await;
     if as_json {
         println!("{}", to_json(app, &status, &health));
     } else {
@@ -64,6 +64,10 @@ fn to_json(app: &App, status: &Status, health: &Health) -> Value {
             "max_age_seconds": health.max_age.as_secs(),
             "message": health.storage.as_ref().err().map(ToString::to_string),
         },
+        "key_value_store": health.store.as_ref().map(|store| json!({
+            "healthy": store.is_ok(),
+            "message": store.as_ref().err(),
+        })),
     })
 }
 
@@ -109,5 +113,8 @@ fn print_human(app: &App, status: &Status, health: &Health) {
             health.max_age.as_secs()
         ),
         Err(error) => println!("read model: NOT FRESH: {error}"),
+    }
+    if let Some(Err(error)) = &health.store {
+        println!("key-value store: {error}");
     }
 }

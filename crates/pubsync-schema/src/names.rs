@@ -58,7 +58,7 @@ pub mod storage_alias {
     pub const DATA: &str = "data";
 }
 
-/// Settings of the whole database that triggers read.
+/// Settings of the whole database, some of which triggers read.
 pub mod setting {
     /// The table.
     pub const TABLE: &str = "pubsync_setting";
@@ -68,6 +68,8 @@ pub mod setting {
     pub const VALUE: &str = "value";
     /// The global synchronization switch, `on` or `off`.
     pub const SYNCHRONIZATION: &str = "synchronization";
+    /// The marker last left in the key-value store: a store without it lost its data.
+    pub const KEY_VALUE_MARKER: &str = "key_value_marker";
 }
 
 /// The durable queue of the embedded default: one row per message.

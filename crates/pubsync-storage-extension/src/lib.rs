@@ -146,6 +146,28 @@ pub trait KeyValueWriter: StorageReader {
         &self,
         changes: Vec<StorageChange>,
     ) -> impl Future<Output = Result<usize, StorageError>> + Send;
+
+    /// The marker the store keeps beside its keys (see [`write_marker`](Self::write_marker)),
+    /// `Ok(None)` when it holds none. A store that keeps no marker answers
+    /// [`StorageError::Unsupported`], the default.
+    fn read_marker(&self) -> impl Future<Output = Result<Option<String>, StorageError>> + Send {
+        std::future::ready(Err(StorageError::Unsupported {
+            operation: "read_marker",
+            backend: "this",
+        }))
+    }
+
+    /// Keeps `marker` in the store, outside the storage keys, where it lasts exactly as long
+    /// as they do: a store that lost its data (restarted without persistence, flushed,
+    /// replaced) has lost its marker too, which is how pubsync tells. A store that keeps no
+    /// marker answers [`StorageError::Unsupported`], the default.
+    fn write_marker(&self, marker: &str) -> impl Future<Output = Result<(), StorageError>> + Send {
+        let _ = marker;
+        std::future::ready(Err(StorageError::Unsupported {
+            operation: "write_marker",
+            backend: "this",
+        }))
+    }
 }
 
 /// The key-value store that cannot exist: the writer type of a worker that synchronizes into

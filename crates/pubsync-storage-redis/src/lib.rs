@@ -24,6 +24,9 @@
 //!   past its expiry counts as gone even before. So expired tombstones keep memory until the
 //!   next `apply` (not freed while no changes come), and under an `allkeys-*` eviction policy
 //!   Redis would evict all tombstones of a prefix at once (under `volatile-*`, none).
+//! - The marker: `<key_prefix>pubsync:marker` ([`MARKER_KEY`]), a token pubsync also records
+//!   in its database; a Redis without it lost its data (restarted without persistence,
+//!   flushed, replaced).
 //! - [`RedisStorage::apply_unchecked`]: the same changes as `MSET`/`DEL` in one pipeline, without
 //!   version checks, for bulk loads into an empty store and as the benchmark ceiling.
 //!
@@ -71,6 +74,10 @@ pub const TOMBSTONES_KEY: &str = "pubsync:tombstones";
 /// The sorted set of tombstone expiry times (member: key, score: Unix time in milliseconds),
 /// after the global prefix.
 pub const TOMBSTONE_EXPIRIES_KEY: &str = "pubsync:tombstone-expiries";
+
+/// The key of the marker ([`KeyValueWriter::write_marker`]) after the global prefix: beside
+/// the storage keys, never read by the original's clients, which read only `kv:` keys.
+pub const MARKER_KEY: &str = "pubsync:marker";
 
 /// The Lua script of [`KeyValueWriter::apply`].
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -165,6 +172,8 @@ struct Inner {
     tombstones_key: String,
     /// `<key_prefix>pubsync:tombstone-expiries`.
     expiries_key: String,
+    /// `<key_prefix>pubsync:marker`.
+    marker_key: String,
     /// The `SCAN MATCH` prefix: `kv_prefix` with glob characters escaped.
     match_prefix: String,
     /// The tombstone TTL in milliseconds, as the script's first argument.
@@ -270,6 +279,7 @@ impl RedisStorage {
         let inner = Inner {
             tombstones_key: format!("{}{TOMBSTONES_KEY}", options.key_prefix),
             expiries_key: format!("{}{TOMBSTONE_EXPIRIES_KEY}", options.key_prefix),
+            marker_key: format!("{}{MARKER_KEY}", options.key_prefix),
             match_prefix: escape_glob(&kv_prefix),
             kv_prefix,
             tombstone_ttl_ms: options.tombstone_ttl.as_millis().to_string(),
@@ -573,6 +583,28 @@ impl KeyValueWriter for RedisStorage {
             applied += self.apply_chunk(chunk).await?;
         }
         Ok(applied)
+    }
+
+    /// `GET <key_prefix>pubsync:marker`.
+    async fn read_marker(&self) -> Result<Option<String>, StorageError> {
+        let mut connection = self.connection.clone();
+        let value: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&self.inner.marker_key)
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| self.error("read_marker", error))?;
+        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// `SET <key_prefix>pubsync:marker <marker>`, without expiry: it lasts as long as the data.
+    async fn write_marker(&self, marker: &str) -> Result<(), StorageError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(&self.inner.marker_key)
+            .arg(marker)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|error| self.error("write_marker", error))
     }
 }
 

@@ -88,12 +88,25 @@ pub(crate) struct Cursor {
     setting: String,
 }
 
+/// The longest setting name `pubsync_setting` holds.
+const MAX_SETTING_NAME: usize = 64;
+
 impl Cursor {
-    /// The cursor of `command` over `of` (a resource or a table).
+    /// The cursor of `command` over `of` (a resource or a table): the setting
+    /// `backfill:<command>:<of>`, or, where that is longer than a setting name may be (a
+    /// table name may be 64 characters), its first part and a hash of the whole.
     pub(crate) fn new(command: &str, of: &str) -> Self {
-        Self {
-            setting: format!("backfill:{command}:{of}"),
+        let mut setting = format!("backfill:{command}:{of}");
+        if setting.len() > MAX_SETTING_NAME {
+            let hash = fnv1a(setting.as_bytes());
+            let mut end = MAX_SETTING_NAME - 17;
+            while !setting.is_char_boundary(end) {
+                end -= 1;
+            }
+            setting.truncate(end);
+            setting.push_str(&format!("#{hash:016x}"));
         }
+        Self { setting }
     }
 
     /// Where a stopped run left off, unless `restart`.
@@ -165,5 +178,34 @@ impl SourcePages {
             self.after = last;
             ids
         }))
+    }
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: stable across builds and platforms, unlike std's
+/// hasher, as a name kept in the database must be.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_of_a_long_table_name_fits_a_setting_name_and_stays_its_own() {
+        let short = Cursor::new("sync-data", "spy_hello_spryker_message_storage");
+        assert_eq!(
+            short.setting,
+            "backfill:sync-data:spy_hello_spryker_message_storage"
+        );
+        let table = "spy_publish_and_synchronize_health_check_storage";
+        let long = Cursor::new("sync-data", table);
+        let other = Cursor::new("sync-data", &format!("{table}_2"));
+        assert!(long.setting.len() <= MAX_SETTING_NAME, "{}", long.setting);
+        assert!(long.setting.starts_with("backfill:sync-data:spy_publish"));
+        assert_ne!(long.setting, other.setting);
+        assert_eq!(long.setting, Cursor::new("sync-data", table).setting);
     }
 }

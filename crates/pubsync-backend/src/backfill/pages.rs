@@ -63,6 +63,26 @@ fn as_bigint(dialect: Dialect, column: &str) -> String {
     }
 }
 
+/// `column` as a 64-bit integer where its value is one, `NULL` where it is not: a storage
+/// table's `key_suffix_column` may be a text column (the health check's is), which a plain
+/// cast refuses on PostgreSQL and turns into 0 elsewhere.
+fn integer_or_null(dialect: Dialect, column: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "CASE WHEN CAST({column} AS TEXT) ~ '^-{{0,1}}[0-9]{{1,18}}$' \
+             THEN CAST(CAST({column} AS TEXT) AS BIGINT) END"
+        ),
+        Dialect::Mysql => format!(
+            "CASE WHEN CAST({column} AS CHAR) REGEXP '^-{{0,1}}[0-9]{{1,18}}$' \
+             THEN CAST({column} AS SIGNED) END"
+        ),
+        Dialect::Sqlite => format!(
+            "CASE WHEN CAST(CAST({column} AS INTEGER) AS TEXT) = CAST({column} AS TEXT) \
+             THEN CAST({column} AS INTEGER) END"
+        ),
+    }
+}
+
 /// How many rows `table` has, and how many of them have an `id_column` up to `upto`.
 pub(crate) fn count(
     database: &Database,
@@ -148,7 +168,7 @@ pub(crate) fn existing_ids(
 /// The columns `verify` reads of a storage row.
 fn stored_columns(dialect: Dialect, table: &SynchronizationDefinition) -> String {
     let reference = match table.key_suffix_column {
-        Some(column) => as_bigint(dialect, &dialect.quote(column)),
+        Some(column) => integer_or_null(dialect, &dialect.quote(column)),
         None => "NULL".to_owned(),
     };
     format!(

@@ -14,6 +14,8 @@
 //!   before it is applied.
 //! - [`consumer`]: the [`SyncConsumer`] applies a chunk of sync messages in one versioned call,
 //!   so an older change never replaces a newer one.
+//! - [`marker`]: the marker that tells a key-value store that lost its data from one that
+//!   kept it, and the worker's re-sync when it did.
 //! - [`switch`]: the global switch as the database records it for the sync triggers.
 //! - [`error`]: why a sync step failed.
 
@@ -25,12 +27,14 @@ pub mod changes;
 pub mod consumer;
 pub mod error;
 pub mod guard;
+pub mod marker;
 pub mod relay;
 pub mod switch;
 
 pub use consumer::{SyncConsumer, SyncOutcome};
 pub use error::SyncError;
 pub use guard::{DEFAULT_MAX_CLOCK_SKEW, SyncGuard};
+pub use marker::{MarkerCheck, check_marker, renew_marker};
 pub use relay::{SyncPass, SyncRelay};
 pub(crate) use switch::{delete_setting, read_setting, write_setting};
 pub use switch::{record_switch, recorded_switch};
@@ -59,6 +63,13 @@ pub struct SyncConfig {
     pub max_chunk_changes: usize,
     /// How far ahead of the worker's clock a sync message's `_timestamp` may be.
     pub max_clock_skew: std::time::Duration,
+    /// Whether the worker sends every storage row to the key-value store again by itself
+    /// when it finds that the store lost its data ([`marker`]); otherwise it logs the loss,
+    /// and the health check fails, until an operator runs `sync:data`.
+    pub resync_on_data_loss: bool,
+    /// How often the worker checks the key-value store's marker, besides when it starts and
+    /// right after one of its stages failed.
+    pub marker_check_interval: std::time::Duration,
 }
 
 impl SyncConfig {
@@ -86,6 +97,8 @@ impl Default for SyncConfig {
             consumer_chunk_size: 100,
             max_chunk_changes: 10_000,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            resync_on_data_loss: false,
+            marker_check_interval: std::time::Duration::from_secs(5),
         }
     }
 }

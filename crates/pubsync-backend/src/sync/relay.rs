@@ -42,6 +42,11 @@ pub struct SyncRelay {
 const REMEMBERED_VERSIONS: usize = 100_000;
 
 impl SyncRelay {
+    /// The storage tables it relays.
+    pub(crate) fn tables(&self) -> &SyncTables {
+        &self.tables
+    }
+
     /// A relay over `database`'s sync outbox for `tables`.
     pub fn new(
         database: Database,

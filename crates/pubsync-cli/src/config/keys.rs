@@ -217,6 +217,12 @@ pub const KEYS: &[Key] = &[
         "How far ahead of the worker's clock a sync message's `_timestamp` may be. A message further ahead goes to the error queue: applied, it would make its key ignore every later change.",
     ),
     key(
+        "sync.resync_on_data_loss",
+        Kind::Bool,
+        "false",
+        "When the key-value store lost its data (its marker, left by setup and the worker, is gone: restarted without persistence, flushed, replaced), the worker sends every storage row to it again by itself. Otherwise the loss is logged as an error and `pubsync health` fails until `pubsync sync:data` is run.",
+    ),
+    key(
         "queue.prefix",
         Kind::Text,
         "empty",

@@ -151,6 +151,7 @@ impl Settings {
                 .unwrap_or(storage != StorageUrl::Database),
             direct: values.bool("sync.direct").unwrap_or(false),
             spryker_compatible: worker.relay.spryker_compatible,
+            resync_on_data_loss: values.bool("sync.resync_on_data_loss").unwrap_or(false),
             ..SyncConfig::default()
         };
         if let Some(changes) = size("sync.changes_per_message") {

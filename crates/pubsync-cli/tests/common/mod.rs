@@ -164,6 +164,20 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// Deletes every Redis key of this test's prefix, as a Redis restarted without
+    /// persistence (or flushed) would have lost them.
+    pub fn lose_redis_data(&self) {
+        let script = format!(
+            "redis-cli -u '{url}' --scan --pattern '{prefix}*' | xargs -r redis-cli -u '{url}' del >/dev/null",
+            url = self.redis_url,
+            prefix = self.key_prefix
+        );
+        let status = Command::new("sh").args(["-c", &script]).status().unwrap();
+        assert!(status.success(), "deleting the test's Redis keys");
+    }
+}
+
 impl Drop for Setup {
     fn drop(&mut self) {
         #[cfg(feature = "rabbitmq")]
@@ -191,12 +205,7 @@ impl Drop for Setup {
                 }
             });
         }
-        let script = format!(
-            "redis-cli -u '{url}' --scan --pattern '{prefix}*' | xargs -r redis-cli -u '{url}' del >/dev/null",
-            url = self.redis_url,
-            prefix = self.key_prefix
-        );
-        let _ = Command::new("sh").args(["-c", &script]).status();
+        self.lose_redis_data();
     }
 }
 
