@@ -4,7 +4,8 @@
 //! The embedded default (SQLite, bundled) builds with a Rust toolchain alone; the server
 //! backends link system libraries: libpq for PostgreSQL, the MariaDB/MySQL client library
 //! (LGPL, rather than the GPL bundle), OpenSSL for `rediss://`, found through pkg-config. The
-//! `sqlite3` shell is what the README's tour and some tests drive the embedded database with.
+//! `sqlite3` shell is what the README's tour and some tests drive the embedded database with,
+//! and the `openssl` command makes the TLS tests' certificates.
 
 use std::process::{Command, ExitCode, Stdio};
 
@@ -31,6 +32,10 @@ pub(crate) const PACKAGES: &[Package] = &[
     Package {
         name: "pkg-config",
         why: "finding the libraries above",
+    },
+    Package {
+        name: "openssl",
+        why: "the test CA of the TLS tests (the openssl command)",
     },
 ];
 

@@ -239,3 +239,41 @@ fn select_by_ids_finds_each_listed_row_once() {
 
 #[path = "it/catalog.rs"]
 mod catalog;
+
+/// A PostgreSQL URL's libpq parameters reach the connection: with `sslmode=require` every
+/// connection of the pool is encrypted, and `sslmode=verify-full` against a CA file that is
+/// not there is an error naming it (the shared server has TLS on, as Debian sets it up).
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_takes_its_tls_settings_from_the_url() {
+    use pubsync_database::{DatabaseUrl, Dialect, PoolOptions};
+    #[derive(diesel::QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let Some(test_database) = TestDatabase::create(Dialect::Postgres) else {
+        return;
+    };
+    let base = test_database.url().to_connection_string();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = DatabaseUrl::Postgres(format!("{base}{separator}sslmode=require"));
+    let database = Database::connect(&url, &PoolOptions::default()).expect("sslmode=require");
+    let sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let row: Ssl = with_connection!(database, |conn| diesel::sql_query(sql)
+        .get_result(conn)
+        .map_err(DatabaseError::query(sql)))
+    .unwrap();
+    assert!(row.ssl, "the connection is encrypted");
+
+    let url = DatabaseUrl::Postgres(format!(
+        "{base}{separator}sslmode=verify-full&sslrootcert=/nonexistent/root.crt"
+    ));
+    let error = Database::connect(&url, &PoolOptions::default())
+        .and_then(|database| database.batch_execute("SELECT 1"))
+        .expect_err("no such root certificate");
+    assert!(
+        format!("{error}").contains("/nonexistent/root.crt"),
+        "{error}"
+    );
+}

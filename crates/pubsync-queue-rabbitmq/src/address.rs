@@ -1,6 +1,7 @@
-//! Parsing `amqp://user:password@host:port/vhost`.
+//! Parsing `amqp[s]://user:password@host:port/vhost[?tls parameters]`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::RabbitQueueError;
@@ -10,7 +11,13 @@ use crate::RabbitQueueError;
 /// `amqp://user:password@host:port/vhost`, with RabbitMQ's defaults for what is left out: user
 /// and password `guest`, port 5672, vhost `/`. User, password and vhost are percent-decoded, so
 /// the vhost `/` is written `%2f` (`amqp://guest:guest@127.0.0.1:5672/%2f`); an empty path
-/// (`amqp://host` or `amqp://host/`) also means `/`. `amqps` (TLS) and query parameters are
+/// (`amqp://host` or `amqp://host/`) also means `/`.
+///
+/// `amqps://` connects with TLS (port 5671 by default), checking the broker's certificate
+/// against the Mozilla roots compiled in, or against the CA of the query parameter
+/// `cacertfile`; `certfile` and `keyfile` add a client certificate, and
+/// `server_name_indication` names the host the certificate must be for when it is not the
+/// URL's. The names are those of RabbitMQ's own URI query parameters; any other parameter is
 /// refused. The password never appears in [`Display`](fmt::Display), `Debug` or error messages.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AmqpAddress {
@@ -24,6 +31,23 @@ pub struct AmqpAddress {
     pub password: String,
     /// The virtual host, decoded (`/` by default).
     pub vhost: String,
+    /// With `amqps://`, how TLS is set up; `None` for plain `amqp://`.
+    pub tls: Option<TlsSettings>,
+}
+
+/// The TLS settings of an `amqps://` URL, from its query parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `cacertfile`: the PEM file of the CA (or CAs) to trust instead of the compiled-in
+    /// roots.
+    pub ca_cert_file: Option<PathBuf>,
+    /// `certfile`: the client certificate (PEM), with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// `keyfile`: the client certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// `server_name_indication`: the name the broker's certificate must be for, when not the
+    /// URL's host.
+    pub server_name: Option<String>,
 }
 
 impl AmqpAddress {
@@ -36,16 +60,31 @@ impl AmqpAddress {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| invalid("expected amqp://user:password@host:port/vhost".into()))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "amqp" => {}
-            "amqps" => return Err(invalid("amqps (TLS) is not supported".into())),
-            other => return Err(invalid(format!("unknown scheme {other:?}, expected amqp"))),
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "amqp" => false,
+            "amqps" => true,
+            other => {
+                return Err(invalid(format!(
+                    "unknown scheme {other:?}, expected amqp or amqps"
+                )));
+            }
+        };
+        if rest.contains('#') {
+            return Err(invalid("fragments are not supported".into()));
         }
-        if rest.contains(['?', '#']) {
-            return Err(invalid(
-                "query parameters and fragments are not supported".into(),
-            ));
-        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let tls = match (secure, query) {
+            (true, query) => Some(tls_settings(query.unwrap_or("")).map_err(invalid)?),
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "query parameters are TLS settings: they need amqps://".into(),
+                ));
+            }
+            (false, None) => None,
+        };
         let (authority, path) = match rest.split_once('/') {
             Some((authority, path)) => (authority, Some(path)),
             None => (rest, None),
@@ -65,7 +104,8 @@ impl AmqpAddress {
                 )
             }
         };
-        let (host, port) = split_host_port(host_port).map_err(invalid)?;
+        let default_port = if secure { 5671 } else { 5672 };
+        let (host, port) = split_host_port(host_port, default_port).map_err(invalid)?;
         if host.is_empty() {
             return Err(invalid("the host is missing".into()));
         }
@@ -86,8 +126,36 @@ impl AmqpAddress {
             user,
             password,
             vhost,
+            tls,
         })
     }
+}
+
+/// The TLS settings of the query `query` (`name=value&…`, values percent-encoded).
+fn tls_settings(query: &str) -> Result<TlsSettings, String> {
+    let mut settings = TlsSettings::default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("query parameter {pair:?} has no value"))?;
+        let value = percent_decode(value).map_err(|reason| format!("{name}: {reason}"))?;
+        match name {
+            "cacertfile" => settings.ca_cert_file = Some(value.into()),
+            "certfile" => settings.cert_file = Some(value.into()),
+            "keyfile" => settings.key_file = Some(value.into()),
+            "server_name_indication" => settings.server_name = Some(value),
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?}; amqps:// takes cacertfile, certfile, \
+                     keyfile and server_name_indication"
+                ));
+            }
+        }
+    }
+    if settings.cert_file.is_some() != settings.key_file.is_some() {
+        return Err("certfile and keyfile go together".into());
+    }
+    Ok(settings)
 }
 
 impl FromStr for AmqpAddress {
@@ -111,7 +179,8 @@ impl fmt::Display for AmqpAddress {
         } else {
             &self.vhost
         };
-        write!(f, "amqp://{}@{host}:{}/{vhost}", self.user, self.port)
+        let scheme = if self.tls.is_some() { "amqps" } else { "amqp" };
+        write!(f, "{scheme}://{}@{host}:{}/{vhost}", self.user, self.port)
     }
 }
 
@@ -123,6 +192,7 @@ impl fmt::Debug for AmqpAddress {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("vhost", &self.vhost)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -145,7 +215,7 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-fn split_host_port(host_port: &str) -> Result<(String, u16), String> {
+fn split_host_port(host_port: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
@@ -162,7 +232,7 @@ fn split_host_port(host_port: &str) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        None | Some("") => 5672,
+        None | Some("") => default_port,
         Some(port) => port.parse().map_err(|_| format!("invalid port {port:?}"))?,
     };
     Ok((host.to_owned(), port))
@@ -232,15 +302,43 @@ mod tests {
     }
 
     #[test]
+    fn amqps_takes_rabbitmqs_tls_parameters() {
+        let address = AmqpAddress::parse("amqps://u:secret@broker").unwrap();
+        assert_eq!(address.port, 5671);
+        assert_eq!(address.tls, Some(TlsSettings::default()));
+        assert_eq!(address.to_string(), "amqps://u@broker:5671/%2f");
+        let address = AmqpAddress::parse(
+            "amqps://u:secret@10.0.0.5:5674/shop?cacertfile=/etc/ca%20s.pem\
+             &certfile=/c.pem&keyfile=/c.key&server_name_indication=broker.local",
+        )
+        .unwrap();
+        assert_eq!(address.vhost, "shop");
+        assert_eq!(
+            address.tls,
+            Some(TlsSettings {
+                ca_cert_file: Some("/etc/ca s.pem".into()),
+                cert_file: Some("/c.pem".into()),
+                key_file: Some("/c.key".into()),
+                server_name: Some("broker.local".into()),
+            })
+        );
+        assert_eq!(AmqpAddress::parse("amqp://h").unwrap().tls, None);
+    }
+
+    #[test]
     fn errors_are_clear_and_never_show_the_password() {
         for (url, expected) in [
             ("http://u:secret@host/", "unknown scheme"),
-            ("amqps://u:secret@host/", "amqps"),
+            (
+                "amqps://u:secret@host/?verify=verify_none",
+                "unknown query parameter",
+            ),
+            ("amqps://u:secret@host/?certfile=/c.pem", "go together"),
             ("amqp://u:secret@host:port/", "invalid port"),
             ("amqp://u:secret@/", "host is missing"),
             ("amqp://u:secret@host/a/b", "one path segment"),
             ("amqp://u:secret@host/%zz", "percent-encoding"),
-            ("amqp://u:secret@host/?heartbeat=10", "query"),
+            ("amqp://u:secret@host/?cacertfile=/ca.pem", "need amqps://"),
             ("u:secret@host", "expected amqp://"),
         ] {
             let message = AmqpAddress::parse(url).unwrap_err().to_string();

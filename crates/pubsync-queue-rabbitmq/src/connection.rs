@@ -74,6 +74,9 @@ impl Inner {
             &address.user,
             &address.password,
         );
+        if let Some(settings) = &address.tls {
+            arguments.tls_adaptor(crate::tls::adaptor(&address.host, settings)?);
+        }
         arguments
             .virtual_host(&address.vhost)
             .heartbeat(u16::try_from(self.options.heartbeat.as_secs()).unwrap_or(u16::MAX))

@@ -23,6 +23,10 @@ pub enum RabbitQueueError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS settings of an `amqps://` URL cannot be used (a certificate file that is
+    /// missing or holds no certificate).
+    #[error("TLS settings of the AMQP URL: {0}")]
+    Tls(String),
     /// The settings cannot be used.
     #[error("invalid RabbitMQ queue options: {0}")]
     InvalidOptions(&'static str),

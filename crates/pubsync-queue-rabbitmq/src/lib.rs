@@ -31,8 +31,12 @@
 //!   again what was declared, and consumers are re-created on the next `receive`. Meanwhile
 //!   every operation fails with [`QueueError::Unavailable`], which the backend's worker retries.
 //!
+//! - `amqps://` connects with TLS (rustls on the ring provider), trusting the compiled-in
+//!   Mozilla roots or the URL's `cacertfile`, with an optional client certificate
+//!   (`certfile`, `keyfile`): see [`AmqpAddress`].
+//!
 //! # Not done here
-//! No TLS (`amqps`), no management API, no queue pools fanning out to several brokers, no
+//! No management API, no queue pools fanning out to several brokers, no
 //! bodies decoded. `depth` cannot see other consumers' unacknowledged messages (AMQP does not
 //! report them); see [`RabbitQueue`].
 //!
@@ -52,9 +56,10 @@ mod declare;
 mod error;
 mod queue;
 mod rabbit_queue;
+mod tls;
 mod topology;
 
-pub use address::AmqpAddress;
+pub use address::{AmqpAddress, TlsSettings};
 pub use config::RabbitQueueOptions;
 pub use error::RabbitQueueError;
 pub use rabbit_queue::RabbitQueue;

@@ -97,11 +97,23 @@ impl RabbitQueue {
             _stop: stop,
         });
         let session = inner.open_session().await.map_err(|error| {
+            let reason = error.to_string();
+            if reason.contains("invalid peer certificate") {
+                // Waiting will not make the broker's certificate trusted.
+                return QueueError::Operation {
+                    queue: String::new(),
+                    operation: "connect",
+                    source: format!(
+                        "{reason} (the broker's certificate is not trusted: give its CA with \
+                         ?cacertfile=<pem file>, or the name it is for with ?server_name_indication=)"
+                    )
+                    .into(),
+                };
+            }
             if error.is_connection_problem() {
                 // RabbitMQ answers refused credentials (and an unknown vhost, to a client that
                 // does not ask for a reason) by closing the connection mid-handshake, which
                 // the client sees as a reset: say what that usually means.
-                let reason = error.to_string();
                 let closed = ["reset by peer", "UnexpectedEof", "end of file", "broken pipe"]
                     .iter()
                     .any(|sign| reason.contains(sign));

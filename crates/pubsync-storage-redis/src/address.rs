@@ -2,14 +2,38 @@
 //! password.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo as _};
 
 /// Where a Redis server is, as read from `redis://[user][:password@]host[:port][/db]` or
 /// `rediss://…` (TLS). Its [`Display`](fmt::Display) never shows the password.
+///
+/// A `rediss://` URL may name PEM files in its query, as `redis-cli`'s options do:
+/// `cacert` (a CA to trust besides the system's), `cert` and `key` (a client certificate).
+/// The driver's own parameters (`protocol`, …) pass through.
 #[derive(Clone)]
 pub struct RedisAddress {
     info: ConnectionInfo,
+    tls_files: TlsFiles,
+}
+
+/// The PEM files of a `rediss://` URL's query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `cacert`: a CA to trust besides the system's.
+    pub ca_cert: Option<PathBuf>,
+    /// `cert`: the client certificate, with `key`.
+    pub cert: Option<PathBuf>,
+    /// `key`: the client certificate's private key.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Whether the URL named any.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 impl RedisAddress {
@@ -19,7 +43,9 @@ impl RedisAddress {
             url: redact_url(url),
             reason,
         };
-        let info = url
+        let (url_for_driver, tls_files) = take_tls_files(url).map_err(invalid)?;
+        let info = url_for_driver
+            .as_str()
             .into_connection_info()
             .map_err(|error| invalid(error.to_string()))?;
         if !info.addr().is_supported() {
@@ -27,7 +53,20 @@ impl RedisAddress {
                 "this build cannot connect to such an address".to_owned(),
             ));
         }
-        Ok(Self { info })
+        if !tls_files.is_empty() && !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+            return Err(invalid(
+                "cacert, cert and key are TLS settings: they need rediss://".to_owned(),
+            ));
+        }
+        if tls_files.cert.is_some() != tls_files.key.is_some() {
+            return Err(invalid("cert and key go together".to_owned()));
+        }
+        Ok(Self { info, tls_files })
+    }
+
+    /// The PEM files the URL named (`cacert`, `cert`, `key`).
+    pub fn tls_files(&self) -> &TlsFiles {
+        &self.tls_files
     }
 
     /// Whether the connection uses TLS (`rediss://`).
@@ -106,6 +145,68 @@ impl fmt::Debug for RedisAddress {
     }
 }
 
+/// `url` without the query parameters `cacert`, `cert` and `key`, and their values
+/// (percent-decoded).
+fn take_tls_files(url: &str) -> Result<(String, TlsFiles), String> {
+    let (head, fragment) = match url.split_once('#') {
+        Some((head, fragment)) => (head, Some(fragment)),
+        None => (url, None),
+    };
+    let Some((base, query)) = head.split_once('?') else {
+        return Ok((url.to_owned(), TlsFiles::default()));
+    };
+    let mut files = TlsFiles::default();
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            "cacert" => &mut files.ca_cert,
+            "cert" => &mut files.cert,
+            "key" => &mut files.key,
+            _ => {
+                kept.push(pair);
+                continue;
+            }
+        };
+        let value = percent_decode(value).map_err(|reason| format!("{name}: {reason}"))?;
+        if value.is_empty() {
+            return Err(format!("{name} needs a file"));
+        }
+        *slot = Some(PathBuf::from(value));
+    }
+    let mut rebuilt = base.to_owned();
+    if !kept.is_empty() {
+        rebuilt.push('?');
+        rebuilt.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        rebuilt.push('#');
+        rebuilt.push_str(fragment);
+    }
+    Ok((rebuilt, files))
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| "invalid percent-encoding".to_owned())?;
+            decoded.push(byte);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| "percent-encoding is not UTF-8".to_owned())
+}
+
 /// A Redis URL that cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("invalid redis url {url:?}: {reason}")]
@@ -176,6 +277,34 @@ mod tests {
         assert_eq!(address.username(), None);
         assert!(!address.has_password());
         assert_eq!(address.to_string(), "redis://127.0.0.1:6379/3");
+    }
+
+    #[test]
+    fn rediss_takes_pem_files_and_passes_the_drivers_own_parameters_on() {
+        let address = RedisAddress::parse(
+            "rediss://u:secret@localhost:6380/2?cacert=/etc/my%20ca.pem&protocol=resp3",
+        )
+        .expect("parse");
+        assert!(address.tls());
+        assert_eq!(address.db(), 2);
+        assert_eq!(
+            address.tls_files(),
+            &TlsFiles {
+                ca_cert: Some("/etc/my ca.pem".into()),
+                ..TlsFiles::default()
+            }
+        );
+        let address = RedisAddress::parse("rediss://h/0?cert=/c.pem&key=/c.key#insecure").unwrap();
+        assert_eq!(address.tls_files().key, Some("/c.key".into()));
+        for (url, expected) in [
+            ("redis://u:secret@h/0?cacert=/ca.pem", "need rediss://"),
+            ("rediss://u:secret@h/0?cert=/c.pem", "go together"),
+            ("rediss://u:secret@h/0?cacert=", "needs a file"),
+        ] {
+            let error = RedisAddress::parse(url).expect_err(url).to_string();
+            assert!(error.contains(expected), "{url}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
     }
 
     #[test]

@@ -40,7 +40,9 @@
 //! - replication DSNs, Sentinel, Unix sockets beyond what the driver's URL parser gives.
 //!
 //! TLS (`rediss://`) goes through the driver's `tokio-native-tls-comp` feature, which uses the
-//! system OpenSSL on Linux (no cmake, no aws-lc). `rediss://…#insecure` skips host name checks.
+//! system OpenSSL on Linux (no cmake, no aws-lc): the system's CAs are trusted, and a URL's
+//! `?cacert=<pem>` adds one, `?cert=<pem>&key=<pem>` a client certificate
+//! ([`RedisAddress`]). `rediss://…#insecure` skips host name checks.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
@@ -57,7 +59,7 @@ use pubsync_storage_extension::{
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RetryMethod, ServerErrorKind};
 
-pub use address::{InvalidRedisUrl, RedisAddress, redact_url};
+pub use address::{InvalidRedisUrl, RedisAddress, TlsFiles, redact_url};
 /// The driver, so that callers use the same version as this crate.
 pub use redis;
 
@@ -217,11 +219,9 @@ impl RedisStorage {
                 source: Box::new(error),
             })?;
         let backend = format!("redis {address}");
-        let client = redis::Client::open(address.connection_info()).map_err(|error| {
-            StorageError::Operation {
-                operation: "connect",
-                source: Box::new(error),
-            }
+        let client = client(&address).map_err(|source| StorageError::Operation {
+            operation: "connect",
+            source,
         })?;
         // One attempt first: refused credentials or a server that does not answer are one
         // clear error at once, not the connection manager's retries.
@@ -606,6 +606,32 @@ impl KeyValueWriter for RedisStorage {
             .await
             .map_err(|error| self.error("write_marker", error))
     }
+}
+
+/// The driver's client for `address`, with the PEM files its URL names read in.
+fn client(address: &RedisAddress) -> Result<redis::Client, BoxError> {
+    let files = address.tls_files();
+    if files.is_empty() {
+        return Ok(redis::Client::open(address.connection_info())?);
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| format!("reading {}: {error}", path.display()))
+    };
+    let root_cert = files.ca_cert.as_deref().map(read).transpose()?;
+    let client_tls = match (&files.cert, &files.key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(redis::Client::build_with_tls(
+        address.connection_info(),
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )?)
 }
 
 /// A version as decimal text that Lua's `tonumber` reads back as the same double: Rust prints

@@ -3,11 +3,18 @@
 //! - where each service is (`PUBSYNC_TEST_*_URL`, defaulting to the loopback services);
 //! - [`require`]: a test that needs a service it cannot reach prints a loud
 //!   `SKIPPED: <service> unreachable at <url>` and returns, or fails under `CI=true`;
-//! - [`unique_name`]: names for databases, key prefixes and queues, so tests run in parallel.
+//! - [`unique_name`]: names for databases, key prefixes and queues, so tests run in parallel;
+//! - [`private`]: Redis and RabbitMQ servers of a test's own, for tests that restart or kill
+//!   one, or need one with TLS;
+//! - [`tls`]: a test CA and a server certificate it signed, made with `openssl`.
 //!
-//! Only std: every crate can take it as a dev-dependency.
+//! Only std (and the `redis-server`, `rabbitmq-server` and `openssl` commands the machines
+//! have): every crate can take it as a dev-dependency.
 #![warn(unreachable_pub)]
 #![allow(clippy::disallowed_methods)] // reads the environment: not a library
+
+pub mod private;
+pub mod tls;
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -100,19 +100,19 @@ pub const KEYS: &[Key] = &[
         "database_url",
         Kind::Text,
         "`sqlite://pubsync.db`",
-        "The application database: `sqlite://path`, `postgres://user:password@host:port/database` or `mysql://user:password@host:port/database`.",
+        "The application database: `sqlite://path`, `postgres://user:password@host:port/database` or `mysql://user:password@host:port/database`. TLS by the drivers' own URL parameters: `?sslmode=require` (or `verify-full&sslrootcert=ca.pem`) on PostgreSQL, `?ssl_mode=REQUIRED` (or `VERIFY_IDENTITY&ssl_ca=ca.pem`) on MySQL/MariaDB.",
     ),
     key(
         "queue_url",
         Kind::Text,
         "`database`",
-        "Where queue messages live: `database` (tables of the application database) or `amqp://user:password@host:port/vhost` (RabbitMQ).",
+        "Where queue messages live: `database` (tables of the application database) or `amqp://user:password@host:port/vhost` (RabbitMQ); `amqps://` for TLS (port 5671), trusting the Mozilla roots or `?cacertfile=ca.pem`, with `&certfile=…&keyfile=…` for a client certificate and `&server_name_indication=…` when the certificate names another host.",
     ),
     key(
         "storage_url",
         Kind::Text,
         "`database`",
-        "Where frontends read: `database` (the storage tables themselves, the key-value bypass) or `redis://[user:password@]host:port/db` (`rediss://` for TLS).",
+        "Where frontends read: `database` (the storage tables themselves, the key-value bypass) or `redis://[user:password@]host:port/db`; `rediss://` for TLS, trusting the system's CAs and `?cacert=ca.pem`, with `&cert=…&key=…` for a client certificate.",
     ),
     key(
         "worker.chunk_size",
