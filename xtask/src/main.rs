@@ -6,6 +6,7 @@
 //!   (`crates/pubsync-bench`, release) and write its figures.
 //!
 //! - `cargo xtask test`: install the system packages when missing, then run every test.
+//! - `cargo xtask chaos`: the fault suite's long mode.
 //! - `cargo xtask system-packages [--check]`: install (or check) those packages alone.
 //! - `cargo xtask shell-integration [DIR]`: write the completion scripts and the man page.
 //!
@@ -28,6 +29,10 @@ commands:
   test [-- TEST-ARGS]
       install the system packages when missing, then run cargo test --workspace
       --all-features here and in examples/shop (the README's test command)
+  chaos
+      the fault suite's long mode: 100,000 changes through PostgreSQL (and MySQL) +
+      RabbitMQ + Redis of its own while it restarts, crashes and kills them, with its
+      figures (the short mode runs with the tests)
   system-packages [--check]
       install the Debian packages the server backends link, when missing (apt-get, as
       root); --check only reports them
@@ -67,6 +72,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         "codegen" => codegen::run(rest),
         "bench" => bench::run(rest),
         "test" => test::run(rest),
+        "chaos" => chaos::run(rest),
         "system-packages" => system::run(rest),
         "shell-integration" => shell::run(rest),
         "help" | "--help" | "-h" => {
@@ -86,6 +92,7 @@ fn workspace_root() -> PathBuf {
 }
 
 mod bench;
+mod chaos;
 mod codegen;
 mod shell;
 mod system;

@@ -484,8 +484,10 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         writer: Option<W2>,
     ) -> Worker<Q, W2> {
         let queues = tables.queues(&config);
-        let consumer =
-            SyncConsumer::new(SyncGuard::new(tables.definitions(), config.max_clock_skew));
+        let consumer = SyncConsumer::new(
+            SyncGuard::new(tables.definitions(), config.max_clock_skew)
+                .with_max_value_bytes(config.max_value_bytes),
+        );
         let relay = SyncRelay::new(self.database.clone(), tables, keys, config.clone());
         Worker {
             queue: self.queue,

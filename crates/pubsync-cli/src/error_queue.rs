@@ -38,13 +38,13 @@ pub(crate) async fn list(
     limit: usize,
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let worker = checked_worker(app, queue_name).await?;
-    let queue = worker.queue();
+    checked_worker(app, queue_name).await?;
+    let queue = app.queue_holding(limit).await?;
     let queue_name = app.queue_argument(queue_name);
     let queue_name = queue_name.as_str();
     let (_, error_queue_name) = error_queue::error_queue_of(queue_name);
     let error_queue_name = app.queue_display(&error_queue_name);
-    let messages = error_queue::list(queue, queue_name, limit)
+    let messages = error_queue::list(&queue, queue_name, limit)
         .await
         .with_context(|| format!("reading {error_queue_name}"))?;
     if as_json {

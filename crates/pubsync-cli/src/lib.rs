@@ -239,12 +239,23 @@ impl App {
     /// The configured queue, with the configured name prefix.
     pub async fn queue(&self) -> anyhow::Result<AppQueue> {
         Ok(Prefixed::new(
-            self.backend_queue().await?,
+            self.backend_queue(0).await?,
             self.settings.queue_prefix.clone(),
         ))
     }
 
-    async fn backend_queue(&self) -> anyhow::Result<AnyQueue> {
+    /// The queue, its consumers allowed to hold at least `messages` unsettled at once: what
+    /// listing an error queue needs, which takes every message it shows before giving them
+    /// all back (on RabbitMQ, the prefetch window; the worker's is sized to its chunks).
+    pub async fn queue_holding(&self, messages: usize) -> anyhow::Result<AppQueue> {
+        Ok(Prefixed::new(
+            self.backend_queue(messages).await?,
+            self.settings.queue_prefix.clone(),
+        ))
+    }
+
+    #[cfg_attr(not(feature = "rabbitmq"), allow(unused_variables))]
+    async fn backend_queue(&self, holding: usize) -> anyhow::Result<AnyQueue> {
         match &self.settings.queue {
             QueueUrl::Database => Ok(AnyQueue::Database(DatabaseQueue::new(
                 self.database.clone(),
@@ -272,7 +283,8 @@ impl App {
                         self.settings.sync.messages_per_chunk(),
                     ])
                     .max()
-                    .unwrap_or(1);
+                    .unwrap_or(1)
+                    .max(holding);
                 let options = pubsync_queue_rabbitmq::RabbitQueueOptions {
                     prefetch: u16::try_from(chunk).unwrap_or(u16::MAX),
                     quorum: self.settings.quorum_queues,

@@ -1,6 +1,7 @@
 //! Servers of a test's own, on free ports under a directory of the test's: for tests that
 //! stop, restart or kill a server, or need one set up differently (TLS), and so must never
-//! touch the shared ones. Each is stopped when dropped, also when the test fails.
+//! touch the shared ones. Each is stopped (a PostgreSQL cluster dropped) when dropped, also
+//! when the test fails.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -154,6 +155,23 @@ impl PrivateRedis {
         self.stop();
         self.launch();
     }
+
+    /// Stops it and starts it again without its files: everything it held is gone, as after
+    /// a restart without persistence or a replaced node.
+    pub fn restart_losing_data(&self) {
+        self.kill();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("appendonly") || name == "dump.rdb" {
+                    let path = entry.path();
+                    let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                }
+            }
+        }
+        self.launch();
+    }
 }
 
 impl Drop for PrivateRedis {
@@ -284,5 +302,92 @@ impl PrivateRabbit {
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
         let _ = self.ctl(&["stop"]);
+    }
+}
+
+/// A PostgreSQL 15 cluster of the test's own (`pg_createcluster`), trust auth, on a free port.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    name: String,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// Creates and starts a cluster with a database `test`.
+    ///
+    /// # Panics
+    /// When the cluster cannot be created or does not start within 30 s.
+    pub fn start() -> Self {
+        let postgres = Self {
+            name: unique_name("pubsync"),
+            port: free_port(),
+        };
+        let port = postgres.port.to_string();
+        assert!(
+            succeeds(Command::new("pg_createcluster").args([
+                "15",
+                &postgres.name,
+                "--port",
+                &port,
+                "--",
+                "--auth=trust"
+            ])),
+            "pg_createcluster 15 {}",
+            postgres.name
+        );
+        postgres.start_again();
+        assert!(
+            succeeds(Command::new("psql").args([
+                &postgres.admin_url(),
+                "-qc",
+                "CREATE DATABASE test"
+            ])),
+            "creating the database test"
+        );
+        postgres
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/test`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/test", self.port)
+    }
+
+    fn answers(&self) -> bool {
+        succeeds(Command::new("pg_isready").args(["-h", "127.0.0.1", "-p", &self.port.to_string()]))
+    }
+
+    /// Starts the stopped (or crashed) cluster and waits until it accepts connections.
+    pub fn start_again(&self) {
+        assert!(
+            succeeds(Command::new("pg_ctlcluster").args(["15", &self.name, "start"])),
+            "pg_ctlcluster 15 {} start",
+            self.name
+        );
+        assert!(
+            wait_until(Duration::from_secs(30), || self.answers()),
+            "the private PostgreSQL on port {} does not answer",
+            self.port
+        );
+    }
+
+    /// Stops it the way a crash does (`-m immediate`: no checkpoint, connections cut).
+    pub fn crash(&self) {
+        let _ = succeeds(Command::new("pg_ctlcluster").args([
+            "15",
+            &self.name,
+            "stop",
+            "-m",
+            "immediate",
+        ]));
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = succeeds(Command::new("pg_dropcluster").args(["--stop", "15", &self.name]));
     }
 }

@@ -14,6 +14,8 @@
 //!   value stored there is. A **write without `_timestamp`** is stamped with the time this
 //!   worker reads it, each message of a chunk one microsecond after the one before: the last
 //!   one read wins, as every write wins in the original.
+//! - A **value** larger than the payload limit (with room for its `_timestamp`) is refused:
+//!   no publisher could have sent it, since the storage table writer refuses such data.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -32,7 +34,12 @@ pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub struct SyncGuard {
     resources: BTreeSet<&'static str>,
     max_clock_skew: Duration,
+    max_value_bytes: Option<usize>,
 }
+
+/// Room a value may take beyond the payload limit: the storage row's data is within it, the
+/// sync message's value adds its `_timestamp`.
+const TIMESTAMP_ROOM: usize = 64;
 
 impl SyncGuard {
     /// A guard for the storage tables of `definitions`, refusing `_timestamp`s more than
@@ -44,7 +51,15 @@ impl SyncGuard {
         Self {
             resources: definitions.into_iter().map(|d| d.resource).collect(),
             max_clock_skew,
+            max_value_bytes: None,
         }
+    }
+
+    /// The guard refusing writes whose value is longer than `limit` bytes of JSON (and room
+    /// for a `_timestamp`); `None` refuses none.
+    pub fn with_max_value_bytes(mut self, limit: Option<usize>) -> Self {
+        self.max_value_bytes = limit;
+        self
     }
 
     /// A stamp for the unversioned writes of a chunk read now.
@@ -95,11 +110,22 @@ impl SyncGuard {
             }
         }
         match message {
-            SyncMessage::Write(payload) => Ok(StorageChange::Write {
-                key: key.clone(),
-                value: serde_json::to_string(&payload.value).expect("json serialises"),
-                version: version.unwrap_or_else(|| stamp.next()),
-            }),
+            SyncMessage::Write(payload) => {
+                let value = serde_json::to_string(&payload.value).expect("json serialises");
+                if let Some(limit) = self.max_value_bytes
+                    && value.len() > limit + TIMESTAMP_ROOM
+                {
+                    return Err(format!(
+                        "the value of key {key:?} is {} bytes of JSON, more than the {limit} allowed ([sync] max_payload_bytes)",
+                        value.len()
+                    ));
+                }
+                Ok(StorageChange::Write {
+                    key: key.clone(),
+                    value,
+                    version: version.unwrap_or_else(|| stamp.next()),
+                })
+            }
             SyncMessage::Delete(_) => match version {
                 Some(version) => Ok(StorageChange::Delete {
                     key: key.clone(),
@@ -168,6 +194,23 @@ mod tests {
                 Ok(StorageChange::Write { .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_value_over_the_payload_limit_is_refused_and_one_within_it_applied() {
+        let guard = guard().with_max_value_bytes(Some(1024));
+        let mut stamp = guard.stamp();
+        let t = now_seconds();
+        let within = json!({"message": "x".repeat(1000), "_timestamp": t});
+        let message = SyncMessage::Write(payload("message:1", "message", within));
+        assert!(guard.check(&message, &mut stamp).is_ok());
+        let over = json!({"message": "x".repeat(1200), "_timestamp": t});
+        let message = SyncMessage::Write(payload("message:1", "message", over));
+        let reason = guard.check(&message, &mut stamp).unwrap_err();
+        assert!(
+            reason.contains("max_payload_bytes") && reason.contains("message:1"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct SyncConfig {
     /// How often the worker checks the key-value store's marker, besides when it starts and
     /// right after one of its stages failed.
     pub marker_check_interval: std::time::Duration,
+    /// The largest value a sync message may write, in bytes of JSON (besides its
+    /// `_timestamp`): the storage writer's payload limit. `None` takes any.
+    pub max_value_bytes: Option<usize>,
 }
 
 impl SyncConfig {
@@ -99,6 +102,7 @@ impl Default for SyncConfig {
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             resync_on_data_loss: false,
             marker_check_interval: std::time::Duration::from_secs(5),
+            max_value_bytes: None,
         }
     }
 }

@@ -35,7 +35,8 @@ pub struct SyncRelay {
     tables: SyncTables,
     keys: Arc<KeyBuilders>,
     config: SyncConfig,
-    last_versions: Arc<Mutex<HashMap<String, Version>>>,
+    /// By key: the outbox id and version of the last row relayed.
+    last_versions: Arc<Mutex<HashMap<String, (i64, Version)>>>,
 }
 
 /// How many keys' last versions the relay remembers before it forgets them all.
@@ -66,6 +67,11 @@ impl SyncRelay {
     /// Makes the versions of each key strictly increase in outbox order. SQLite's clock has
     /// millisecond resolution, so two changes of one key within a millisecond carry the same
     /// version, and storage keeps only the first of two equal versions.
+    ///
+    /// Only a row later in the outbox than the last one relayed of its key is moved past it.
+    /// An earlier row relayed late (another worker's claim on it was given up, so this relay
+    /// took it after the rows it had skipped) keeps its own version: moved past the newer
+    /// change, it would overwrite it, a write bringing back a deleted key.
     fn order_versions(&self, rows: &mut [SyncRow]) {
         let mut last_versions = self
             .last_versions
@@ -75,12 +81,18 @@ impl SyncRelay {
             last_versions.clear();
         }
         for row in rows {
-            let last = last_versions
-                .entry(row.storage_key.clone())
-                .or_insert(Version::from_micros(i64::MIN));
-            let version = row.version().max(last.next());
-            row.version = version.as_micros();
-            *last = version;
+            match last_versions.get_mut(&row.storage_key) {
+                Some((last_id, last)) if row.id_sync_outbox > *last_id => {
+                    let version = row.version().max(last.next());
+                    row.version = version.as_micros();
+                    (*last_id, *last) = (row.id_sync_outbox, version);
+                }
+                Some(_) => {}
+                None => {
+                    last_versions
+                        .insert(row.storage_key.clone(), (row.id_sync_outbox, row.version()));
+                }
+            }
         }
     }
 
@@ -222,22 +234,30 @@ mod tests {
     use super::*;
     use crate::sync::changes::tests::row;
 
-    #[test]
-    fn versions_of_one_key_strictly_increase_even_within_a_millisecond() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = pubsync_database::DatabaseUrl::Sqlite(dir.path().join("v.db"));
+    /// A relay over an SQLite file of `dir`'s.
+    fn relay(dir: &std::path::Path) -> SyncRelay {
+        let url = pubsync_database::DatabaseUrl::Sqlite(dir.join("v.db"));
         let database = Database::connect(&url, &Default::default()).unwrap();
-        let relay = SyncRelay::new(
+        SyncRelay::new(
             database,
             SyncTables::default(),
             Default::default(),
             SyncConfig::default(),
-        );
+        )
+    }
+
+    #[test]
+    fn versions_of_one_key_strictly_increase_even_within_a_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
         let mut rows = vec![
             row("write", Some("{}"), None),
             row("write", Some("{}"), None),
             row("delete", None, None),
         ];
+        for (id, row) in rows.iter_mut().enumerate() {
+            row.id_sync_outbox = id as i64 + 1;
+        }
         rows[2].version += 5;
         relay.order_versions(&mut rows);
         let versions: Vec<i64> = rows.iter().map(|row| row.version).collect();
@@ -250,10 +270,37 @@ mod tests {
             ]
         );
         let mut later = vec![row("write", Some("{}"), None)];
+        later[0].id_sync_outbox = 4;
         relay.order_versions(&mut later);
         assert_eq!(
             later[0].version, 1_599_741_494_267_695,
             "remembered across passes"
+        );
+    }
+
+    /// Worker A claims a write of a key; worker B, skipping A's locked row, relays the
+    /// delete that followed it; A is killed, and B relays the write after all. The write must
+    /// keep its older version, or it would bring the deleted key back.
+    #[test]
+    fn an_older_row_relayed_after_a_newer_one_keeps_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        let mut delete = vec![row("delete", None, None)];
+        (delete[0].id_sync_outbox, delete[0].version) = (8, 2_000);
+        relay.order_versions(&mut delete);
+        let mut write = vec![row("write", Some("{}"), None)];
+        (write[0].id_sync_outbox, write[0].version) = (7, 1_000);
+        relay.order_versions(&mut write);
+        assert_eq!(
+            write[0].version, 1_000,
+            "older than the delete, as it was written"
+        );
+        let mut newer = vec![row("write", Some("{}"), None)];
+        (newer[0].id_sync_outbox, newer[0].version) = (9, 2_000);
+        relay.order_versions(&mut newer);
+        assert_eq!(
+            newer[0].version, 2_001,
+            "a later row still moves past the delete"
         );
     }
 }

@@ -208,7 +208,7 @@ pub const KEYS: &[Key] = &[
         "sync.max_payload_bytes",
         int(1024, 64 * 1024 * 1024),
         "262144",
-        "The largest `data` of one storage row, in bytes of JSON. A larger one is not written or sent: its event goes to the error queue with a reason naming the key. The original warns at 256 KB.",
+        "The largest `data` of one storage row, in bytes of JSON. A larger one is not written or sent: its event goes to the error queue with a reason naming the key, and a sync message writing a larger value goes to its error queue. The original warns at 256 KB.",
     ),
     key(
         "sync.max_clock_skew_seconds",

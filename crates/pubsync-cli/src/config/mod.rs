@@ -163,6 +163,8 @@ impl Settings {
         if let Some(seconds) = integer("sync.max_clock_skew_seconds") {
             sync.max_clock_skew = Duration::from_secs(seconds);
         }
+        let max_payload_bytes = size("sync.max_payload_bytes").unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES);
+        sync.max_value_bytes = Some(max_payload_bytes);
         let http_address = match values.text("http.address") {
             Some((address, origin)) => Some(
                 check_address(address).with_context(|| format!("http.address (from {origin})"))?,
@@ -204,7 +206,7 @@ impl Settings {
                 .text("storage.key_prefix")
                 .map(|(prefix, _)| prefix.to_owned())
                 .unwrap_or_default(),
-            max_payload_bytes: size("sync.max_payload_bytes").unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES),
+            max_payload_bytes,
             health: HealthSettings {
                 max_age: Duration::from_secs(integer("health.max_age_seconds").unwrap_or(300)),
                 probe_interval: Duration::from_secs(

@@ -116,25 +116,8 @@ impl Setup {
     /// Runs `sql` in the database's own shell (`psql` or `mariadb`), as a person would.
     pub fn shell(&self, sql: &str) -> String {
         let url = self.database.url().to_connection_string();
-        let output = match self.database.url().dialect() {
-            Dialect::Postgres => Command::new("psql")
-                .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
-                .output(),
-            Dialect::Mysql => {
-                let (host, port, user, name) = mysql_parts(&url);
-                Command::new("mariadb")
-                    .args([
-                        format!("--host={host}"),
-                        format!("--port={port}"),
-                        format!("--user={user}"),
-                    ])
-                    .args(["--batch", "--skip-column-names", &name, "-e", sql])
-                    .stdin(Stdio::null())
-                    .output()
-            }
-            Dialect::Sqlite => unreachable!("the sqlite3 shell is tested in cli.rs"),
-        }
-        .expect("the database shell is installed with the server");
+        let output =
+            database_shell(&url, sql).expect("the database shell is installed with the server");
         assert!(
             output.status.success(),
             "{sql}: {}",
@@ -206,6 +189,27 @@ impl Drop for Setup {
             });
         }
         self.lose_redis_data();
+    }
+}
+
+/// Runs `sql` in the shell of the database at `url` (`psql` for `postgres://`, `mariadb`
+/// for `mysql://`), as a person would.
+pub fn database_shell(url: &str, sql: &str) -> std::io::Result<Output> {
+    if url.starts_with("mysql://") {
+        let (host, port, user, name) = mysql_parts(url);
+        Command::new("mariadb")
+            .args([
+                format!("--host={host}"),
+                format!("--port={port}"),
+                format!("--user={user}"),
+            ])
+            .args(["--batch", "--skip-column-names", &name, "-e", sql])
+            .stdin(Stdio::null())
+            .output()
+    } else {
+        Command::new("psql")
+            .args([url, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+            .output()
     }
 }
 
