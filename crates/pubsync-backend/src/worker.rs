@@ -315,6 +315,8 @@ impl Stages<'_> {
                 pause = Duration::from_millis(1);
             } else {
                 match is_empty().await {
+                    // A store check may have started while the queues were asked.
+                    Ok(true) if self.checking.load(Ordering::Relaxed) => {}
                     Ok(true) => {
                         self.done.store(true, Ordering::Relaxed);
                         // Idle stages are pausing: end their pauses now.

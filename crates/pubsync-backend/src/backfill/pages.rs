@@ -68,12 +68,16 @@ fn as_bigint(dialect: Dialect, column: &str) -> String {
 /// cast refuses on PostgreSQL and turns into 0 elsewhere.
 fn integer_or_null(dialect: Dialect, column: &str) -> String {
     match dialect {
+        // An integer column is cast as it is; only text is looked at.
         Dialect::Postgres => format!(
-            "CASE WHEN CAST({column} AS TEXT) ~ '^-{{0,1}}[0-9]{{1,18}}$' \
+            "CASE WHEN pg_typeof({column}) IN ('bigint'::regtype, 'integer'::regtype, \
+             'smallint'::regtype) THEN CAST(CAST({column} AS TEXT) AS BIGINT) \
+             WHEN CAST({column} AS TEXT) ~ '^-{{0,1}}[0-9]{{1,18}}$' \
              THEN CAST(CAST({column} AS TEXT) AS BIGINT) END"
         ),
+        // MySQL casts a 19-digit number out of range to the largest, with a warning.
         Dialect::Mysql => format!(
-            "CASE WHEN CAST({column} AS CHAR) REGEXP '^-{{0,1}}[0-9]{{1,18}}$' \
+            "CASE WHEN CAST({column} AS CHAR) REGEXP '^-{{0,1}}[0-9]{{1,19}}$' \
              THEN CAST({column} AS SIGNED) END"
         ),
         Dialect::Sqlite => format!(

@@ -70,8 +70,9 @@ impl SyncRelay {
     ///
     /// Only a row later in the outbox than the last one relayed of its key is moved past it.
     /// An earlier row relayed late (another worker's claim on it was given up, so this relay
-    /// took it after the rows it had skipped) keeps its own version: moved past the newer
-    /// change, it would overwrite it, a write bringing back a deleted key.
+    /// took it after the rows it had skipped) stays older than that one: moved past the newer
+    /// change, it would overwrite it, a write bringing back a deleted key. The last row
+    /// itself, relayed again after a failed send, keeps the version it was given.
     fn order_versions(&self, rows: &mut [SyncRow]) {
         let mut last_versions = self
             .last_versions
@@ -87,7 +88,12 @@ impl SyncRelay {
                     row.version = version.as_micros();
                     (*last_id, *last) = (row.id_sync_outbox, version);
                 }
-                Some(_) => {}
+                Some((last_id, last)) if row.id_sync_outbox == *last_id => {
+                    row.version = last.as_micros();
+                }
+                Some((_, last)) => {
+                    row.version = row.version.min(last.as_micros() - 1);
+                }
                 None => {
                     last_versions
                         .insert(row.storage_key.clone(), (row.id_sync_outbox, row.version()));
@@ -295,12 +301,50 @@ mod tests {
             write[0].version, 1_000,
             "older than the delete, as it was written"
         );
+        let mut late_tie = vec![row("write", Some("{}"), None)];
+        (late_tie[0].id_sync_outbox, late_tie[0].version) = (6, 2_000);
+        relay.order_versions(&mut late_tie);
+        assert_eq!(
+            late_tie[0].version, 1_999,
+            "an older row stays older, even within a microsecond"
+        );
+        let mut again = vec![row("delete", None, None)];
+        (again[0].id_sync_outbox, again[0].version) = (8, 2_000);
+        relay.order_versions(&mut again);
+        assert_eq!(
+            again[0].version, 2_000,
+            "the same row again, after a failed send"
+        );
         let mut newer = vec![row("write", Some("{}"), None)];
         (newer[0].id_sync_outbox, newer[0].version) = (9, 2_000);
         relay.order_versions(&mut newer);
         assert_eq!(
             newer[0].version, 2_001,
             "a later row still moves past the delete"
+        );
+    }
+
+    /// Two rows of one key within a millisecond (SQLite), bumped apart, then sent again
+    /// after a failed send: they keep distinct versions.
+    #[test]
+    fn rows_relayed_again_after_a_failed_send_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        let chunk = || {
+            let mut rows = vec![row("write", Some("{}"), None), row("delete", None, None)];
+            (rows[0].id_sync_outbox, rows[1].id_sync_outbox) = (7, 8);
+            rows
+        };
+        let mut first = chunk();
+        relay.order_versions(&mut first);
+        let mut again = chunk();
+        relay.order_versions(&mut again);
+        let versions = |rows: &[SyncRow]| rows.iter().map(|row| row.version).collect::<Vec<_>>();
+        assert_eq!(versions(&first), versions(&again));
+        assert!(
+            again[0].version < again[1].version,
+            "{:?}",
+            versions(&again)
         );
     }
 }
