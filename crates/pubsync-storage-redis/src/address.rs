@@ -168,7 +168,10 @@ fn take_tls_files(url: &str) -> Result<(String, TlsFiles), String> {
                 continue;
             }
         };
-        let value = percent_decode(value).map_err(|reason| format!("{name}: {reason}"))?;
+        let value = percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| format!("{name}: percent-encoding is not UTF-8"))?
+            .into_owned();
         if value.is_empty() {
             return Err(format!("{name} needs a file"));
         }
@@ -184,27 +187,6 @@ fn take_tls_files(url: &str) -> Result<(String, TlsFiles), String> {
         rebuilt.push_str(fragment);
     }
     Ok((rebuilt, files))
-}
-
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = bytes
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| "invalid percent-encoding".to_owned())?;
-            decoded.push(byte);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(decoded).map_err(|_| "percent-encoding is not UTF-8".to_owned())
 }
 
 /// A Redis URL that cannot be used.
