@@ -416,3 +416,84 @@ async fn verify_reports_storage_data_that_is_not_utf8_as_stale_and_repair_rewrit
     assert_eq!(repairs.republished, 1, "{repairs:?}");
     assert!(c.verify(false).await.is_clean());
 }
+
+/// SQLite keeps whatever bytes it is given: a storage row whose key is not UTF-8 (no key
+/// pubsync writes) is an orphan to `verify`, whether its entity exists or not; `sync:data`
+/// sends every other row and counts it out; a repair deletes it, and its deletion is not sent
+/// on to synchronization, where it would only fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_rows_whose_key_is_not_utf8_are_orphans_that_repair_deletes() {
+    for storage in [Storage::Database, Storage::Redis] {
+        let Some(c) = Case::new(Dialect::Sqlite, storage) else {
+            continue;
+        };
+        let c = c.shop_with_rows();
+        c.backfill(&TriggerOptions::default(), &NoProgress).await;
+        // Id 4 exists; id 2 is a gap.
+        c.t.sql(
+            "INSERT INTO spy_hello_spryker_message_storage (fk_hello_spryker_message, \"key\", data) VALUES \
+             (4, CAST(X'6d6573736167653a34ff' AS TEXT), '{}'), (2, CAST(X'6d6573736167653afe32' AS TEXT), '{}')",
+        );
+        c.drop_sync_outbox();
+        let report = c.verify(false).await;
+        let mut orphaned = report.storage.orphaned.first.clone();
+        orphaned.sort();
+        assert_eq!(
+            orphaned,
+            [r"message:4\xff", r"message:\xfe2"],
+            "{storage:?}: {report:#?}"
+        );
+        assert_eq!(report.storage.orphaned.count, 2);
+        assert_eq!(report.storage.missing.count + report.storage.stale.count, 0);
+
+        let worker = c.t.app.worker().await.unwrap();
+        let table = &pubsync_hello::generated::synchronization::SPY_HELLO_SPRYKER_MESSAGE_STORAGE;
+        let all = sync_data(
+            &worker,
+            table,
+            None,
+            &ExportOptions::default(),
+            &NoProgress,
+            &Stop::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (all.exported, all.unreadable),
+            (ROWS as usize, 2),
+            "{storage:?}"
+        );
+        assert_eq!(all.ending, Some(Ending::Complete));
+        let some = sync_data(
+            &worker,
+            table,
+            Some(&[4]),
+            &ExportOptions::default(),
+            &NoProgress,
+            &Stop::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((some.exported, some.unreadable), (1, 1), "{storage:?}");
+        assert_eq!(some.first_unreadable.as_deref(), Some(r"message:4\xff"));
+        if let Some(redis) = &c.redis {
+            assert_eq!(redis.keys(), ROWS as usize);
+        }
+
+        let repairs = c.verify(true).await.repairs.unwrap();
+        assert_eq!(repairs.unreadable_deleted, 2, "{storage:?}: {repairs:?}");
+        assert_eq!(
+            repairs.republished + repairs.resynced + repairs.deleted,
+            0,
+            "{repairs:?}"
+        );
+        assert_eq!(c.storage_rows(), ROWS);
+        assert_eq!(
+            c.t.count("SELECT COUNT(*) AS n FROM pubsync_sync_outbox"),
+            0,
+            "{storage:?}: the deletions are not sent"
+        );
+        let report = c.verify(false).await;
+        assert!(report.is_clean(), "{storage:?}: {report:#?}");
+    }
+}

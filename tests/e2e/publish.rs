@@ -229,3 +229,45 @@ async fn a_sync_outbox_row_that_is_not_utf8_goes_to_the_error_queue_and_the_rest
         "{error}"
     );
 }
+
+/// A storage row whose key is not UTF-8 (SQLite keeps what it is given) does not stop its
+/// entity's publishing: replacing the entity's rows deletes it with the others it no longer
+/// has, and sends only the deletion of those others on to synchronization.
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_an_entitys_rows_deletes_one_whose_key_is_not_utf8() {
+    use pubsync_backend::StorageRow;
+    use pubsync_backend::storage_table_writer::{Reference, RowKey};
+    let t = pubsync_tests::TestApp::on(pubsync_database::Dialect::Sqlite).expect("sqlite");
+    // Synchronization on, so that the sync triggers record each deletion.
+    pubsync_backend::sync::switch::record_switch(t.app.database(), true).unwrap();
+    t.sql(
+        "INSERT INTO spy_hello_spryker_message_storage (fk_hello_spryker_message, \"key\", data) VALUES \
+         (4, CAST(X'6d6573736167653a34ff' AS TEXT), '{}'), (4, 'message:old-4', '{}'), (5, 'message:5', '{}')",
+    );
+    t.sql("DELETE FROM pubsync_sync_outbox");
+    let table = &pubsync_hello::generated::synchronization::SPY_HELLO_SPRYKER_MESSAGE_STORAGE;
+    let row = StorageRow {
+        key: RowKey::reference(Reference::Int(4)),
+        data: json!({"name": "four", "message": null}),
+    };
+    let outcome =
+        pubsync_backend::StorageTableWriter::new(t.app.database().clone(), Default::default())
+            .replace(table, &[Reference::Int(4)], &[row])
+            .unwrap();
+    assert_eq!((outcome.written, outcome.deleted), (1, 2), "{outcome:?}");
+    let keys: Vec<String> = t
+        .message_storage()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(keys, ["message:4", "message:5"]);
+    assert_eq!(
+        t.count("SELECT COUNT(*) AS n FROM pubsync_sync_outbox WHERE operation = 'delete' AND storage_key = 'message:old-4'"),
+        1
+    );
+    assert_eq!(
+        t.count("SELECT COUNT(*) AS n FROM pubsync_sync_outbox WHERE operation = 'delete'"),
+        1,
+        "the row whose key is not UTF-8 is not sent"
+    );
+}

@@ -40,6 +40,7 @@ mod refusals;
 pub use recording::{RecordedRow, RecordedWrite, Recording};
 pub use refusals::{Refusal, Refusals};
 
+pub(crate) use sql::delete_unreadable_row;
 use sql::{
     Columns, KeyRow, delete_aliases, delete_rows, insert_aliases_sql, replaced_rows, upsert_sql,
 };
@@ -384,16 +385,28 @@ impl StorageTableWriter {
                 let mut outcome = WriteOutcome::default();
                 let written: HashSet<&str> =
                     upserts.iter().map(|upsert| upsert.key.as_str()).collect();
+                let mut unreadable_keys = Vec::new();
                 for statement in replaced_rows(dialect, table, replacing) {
                     let existing: Vec<KeyRow> = statement
                         .load(conn)
                         .map_err(DatabaseError::query(format!("read {}", table.table)))?;
-                    delete_keys.extend(
-                        existing
-                            .into_iter()
-                            .map(|row| row.key)
-                            .filter(|key| !written.contains(key.as_str())),
-                    );
+                    for row in existing {
+                        match String::from_utf8(row.key) {
+                            Ok(key) if written.contains(key.as_str()) => {}
+                            Ok(key) => delete_keys.push(key),
+                            Err(error) => unreadable_keys.push(error.into_bytes()),
+                        }
+                    }
+                }
+                for key in unreadable_keys {
+                    tracing::warn!(table = table.table, key = %String::from_utf8_lossy(&key), "deleting a storage row whose key is not UTF-8");
+                    let [row, recorded] = delete_unreadable_row(dialect, table.table, &key);
+                    outcome.deleted += row
+                        .execute(conn)
+                        .map_err(DatabaseError::query(format!("delete from {}", table.table)))?;
+                    recorded.execute(conn).map_err(DatabaseError::query(
+                        "take the deleted row out of the sync outbox",
+                    ))?;
                 }
                 for range in bucketed(upserts.len(), &UPSERT_CHUNKS) {
                     let chunk = &upserts[range];

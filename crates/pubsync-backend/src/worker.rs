@@ -159,6 +159,9 @@ impl WorkerReport {
 /// The most passes of [`Worker::relay_sync_outbox`] in one call.
 pub const MAX_RELAY_PASSES: usize = 64;
 
+/// How often [`Worker::relay_sync_outbox`] takes up a pass again that failed transiently.
+const RELAY_ATTEMPTS: u32 = 5;
+
 /// The original worker's pause between rounds while its task processes have work.
 const ORIGINAL_BUSY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -739,11 +742,24 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
             return Ok(0);
         };
         let mut relayed = 0;
+        let mut failures = 0;
         for _ in 0..MAX_RELAY_PASSES {
-            let pass = sync
+            let pass = match sync
                 .relay
                 .relay_once(&self.queue, sync.writer.as_ref())
-                .await?;
+                .await
+            {
+                Ok(pass) => pass,
+                // A claim that deadlocked with a writer (MySQL rolls one of them back) or a
+                // send cut short left the rows in the outbox: the next pass takes them again.
+                Err(error) if error.is_transient() && failures < RELAY_ATTEMPTS => {
+                    failures += 1;
+                    tracing::warn!(attempt = failures, error = %error, "relaying the sync outbox failed, trying again");
+                    tokio::time::sleep(Duration::from_millis(50 * failures as u64)).await;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
             relayed += pass.rows;
             if pass.rows < sync.config.chunk_size {
                 break;

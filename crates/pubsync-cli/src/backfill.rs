@@ -204,6 +204,12 @@ pub(crate) async fn sync(
             "{}: {} rows sent to synchronization ({} on {})",
             report.table, report.exported, report.sync_relayed, table.queue_group
         );
+        if let Some(first) = &report.first_unreadable {
+            eprintln!(
+                "{}: {} rows left out, their key is not UTF-8 (the first: {first}); pubsync verify --repair deletes them",
+                report.table, report.unreadable
+            );
+        }
         if report.ending == Some(Ending::Stopped) {
             println!("stopped: run the same command again to resume");
             return Ok(ExitCode::from(STOPPED));
@@ -279,6 +285,12 @@ fn print_verify(report: &VerifyReport) {
             "  repaired: {} entities re-published, {} rows re-synced, {} orphaned keys deleted",
             repairs.republished, repairs.resynced, repairs.deleted
         );
+        if repairs.unreadable_deleted > 0 {
+            println!(
+                "  repaired: {} storage rows deleted whose key is not UTF-8",
+                repairs.unreadable_deleted
+            );
+        }
     }
 }
 

@@ -30,6 +30,7 @@ pub use pubsync_schema::{
 pub use row::{FromMysqlRow, FromPostgresRow, FromRow};
 pub use statement::{
     Bind, Statement, bucketed, index_order, postgres_any, postgres_array, select_by_ids,
+    stored_text,
 };
 
 mod catalog;

@@ -9,8 +9,10 @@
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text, Untyped};
+use diesel::sql_types::{BigInt, Binary, HasSqlType, Nullable, Text, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
+
+use crate::Dialect;
 
 /// One bound value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum Bind {
     BigInt(i64),
     /// A `TEXT` value that may be `NULL`.
     NullableText(Option<String>),
+    /// Bytes, bound as a binary value (see [`stored_text`]).
+    Bytes(Vec<u8>),
 }
 
 /// SQL with its bound values, cached as a prepared statement by its text.
@@ -77,10 +81,11 @@ impl QueryId for Statement {
 
 impl<DB> QueryFragment<DB> for Statement
 where
-    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Binary>,
     String: ToSql<Text, DB>,
     i64: ToSql<BigInt, DB>,
     Option<String>: ToSql<Nullable<Text>, DB>,
+    Vec<u8>: ToSql<Binary, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let mut parts = self.sql.split('?');
@@ -98,6 +103,7 @@ where
                 Bind::NullableText(value) => {
                     out.push_bind_param::<Nullable<Text>, Option<String>>(value)?;
                 }
+                Bind::Bytes(value) => out.push_bind_param::<Binary, Vec<u8>>(value)?,
             }
             out.push_sql(part);
         }
@@ -111,6 +117,19 @@ where
 }
 
 impl<Conn> RunQueryDsl<Conn> for Statement {}
+
+/// The placeholder and the value that give back a text value as the database stored it,
+/// from its bytes, which need not be UTF-8: SQLite keeps whatever text it is given, and a
+/// bound blob never equals a text value there, so it is bound as one and cast. PostgreSQL
+/// and MySQL keep only valid text, which is bound as it is.
+pub fn stored_text(dialect: Dialect, bytes: &[u8]) -> (&'static str, Bind) {
+    match dialect {
+        Dialect::Sqlite => ("CAST(? AS TEXT)", Bind::Bytes(bytes.to_vec())),
+        Dialect::Postgres | Dialect::Mysql => {
+            ("?", Bind::Text(String::from_utf8_lossy(bytes).into_owned()))
+        }
+    }
+}
 
 /// A PostgreSQL array literal of `items` as text (`{"a","b\\"c"}`), every element quoted and
 /// escaped, to bind as one `TEXT` value for [`postgres_any`]: the form

@@ -43,10 +43,33 @@ pub struct ExportReport {
     pub exported: usize,
     /// Sync outbox rows relayed after the chunks.
     pub sync_relayed: usize,
+    /// Rows left out because their key is not UTF-8: no key pubsync writes, and one no
+    /// key-value store is given (`verify --repair` deletes them).
+    pub unreadable: usize,
+    /// The first of those keys, its bytes that are not UTF-8 as `\xNN`.
+    pub first_unreadable: Option<String>,
     /// The key an earlier, stopped run was resumed after, if it was.
     pub resumed_after: Option<String>,
     /// Whether every chunk was done.
     pub ending: Option<Ending>,
+}
+
+impl ExportReport {
+    /// The keys of `rows` to export: those that are UTF-8. The others are counted, and
+    /// logged, since no key-value store could be given them.
+    fn take_readable(
+        &mut self,
+        table: &SynchronizationDefinition,
+        rows: pages::StoredRows,
+    ) -> Vec<String> {
+        for row in &rows.unreadable {
+            let key = row.shown();
+            tracing::warn!(table = table.table, key = %key, "a storage row's key is not UTF-8: left out (pubsync verify --repair deletes it)");
+            self.first_unreadable.get_or_insert(key);
+        }
+        self.unreadable += rows.unreadable.len();
+        rows.rows.into_iter().map(|row| row.key).collect()
+    }
 }
 
 /// How often a chunk is tried again after a transient failure (a deadlock, a lock timeout).
@@ -76,10 +99,11 @@ pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
                 return Ok(report);
             }
             let (count, chunk) = (chunk.len() as u64, chunk.to_vec());
-            let keys = worker
+            let rows = worker
                 .database
-                .blocking(move |db| pages::keys_of(db, table, &chunk))
+                .blocking(move |db| pages::storage_rows_of(db, table, &chunk))
                 .await?;
+            let keys = report.take_readable(table, rows);
             export_keys(worker, table, keys, &mut report).await?;
             progress.advance(count);
         }
@@ -95,25 +119,30 @@ pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
         .blocking(move |db| pages::count(db, table.table, "key", None))
         .await?;
     progress.start(table.resource, total, 0);
-    let mut after = resumed.unwrap_or_default();
+    let mut after = resumed.unwrap_or_default().into_bytes();
     loop {
         if stop.requested() {
             progress.finish();
             report.ending = Some(Ending::Stopped);
             return Ok(report);
         }
-        let from = after.clone();
+        let from = std::mem::take(&mut after);
         let page = worker
             .database
             .blocking(move |db| pages::storage_page(db, table, &from, chunk_size))
             .await?;
-        let Some(last) = page.last().map(|row| row.key.clone()) else {
+        let Some(last) = page.last else {
             break;
         };
-        let count = page.len() as u64;
-        let keys: Vec<String> = page.into_iter().map(|row| row.key).collect();
+        let count = (page.rows.rows.len() + page.rows.unreadable.len()) as u64;
+        let keys = report.take_readable(table, page.rows);
+        // The cursor keeps the page's last key that is text: a stopped run resumes there, at
+        // worst exporting a few rows again.
+        let resume_after = keys.last().cloned();
         export_keys(worker, table, keys, &mut report).await?;
-        cursor.save(&worker.database, last.clone()).await?;
+        if let Some(resume_after) = resume_after {
+            cursor.save(&worker.database, resume_after).await?;
+        }
         after = last;
         progress.advance(count);
     }

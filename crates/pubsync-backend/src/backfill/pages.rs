@@ -7,11 +7,12 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
 use pubsync_database::{
     Bind, Database, DatabaseError, Dialect, FromRow, ListValue, Statement, WriteTransaction as _,
-    bind_list, with_connection,
+    bind_list, stored_text, with_connection,
 };
 use pubsync_shared::synchronization::SynchronizationDefinition;
 
 use crate::outbox::SYNC_OUTBOX;
+use crate::storage_table_writer::delete_unreadable_row;
 
 #[derive(diesel::QueryableByName)]
 struct Id {
@@ -31,17 +32,27 @@ struct Key {
     key: String,
 }
 
+/// A storage row as read: its key as stored, bytes, since SQLite keeps whatever text it is
+/// given, and a row whose key is not UTF-8 is one to report (and delete), not one that stops
+/// the run.
+#[derive(diesel::QueryableByName)]
+struct RawStoredRow {
+    #[diesel(sql_type = Binary)]
+    key: Vec<u8>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    data: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    reference: Option<i64>,
+}
+
 /// A storage row as `verify` compares it.
-#[derive(diesel::QueryableByName, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct StoredRow {
-    #[diesel(sql_type = Text)]
     pub(crate) key: String,
     /// The data as stored: bytes, since SQLite keeps what it is given, and a row whose data
     /// is not UTF-8 is one to report (and repair), not one that stops the run.
-    #[diesel(sql_type = Nullable<Binary>)]
     data: Option<Vec<u8>>,
     /// The row's reference, where its table has an integer `key_suffix_column`.
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub(crate) reference: Option<i64>,
 }
 
@@ -53,6 +64,67 @@ impl StoredRow {
             .as_deref()
             .map(|data| String::from_utf8_lossy(data).into_owned())
     }
+}
+
+/// A storage row whose key is not UTF-8: no key pubsync writes (SQLite keeps whatever text
+/// it is given), so no source row gives it.
+#[derive(Debug, Clone)]
+pub(crate) struct UnreadableRow {
+    /// The key's bytes.
+    pub(crate) key: Vec<u8>,
+    /// The row's reference, where its table has an integer `key_suffix_column`.
+    pub(crate) reference: Option<i64>,
+}
+
+impl UnreadableRow {
+    /// The key as a report names it: UTF-8 as it is, every other byte as `\xNN`.
+    pub(crate) fn shown(&self) -> String {
+        let mut shown = String::new();
+        for chunk in self.key.utf8_chunks() {
+            shown.push_str(chunk.valid());
+            for byte in chunk.invalid() {
+                shown.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+        shown
+    }
+}
+
+/// Storage rows as read, those whose key is UTF-8 apart from those whose key is not.
+#[derive(Debug, Default)]
+pub(crate) struct StoredRows {
+    /// The rows whose key is UTF-8, in the order read.
+    pub(crate) rows: Vec<StoredRow>,
+    /// The others.
+    pub(crate) unreadable: Vec<UnreadableRow>,
+}
+
+impl FromIterator<RawStoredRow> for StoredRows {
+    fn from_iter<I: IntoIterator<Item = RawStoredRow>>(raw: I) -> Self {
+        let mut rows = Self::default();
+        for row in raw {
+            match String::from_utf8(row.key) {
+                Ok(key) => rows.rows.push(StoredRow {
+                    key,
+                    data: row.data,
+                    reference: row.reference,
+                }),
+                Err(error) => rows.unreadable.push(UnreadableRow {
+                    key: error.into_bytes(),
+                    reference: row.reference,
+                }),
+            }
+        }
+        rows
+    }
+}
+
+/// A page of a storage table in key order, and the key the next page starts after.
+#[derive(Debug, Default)]
+pub(crate) struct StoragePage {
+    pub(crate) rows: StoredRows,
+    /// The last key of the page as stored; `None` when the page is empty.
+    pub(crate) last: Option<Vec<u8>>,
 }
 
 /// `column` as a 64-bit integer (a shop's id column is often a 32-bit one).
@@ -184,29 +256,36 @@ fn stored_columns(dialect: Dialect, table: &SynchronizationDefinition) -> String
     )
 }
 
-/// The next `limit` rows of `table` after the key `after` (`""` starts), in key order.
+/// The next `limit` rows of `table` after the key `after` (empty starts), in key order;
+/// `after` is a key as stored, UTF-8 or not.
 pub(crate) fn storage_page(
     database: &Database,
     table: &SynchronizationDefinition,
-    after: &str,
+    after: &[u8],
     limit: usize,
-) -> Result<Vec<StoredRow>, DatabaseError> {
+) -> Result<StoragePage, DatabaseError> {
     let dialect = database.dialect();
     let key = dialect.quote(storage_table::KEY);
+    let (after_placeholder, after) = stored_text(dialect, after);
     let statement = Statement::new(format!(
-        "SELECT {} FROM {} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+        "SELECT {} FROM {} WHERE {key} > {after_placeholder} ORDER BY {key} LIMIT ?",
         stored_columns(dialect, table),
         dialect.quote(table.table)
     ))
-    .bind(Bind::Text(after.to_owned()))
+    .bind(after)
     .bind(Bind::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)));
-    with_connection!(database, |conn| {
+    let raw: Vec<RawStoredRow> = with_connection!(database, |conn| {
         statement
-            .load::<StoredRow>(conn)
+            .load::<RawStoredRow>(conn)
             .map_err(DatabaseError::query(format!(
                 "read a page of {}",
                 table.table
             )))
+    })?;
+    let last = raw.last().map(|row| row.key.clone());
+    Ok(StoragePage {
+        rows: raw.into_iter().collect(),
+        last,
     })
 }
 
@@ -215,10 +294,10 @@ pub(crate) fn storage_rows_of(
     database: &Database,
     table: &SynchronizationDefinition,
     references: &[i64],
-) -> Result<Vec<StoredRow>, DatabaseError> {
+) -> Result<StoredRows, DatabaseError> {
     match table.key_suffix_column {
         Some(column) => rows_where(database, table, column, references),
-        None => Ok(Vec::new()),
+        None => Ok(StoredRows::default()),
     }
 }
 
@@ -227,7 +306,7 @@ pub(crate) fn storage_rows_by_key(
     database: &Database,
     table: &SynchronizationDefinition,
     keys: &[String],
-) -> Result<Vec<StoredRow>, DatabaseError> {
+) -> Result<StoredRows, DatabaseError> {
     rows_where(database, table, storage_table::KEY, keys)
 }
 
@@ -237,7 +316,7 @@ fn rows_where<V: ListValue>(
     table: &SynchronizationDefinition,
     column: &str,
     values: &[V],
-) -> Result<Vec<StoredRow>, DatabaseError> {
+) -> Result<StoredRows, DatabaseError> {
     let dialect = database.dialect();
     let statements: Vec<Statement> = bind_list(dialect, values)
         .iter()
@@ -250,11 +329,12 @@ fn rows_where<V: ListValue>(
             ))
         })
         .collect();
-    load_all(
+    let raw: Vec<RawStoredRow> = load_all(
         database,
         statements,
         &format!("read rows of {}", table.table),
-    )
+    )?;
+    Ok(raw.into_iter().collect())
 }
 
 /// The rows of every one of `statements` (the shares of one list), in order.
@@ -306,16 +386,36 @@ pub(crate) fn alias_keys(
     Ok(found.into_iter().map(|row| row.key).collect())
 }
 
-/// The keys of `table`'s rows whose reference is one of `references`.
-pub(crate) fn keys_of(
+/// The rows of `table` whose key is one of `keys` (as stored, not UTF-8): deletes them, with
+/// the sync outbox rows their deletion records, in one transaction; returns how many.
+pub(crate) fn delete_unreadable(
     database: &Database,
     table: &SynchronizationDefinition,
-    references: &[i64],
-) -> Result<Vec<String>, DatabaseError> {
-    Ok(storage_rows_of(database, table, references)?
-        .into_iter()
-        .map(|row| row.key)
-        .collect())
+    keys: &[Vec<u8>],
+) -> Result<usize, DatabaseError> {
+    let dialect = database.dialect();
+    let statements: Vec<[Statement; 2]> = keys
+        .iter()
+        .map(|key| delete_unreadable_row(dialect, table.table, key))
+        .collect();
+    with_connection!(database, |conn| {
+        conn.write_transaction(|conn| {
+            let mut deleted = 0;
+            for [row, recorded] in &statements {
+                deleted += row
+                    .clone()
+                    .execute(conn)
+                    .map_err(DatabaseError::query(format!("delete from {}", table.table)))?;
+                recorded
+                    .clone()
+                    .execute(conn)
+                    .map_err(DatabaseError::query(
+                        "take the deleted row out of the sync outbox",
+                    ))?;
+            }
+            Ok::<_, DatabaseError>(deleted)
+        })
+    })
 }
 
 /// Records a `write` of each row of `table` whose key is one of `keys` in the sync outbox,

@@ -36,9 +36,10 @@ use super::{Ending, Progress, SourcePages, Stop, TriggerSource, pages};
 use crate::listener::PublishContext;
 use crate::storage_table_writer::Reference;
 
+use crate::worker::{Worker, WorkerError};
+
 /// What the publishers would write: key → (data, storage table, reference).
 type Expected = HashMap<String, (Value, &'static SynchronizationDefinition, Option<i64>)>;
-use crate::worker::{Worker, WorkerError};
 
 /// How `verify` runs.
 #[derive(Debug, Clone)]
@@ -142,6 +143,8 @@ pub struct Repairs {
     pub resynced: usize,
     /// Orphaned keys deleted from the key-value store.
     pub deleted: usize,
+    /// Storage rows deleted because their key is not UTF-8.
+    pub unreadable_deleted: usize,
 }
 
 /// What `verify` found for one resource.
@@ -184,6 +187,8 @@ struct Fixes {
     republish: BTreeSet<i64>,
     resync: BTreeMap<&'static str, (&'static SynchronizationDefinition, Vec<String>)>,
     delete: Vec<StorageChange>,
+    /// Storage rows whose key is not UTF-8, by table.
+    unreadable: Vec<(&'static SynchronizationDefinition, Vec<u8>)>,
 }
 
 /// Verifies `source`'s resource in `tables` (its storage tables) and, with a key-value store,
@@ -237,6 +242,7 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
         report.entities += ids.len();
         let expected = recompute(worker, source, &ids, &by_table).await?;
         report.expected += expected.len();
+        let mut fixes = Fixes::default();
         let mut stored: HashMap<
             String,
             (
@@ -254,16 +260,21 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
                 .filter(|(_, (_, of, _))| of.table == table.table)
                 .map(|(key, _)| key.clone())
                 .collect();
-            for row in worker
+            let rows = worker
                 .database
                 .blocking(move |db| match table.key_suffix_column {
                     Some(_) => pages::storage_rows_of(db, table, &references),
                     None => pages::storage_rows_by_key(db, table, &keys),
                 })
-                .await?
-            {
+                .await?;
+            for row in rows.rows {
                 let data = row.data();
                 stored.insert(row.key, (data, row.reference, table));
+            }
+            // Rows of these (existing) references whose key no publisher could write.
+            for row in rows.unreadable {
+                report.storage.orphaned.add(&row.shown(), options.sample);
+                fixes.unreadable.push((table, row.key));
             }
         }
         let mut keys: Vec<String> = expected.keys().cloned().collect();
@@ -277,7 +288,6 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
             Some(store) => Some(store.get_multi(&keys).await?),
             None => None,
         };
-        let mut fixes = Fixes::default();
         for (index, key) in keys.iter().enumerate() {
             let table_of_key = expected
                 .get(key)
@@ -382,7 +392,7 @@ async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
         return Ok(());
     }
     let (source_table, column) = (source.table, source.id_column);
-    let mut after = String::new();
+    let mut after = Vec::new();
     let chunk_size = options.chunk_size.max(1);
     while !stop.requested() {
         let from = std::mem::take(&mut after);
@@ -390,13 +400,16 @@ async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
             .database
             .blocking(move |db| pages::storage_page(db, table, &from, chunk_size))
             .await?;
-        let Some(last) = page.last() else {
+        let Some(last) = page.last else {
             break;
         };
-        after = last.key.clone();
+        after = last;
+        let (page, unreadable) = (page.rows.rows, page.rows.unreadable);
         let references: Vec<i64> = page
             .iter()
-            .filter_map(|row| row.reference)
+            .map(|row| row.reference)
+            .chain(unreadable.iter().map(|row| row.reference))
+            .flatten()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -410,7 +423,19 @@ async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
             .iter()
             .filter(|row| row.reference.is_some_and(|r| !existing.contains(&r)))
             .collect();
+        let mut fixes = Fixes::default();
+        // A row whose key is not UTF-8 is orphaned whatever its reference; pass 1 found those
+        // of existing references.
+        for row in unreadable {
+            if row.reference.is_none_or(|r| !existing.contains(&r)) {
+                report.storage.orphaned.add(&row.shown(), options.sample);
+                fixes.unreadable.push((table, row.key));
+            }
+        }
         if orphans.is_empty() {
+            if options.repair && !fixes.unreadable.is_empty() {
+                repair(worker, source, fixes, report).await?;
+            }
             continue;
         }
         let keys: Vec<String> = orphans.iter().map(|row| row.key.clone()).collect();
@@ -421,7 +446,6 @@ async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
             Some(store) => Some(store.get_multi(&keys).await?),
             None => None,
         };
-        let mut fixes = Fixes::default();
         for (index, row) in orphans.iter().enumerate() {
             report.storage.orphaned.add(&row.key, options.sample);
             fixes.republish.extend(row.reference);
@@ -481,7 +505,7 @@ async fn orphaned_keys<Q: Queue, W: KeyValueWriter>(
                     ))
                 })
                 .await?;
-            known.extend(rows.into_iter().map(|row| row.key));
+            known.extend(rows.rows.into_iter().map(|row| row.key));
             known.extend(aliases);
         }
         let orphans: Vec<String> = keys
@@ -571,6 +595,21 @@ async fn repair<Q: Queue, W: KeyValueWriter>(
     report: &mut VerifyReport,
 ) -> Result<(), VerifyError> {
     let repairs = report.repairs.get_or_insert_with(Repairs::default);
+    let mut unreadable: BTreeMap<&str, (&'static SynchronizationDefinition, Vec<Vec<u8>>)> =
+        BTreeMap::new();
+    for (table, key) in fixes.unreadable {
+        unreadable
+            .entry(table.table)
+            .or_insert_with(|| (table, Vec::new()))
+            .1
+            .push(key);
+    }
+    for (table, keys) in unreadable.into_values() {
+        repairs.unreadable_deleted += worker
+            .database
+            .blocking(move |db| pages::delete_unreadable(db, table, &keys))
+            .await?;
+    }
     if !fixes.republish.is_empty() {
         let transfers = source.events(fixes.republish.iter().copied());
         repairs.republished += dispatch(worker, source.event, transfers, false)

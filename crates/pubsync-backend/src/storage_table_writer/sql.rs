@@ -1,18 +1,20 @@
 //! The SQL of the storage-table writer, per dialect: upserts, deletes, alias rows, and the
 //! keys of the rows an entity has.
 
-use diesel::sql_types::Text;
-use pubsync_database::names::{storage_alias, storage_table};
-use pubsync_database::{Bind, BoundList, Dialect, Statement, bind_list};
+use diesel::sql_types::Binary;
+use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
+use pubsync_database::{Bind, BoundList, Dialect, Statement, bind_list, stored_text};
 use pubsync_shared::synchronization::SynchronizationDefinition;
 
 use super::Reference;
 
-/// A storage row's key, as [`replaced_rows`] reads it.
+/// A storage row's key, as [`replaced_rows`] reads it: bytes, since SQLite keeps whatever
+/// text it is given, and a row whose key is not UTF-8 (no key pubsync writes) is one more
+/// row to replace, not one that fails its entity's every write.
 #[derive(diesel::QueryableByName)]
 pub(super) struct KeyRow {
-    #[diesel(sql_type = Text)]
-    pub(super) key: String,
+    #[diesel(sql_type = Binary)]
+    pub(super) key: Vec<u8>,
 }
 
 /// The statements reading the keys of the rows of `references` in `table` (none without
@@ -99,6 +101,30 @@ pub(super) fn delete_rows(dialect: Dialect, table: &str, keys: &BoundList) -> St
         keys.condition(&key),
         keys.index_order(&key)
     ))
+}
+
+/// The statements deleting the row of `table` whose key is `key`, as stored, where that key
+/// is not UTF-8 (no key pubsync writes; SQLite keeps whatever text it is given). The key is
+/// matched by its bytes. The sync outbox row its sync trigger records is taken out in the
+/// same transaction: such a key cannot be in the key-value store, and the row would reach
+/// the sync error queue as unreadable.
+pub(crate) fn delete_unreadable_row(dialect: Dialect, table: &str, key: &[u8]) -> [Statement; 2] {
+    let (placeholder, bind) = stored_text(dialect, key);
+    let row = Statement::new(format!(
+        "DELETE FROM {} WHERE {} = {placeholder}",
+        dialect.quote(table),
+        dialect.quote(storage_table::KEY),
+    ))
+    .bind(bind.clone());
+    let recorded = Statement::new(format!(
+        "DELETE FROM {} WHERE {} = ? AND {} = {placeholder}",
+        dialect.quote(sync_outbox::TABLE),
+        dialect.quote(sync_outbox::STORAGE_TABLE),
+        dialect.quote(sync_outbox::STORAGE_KEY),
+    ))
+    .bind(Bind::Text(table.to_owned()))
+    .bind(bind);
+    [row, recorded]
 }
 
 /// `INSERT … ON CONFLICT (key) DO UPDATE … WHERE data changed` for `rows` rows, with `?`

@@ -86,8 +86,10 @@ impl Setup {
         let output = self.pubsync(args);
         assert!(
             output.status.success(),
-            "pubsync {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "pubsync {args:?}: {}\nstderr: {}\nstdout: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
         );
         String::from_utf8(output.stdout).unwrap()
     }
