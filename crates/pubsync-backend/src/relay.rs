@@ -118,10 +118,10 @@ impl OutboxRelay {
         if claim.rows.is_empty() {
             return Ok(RelayPass::default());
         }
-        let (messages, malformed) = self.messages_for(listeners, std::mem::take(&mut claim.rows));
+        let (messages, counts) = self.messages_for(listeners, std::mem::take(&mut claim.rows));
         let mut pass = RelayPass {
             rows: claim.ids().len(),
-            malformed,
+            malformed: counts.malformed,
             ..RelayPass::default()
         };
         for (queue_name, bodies) in messages {
@@ -129,6 +129,7 @@ impl OutboxRelay {
             queue.send(&queue_name, bodies).await?;
         }
         claim.relayed().await?;
+        counts.record();
         Ok(pass)
     }
 
@@ -163,9 +164,13 @@ impl OutboxRelay {
             return Ok(Default::default());
         }
         let routed = route(listeners, std::mem::take(&mut claim.rows));
+        let counts = RoutedCounts {
+            captured: routed.captured,
+            malformed: routed.malformed.len(),
+        };
         let mut pass = RelayPass {
             rows: claim.ids().len(),
-            malformed: routed.malformed.len(),
+            malformed: counts.malformed,
             ..RelayPass::default()
         };
         let mut batches: BTreeMap<&str, EventBatch> = BTreeMap::new();
@@ -193,6 +198,7 @@ impl OutboxRelay {
                 .await?;
         }
         claim.relayed().await?;
+        counts.record();
         Ok((pass, outcome))
     }
 
@@ -203,11 +209,14 @@ impl OutboxRelay {
         &self,
         listeners: &EventCollection,
         rows: Vec<OutboxRow>,
-    ) -> (BTreeMap<String, Vec<Vec<u8>>>, usize) {
+    ) -> (BTreeMap<String, Vec<Vec<u8>>>, RoutedCounts) {
         let routed = route(listeners, rows);
-        let malformed = routed.malformed.len();
+        let counts = RoutedCounts {
+            captured: routed.captured,
+            malformed: routed.malformed.len(),
+        };
         let mut messages: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        if malformed > 0 {
+        if counts.malformed > 0 {
             messages.insert(error_queue_name(DEFAULT_EVENT_QUEUE), routed.malformed);
         }
         for ((queue_name, listener, event_name), (_, transfers)) in routed.groups {
@@ -224,7 +233,21 @@ impl OutboxRelay {
                 }
             }
         }
-        (messages, malformed)
+        (messages, counts)
+    }
+}
+
+/// What a chunk's routing counted, for the metrics once the chunk is relayed: a chunk given
+/// back (its send failed, the process stopped) is counted when it is relayed again.
+struct RoutedCounts {
+    captured: BTreeMap<String, u64>,
+    malformed: usize,
+}
+
+impl RoutedCounts {
+    fn record(self) {
+        crate::metrics::captured(self.captured);
+        crate::metrics::failed(DEFAULT_EVENT_QUEUE, self.malformed);
     }
 }
 
@@ -234,6 +257,8 @@ impl OutboxRelay {
 struct Routed<'a> {
     groups: BTreeMap<RouteKey<'a>, (Arc<dyn Publisher>, Vec<EventEntityTransfer>)>,
     malformed: Vec<Vec<u8>>,
+    /// The events by source table.
+    captured: BTreeMap<String, u64>,
 }
 
 /// `(queue, listener name, event name)`.
@@ -243,8 +268,8 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
     let mut routed = Routed {
         groups: BTreeMap::new(),
         malformed: Vec::new(),
+        captured: BTreeMap::new(),
     };
-    let mut captured: BTreeMap<String, u64> = BTreeMap::new();
     for row in rows {
         let data = match std::str::from_utf8(&row.data) {
             Ok(data) => data,
@@ -267,10 +292,10 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
                 continue;
             }
         };
-        match captured.get_mut(transfer.name.as_str()) {
+        match routed.captured.get_mut(transfer.name.as_str()) {
             Some(count) => *count += 1,
             None => {
-                captured.insert(transfer.name.clone(), 1);
+                routed.captured.insert(transfer.name.clone(), 1);
             }
         }
         let Some((event_name, registrations)) = listeners.listeners_with_name(&transfer.event)
@@ -299,8 +324,6 @@ fn route(listeners: &EventCollection, rows: Vec<OutboxRow>) -> Routed<'_> {
                 .extend(event);
         }
     }
-    crate::metrics::captured(captured);
-    crate::metrics::failed(DEFAULT_EVENT_QUEUE, routed.malformed.len());
     routed
 }
 

@@ -1,6 +1,7 @@
 //! A RabbitMQ restart during a run loses nothing: a running worker reconnects by itself, and
-//! every change made before, during and after the outage reaches Redis. The broker is a node
-//! of the test's own, so no other test sees the outage.
+//! every change made before, during and after the outage reaches Redis, and its counters
+//! count each relayed change once, however often a send failed. The broker is a node of the
+//! test's own, so no other test sees the outage.
 #![cfg(all(feature = "postgres", feature = "redis", feature = "rabbitmq"))]
 
 mod common;
@@ -10,7 +11,15 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pubsync_database::Dialect;
-use pubsync_test_support::private::PrivateRabbit;
+use pubsync_test_support::private::{PrivateRabbit, free_port};
+
+/// The `message:` keys in Redis (the worker's health probes have keys of their own).
+fn message_keys(s: &Setup) -> usize {
+    s.redis_keys()
+        .iter()
+        .filter(|key| key.contains("kv:message:"))
+        .count()
+}
 
 #[test]
 fn a_rabbitmq_restart_during_a_run_loses_nothing() {
@@ -24,10 +33,12 @@ fn a_rabbitmq_restart_during_a_run_loses_nothing() {
         return;
     };
     s.ok(&["setup"]);
+    let port = free_port();
     let mut worker = Command::new(env!("CARGO_BIN_EXE_pubsync"))
         .arg("queue:worker:start")
         .current_dir(s.dir.path())
         .env("PUBSYNC_LOG", "warn")
+        .env("PUBSYNC_HTTP__ADDRESS", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -56,7 +67,7 @@ fn a_rabbitmq_restart_during_a_run_loses_nothing() {
     }
     // The running worker reconnects and catches up; wait until every key is there.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while s.redis_keys().len() < 1000 && Instant::now() < deadline {
+    while message_keys(&s) < 1000 && Instant::now() < deadline {
         assert!(
             worker.try_wait().unwrap().is_none(),
             "the worker survives the broker restart"
@@ -64,9 +75,19 @@ fn a_rabbitmq_restart_during_a_run_loses_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(
-        s.redis_keys().len(),
+        message_keys(&s),
         1000,
         "the running worker caught up after the restart"
+    );
+    let (_, metrics) = http_get(port, "/metrics").expect("the worker serves /metrics");
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "pubsync_changes_captured_total",
+            "table=\"spy_hello_spryker_message\""
+        ),
+        1000,
+        "each change counted once, though sends failed during the outage"
     );
     let _ = worker.kill();
     let _ = worker.wait();

@@ -3,7 +3,11 @@
 //! restarts RabbitMQ and Redis (once losing its data), crashes the database, kills workers
 //! with SIGKILL, runs four workers at once and feeds malformed and hostile messages into the
 //! queues. At the end `pubsync verify` must find nothing but the poison rows, and those and
-//! the malformed messages must sit in error queues with their reasons.
+//! the malformed messages must sit in error queues with their reasons. The workers' counters
+//! (read just before each is killed or stopped) against the rows the outboxes ever held
+//! (logged by triggers of the run's own) say what was relayed or written twice: at least
+//! that much, since what a worker finished in the moment between the reading and the kill
+//! is not counted.
 //!
 //! The short mode runs in CI with every test; `cargo xtask chaos` runs the long one
 //! (`PUBSYNC_TEST_CHAOS=long`) and prints the figures `docs/reliability.md` reports.
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use pubsync_queue_extension::Queue as _;
 use pubsync_queue_rabbitmq::{RabbitQueue, RabbitQueueOptions};
-use pubsync_test_support::private::{PrivatePostgres, PrivateRabbit, PrivateRedis};
+use pubsync_test_support::private::{PrivatePostgres, PrivateRabbit, PrivateRedis, free_port};
 
 /// How much of everything a run does.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +107,44 @@ fn run_sql(url: &str, sql: &str) -> Result<String, String> {
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
+}
+
+/// Logs every row inserted into the outbox and into the sync outbox in a table of the run's
+/// own, by a trigger, in the inserting transaction: the rows ever recorded can be counted
+/// after the relays deleted them, and what the workers relayed or wrote beyond that count
+/// they did twice.
+fn log_recorded_rows(url: &str) {
+    use pubsync_database::names::{outbox, sync_outbox};
+    let mut sql = String::new();
+    for (log, table, id) in [
+        ("chaos_captured", outbox::TABLE, outbox::ID),
+        ("chaos_recorded", sync_outbox::TABLE, sync_outbox::ID),
+    ] {
+        sql.push_str(&format!("CREATE TABLE {log} (id BIGINT NOT NULL);"));
+        if url.starts_with("mysql://") {
+            sql.push_str(&format!(
+                "CREATE TRIGGER {log} AFTER INSERT ON {table} FOR EACH ROW INSERT INTO {log} VALUES (NEW.{id});"
+            ));
+        } else {
+            sql.push_str(&format!(
+                "CREATE FUNCTION {log}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 INSERT INTO {log} VALUES (NEW.{id}); RETURN NULL; END $$; \
+                 CREATE TRIGGER {log} AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {log}();"
+            ));
+        }
+    }
+    run_sql(url, &sql).unwrap();
+}
+
+/// The number right before `label` in a worker's summary line; 0 when it is not there.
+fn count_before(summary: &str, label: &str) -> u64 {
+    summary.find(label).map_or(0, |end| {
+        let digits = summary[..end]
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap_or_default();
+        digits.parse().unwrap_or(0)
+    })
 }
 
 /// What the writer knows of the table: the ids that exist and which of them are poison.
@@ -214,11 +256,53 @@ fn write_changes(url: &str, changes: usize, written: &AtomicUsize, seed: u64) {
     }
 }
 
-/// The workers: four at once, one of which is killed and replaced now and then.
+/// What the workers did, from their counters: outbox rows relayed and key changes written to
+/// the key-value store.
+#[derive(Debug, Default, Clone, Copy)]
+struct Done {
+    relayed: u64,
+    synced: u64,
+}
+
+impl Done {
+    /// The counters of the worker serving HTTP on `port`, asked again for up to 20 s while it
+    /// does not answer (its gauges wait on a broker or database coming back); `None` then.
+    fn scrape(port: u16) -> Option<Self> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(done) = Self::scrape_once(port) {
+                return Some(done);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn scrape_once(port: u16) -> Option<Self> {
+        let (status, metrics) = common::http_get(port, "/metrics")?;
+        (status == 200).then(|| Self {
+            relayed: common::metric_sum(&metrics, "pubsync_changes_captured_total", ""),
+            synced: common::metric_sum(&metrics, "pubsync_keys_synced_total", ""),
+        })
+    }
+
+    fn add(&mut self, other: Self) {
+        self.relayed += other.relayed;
+        self.synced += other.synced;
+    }
+}
+
+/// The workers: four at once, one of which is killed and replaced now and then. Each serves
+/// its counters on a port of its own, read just before it is killed or stopped.
 struct Workers<'a> {
     dir: &'a Path,
-    running: Vec<Child>,
+    running: Vec<(Child, u16)>,
     started: usize,
+    done: Done,
+    /// Workers whose counters could not be read: what they did is missing from `done`.
+    unread: usize,
 }
 
 impl<'a> Workers<'a> {
@@ -227,6 +311,8 @@ impl<'a> Workers<'a> {
             dir,
             running: Vec::new(),
             started: 0,
+            done: Done::default(),
+            unread: 0,
         };
         for _ in 0..count {
             let child = workers.spawn();
@@ -235,36 +321,70 @@ impl<'a> Workers<'a> {
         workers
     }
 
-    fn spawn(&mut self) -> Child {
+    fn spawn(&mut self) -> (Child, u16) {
         self.started += 1;
         let log =
             std::fs::File::create(self.dir.join(format!("worker-{}.log", self.started))).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_pubsync"))
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_pubsync"))
             .arg("queue:worker:start")
             .current_dir(self.dir)
             .env("PUBSYNC_LOG", "warn")
+            .env("PUBSYNC_HTTP__ADDRESS", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap()
+            .unwrap();
+        (child, port)
     }
 
     /// SIGKILLs worker `index` and starts another in its place.
     fn kill(&mut self, index: usize) {
         let index = index % self.running.len();
-        let _ = self.running[index].kill();
-        let _ = self.running[index].wait();
+        let (worker, port) = &mut self.running[index];
+        match Done::scrape(*port) {
+            Some(done) => self.done.add(done),
+            None => self.unread += 1,
+        }
+        let _ = worker.kill();
+        let _ = worker.wait();
         self.running[index] = self.spawn();
     }
 
-    /// Stops every worker with SIGTERM, as an operator does, and waits.
+    /// Waits until the workers' counters stand still for a second (at most a minute), then
+    /// stops every worker with SIGTERM, as an operator does, and waits.
     fn stop(&mut self) {
-        for worker in &self.running {
+        let scrape = |running: &[(Child, u16)]| {
+            let mut done = Done::default();
+            let mut unread = 0;
+            for (_, port) in running {
+                match Done::scrape(*port) {
+                    Some(one) => done.add(one),
+                    None => unread += 1,
+                }
+            }
+            (done, unread)
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = scrape(&self.running);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = scrape(&self.running);
+            let still =
+                (now.0.relayed, now.0.synced, now.1) == (last.0.relayed, last.0.synced, last.1);
+            last = now;
+            if still || Instant::now() > deadline {
+                break;
+            }
+        }
+        self.done.add(last.0);
+        self.unread += last.1;
+        for (worker, _) in &self.running {
             let _ = Command::new("kill")
                 .args(["-TERM", &worker.id().to_string()])
                 .status();
         }
-        for worker in &mut self.running {
+        for (worker, _) in &mut self.running {
             let _ = worker.wait();
         }
     }
@@ -272,7 +392,7 @@ impl<'a> Workers<'a> {
 
 impl Drop for Workers<'_> {
     fn drop(&mut self) {
-        for worker in &mut self.running {
+        for (worker, _) in &mut self.running {
             let _ = worker.kill();
             let _ = worker.wait();
         }
@@ -387,6 +507,8 @@ fn run(database: Database, plan: Plan) {
         String::from_utf8_lossy(&setup.stderr)
     );
 
+    log_recorded_rows(&database.url());
+
     let started = Instant::now();
     let written = Arc::new(AtomicUsize::new(0));
     let writer = std::thread::spawn({
@@ -462,11 +584,22 @@ fn run(database: Database, plan: Plan) {
     writer.join().unwrap();
     let written_in = started.elapsed();
     // Let the running workers catch up, stop them, and drain what is left with one more.
-    std::thread::sleep(Duration::from_secs(2));
     workers.stop();
     let drained = pubsync(&["queue:worker:start", "--stop-when-empty"]);
     let drain_log = String::from_utf8_lossy(&drained.stdout).into_owned();
     let elapsed = started.elapsed();
+    let mut done = workers.done;
+    done.add(Done {
+        relayed: count_before(&drain_log, " outbox rows relayed"),
+        synced: count_before(&drain_log, " keys synchronized"),
+    });
+    let logged = |log: &str| -> u64 {
+        run_sql(&database.url(), &format!("SELECT COUNT(*) FROM {log}"))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (captured, recorded) = (logged("chaos_captured"), logged("chaos_recorded"));
 
     let verified = pubsync(&["verify", "--sample", "1000000"]);
     let report = String::from_utf8_lossy(&verified.stdout).into_owned();
@@ -516,7 +649,9 @@ fn run(database: Database, plan: Plan) {
     println!(
         "chaos on {}: {} changes written in {:.1} s, all settled after {:.1} s ({:.0} changes/s); \
          faults: {}; {} poison rows; verify: {} missing ({} of them not poison: lost), {} stale, \
-         {} orphaned; error queues: event {} ({} poison refusals), sync {}",
+         {} orphaned; error queues: event {} ({} poison refusals), sync {}; outbox rows: {} \
+         captured, {} relayed ({} twice); key changes: {} recorded, {} written ({} twice); \
+         workers whose counters could not be read: {}",
         database.name(),
         plan.changes,
         written_in.as_secs_f64(),
@@ -531,6 +666,13 @@ fn run(database: Database, plan: Plan) {
         event_reasons.len(),
         poison_reasons,
         sync_reasons.len(),
+        captured,
+        done.relayed,
+        done.relayed.saturating_sub(captured),
+        recorded,
+        done.synced,
+        done.synced.saturating_sub(recorded),
+        workers.unread,
     );
     assert!(
         lost.is_empty(),

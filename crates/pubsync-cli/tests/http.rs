@@ -5,11 +5,13 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
+use common::http_get;
+use pubsync_test_support::private::free_port;
 use serde_json::Value;
 
 /// Kills the child when dropped, so a failing test leaves no process behind.
@@ -22,39 +24,12 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` on `port`: the status code and the body; `None` while nothing listens.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
-}
-
 /// Polls `GET /health-check` until its status is `want`; the last body.
 fn health_becomes(port: u16, want: u16, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     let mut last = None;
     loop {
-        if let Some((status, body)) = get(port, "/health-check") {
+        if let Some((status, body)) = http_get(port, "/health-check") {
             if status == want {
                 return serde_json::from_str(&body).unwrap();
             }
@@ -71,7 +46,7 @@ fn health_becomes(port: u16, want: u16, within: Duration) -> Value {
 /// The value of the sample `series` (name and labels as rendered) in `GET /metrics`; 0 when
 /// it is not there yet.
 fn metric(port: u16, series: &str) -> f64 {
-    let (status, body) = get(port, "/metrics").expect("the worker serves /metrics");
+    let (status, body) = http_get(port, "/metrics").expect("the worker serves /metrics");
     assert_eq!(status, 200, "{body}");
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
@@ -85,7 +60,7 @@ fn metric_reaches(port: u16, series: &str, want: f64) {
         assert!(
             Instant::now() < deadline,
             "{series} did not reach {want}: {}",
-            get(port, "/metrics").unwrap().1
+            http_get(port, "/metrics").unwrap().1
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -140,7 +115,7 @@ fn on_the_embedded_default_metrics_move_and_health_follows_a_stall() {
             .all(|service| service["healthy"] == true),
         "{body}"
     );
-    assert_eq!(get(port, "/nothing").unwrap().0, 404);
+    assert_eq!(http_get(port, "/nothing").unwrap().0, 404);
 
     let published =
         "pubsync_events_published_total{listener=\"HelloSpryker.MessageStoragePublisher\"}";
@@ -211,7 +186,7 @@ fn on_postgres_rabbitmq_and_redis_metrics_move_and_health_follows_a_stall() {
 
     // The queue prefix is a label of every series.
     let synced_value = |port| {
-        let (_, body) = get(port, "/metrics").unwrap();
+        let (_, body) = http_get(port, "/metrics").unwrap();
         body.lines()
             .find(|line| {
                 line.starts_with("pubsync_keys_synced_total{")
@@ -229,11 +204,11 @@ fn on_postgres_rabbitmq_and_redis_metrics_move_and_health_follows_a_stall() {
         assert!(
             Instant::now() < deadline,
             "five keys synced to Redis: {}",
-            get(port, "/metrics").unwrap().1
+            http_get(port, "/metrics").unwrap().1
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (_, body) = get(port, "/metrics").unwrap();
+    let (_, body) = http_get(port, "/metrics").unwrap();
     assert!(
         body.contains("pubsync_commit_to_storage_seconds_count"),
         "the latency histogram: {body}"

@@ -1,38 +1,97 @@
-//! Bad input never panics: schema and transfer files damaged at random (a range cut out, text
-//! put in, a range repeated) either parse or give an error naming the file.
+//! Bad input never panics: schema and transfer files, the repository's own and those of the
+//! corpus, damaged at random (a range cut out, text put in, a range repeated), either parse
+//! or give an error naming the file.
+//!
+//! The corpus, `tests/corpus/<schema|transfer>/`, holds files that must parse (`ok-*`) and
+//! files that must not (`bad-*`: entity expansion, deep nesting, missing names, broken XML).
+
+use std::path::Path;
+use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use pubsync_codegen::schema::{SourceFile, parse_schemas};
 use pubsync_codegen::transfer::parse_transfers;
 
-const SCHEMA: &str = include_str!("../../pubsync-hello/schema/spy_hello_spryker.schema.xml");
-const TRANSFER: &str = include_str!("../../pubsync-hello/transfer/hello_spryker.transfer.xml");
+/// Schema files of the repository's modules, beside the corpus.
+const SCHEMAS: [&str; 3] = [
+    include_str!("../../pubsync-hello/schema/spy_hello_spryker.schema.xml"),
+    include_str!("../../../examples/shop/crates/product/schema/spy_product.schema.xml"),
+    include_str!("../../pubsync-backend/schema/pubsync_event_behavior.schema.xml"),
+];
+/// Transfer files of the repository's modules, beside the corpus.
+const TRANSFERS: [&str; 2] = [
+    include_str!("../../pubsync-hello/transfer/hello_spryker.transfer.xml"),
+    include_str!("../../../examples/shop/crates/product/transfer/product.transfer.xml"),
+];
 
-/// `text` with one damage applied at places chosen by `a` and `b`.
-fn damaged(text: &'static str) -> impl Strategy<Value = String> {
-    let len = text.len();
-    (0..3u8, 0..=len, 0..=len, "[<>/=\"' a-z!&;\\-]{0,12}").prop_map(move |(kind, a, b, insert)| {
-        let bytes = text.as_bytes();
-        let (start, end) = (a.min(b), a.max(b));
-        let mut out = Vec::with_capacity(len + insert.len() + (end - start));
-        match kind {
-            0 => {
-                out.extend_from_slice(&bytes[..start]);
-                out.extend_from_slice(&bytes[end..]);
+/// One corpus entry: its file name and text.
+struct Entry {
+    name: String,
+    text: String,
+}
+
+/// The entries of `tests/corpus/<kind>`, by name.
+fn read_corpus(kind: &str) -> Vec<Entry> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind);
+    let mut entries: Vec<Entry> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            Entry {
+                name: path.file_name().unwrap().to_string_lossy().into_owned(),
+                text: String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
             }
-            1 => {
-                out.extend_from_slice(&bytes[..start]);
-                out.extend_from_slice(insert.as_bytes());
-                out.extend_from_slice(&bytes[start..]);
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+/// Every seed of `kind`: the repository's files, then the corpus.
+fn seeds(repository: &[&str], kind: &str) -> Vec<String> {
+    let mut seeds: Vec<String> = repository.iter().map(|text| (*text).to_owned()).collect();
+    seeds.extend(read_corpus(kind).into_iter().map(|entry| entry.text));
+    seeds
+}
+
+static SCHEMA_SEEDS: LazyLock<Vec<String>> = LazyLock::new(|| seeds(&SCHEMAS, "schema"));
+static TRANSFER_SEEDS: LazyLock<Vec<String>> = LazyLock::new(|| seeds(&TRANSFERS, "transfer"));
+
+/// A seed of `seeds` with one damage applied at places chosen by `a` and `b`.
+fn damaged(seeds: &'static LazyLock<Vec<String>>) -> impl Strategy<Value = String> {
+    (
+        any::<prop::sample::Index>(),
+        0..3u8,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        "[<>/=\"' a-z!&;\\-]{0,12}",
+    )
+        .prop_map(move |(seed, kind, a, b, insert)| {
+            let bytes = seeds[seed.index(seeds.len())].as_bytes();
+            let len = bytes.len();
+            let (a, b) = (a.index(len + 1), b.index(len + 1));
+            let (start, end) = (a.min(b), a.max(b));
+            let mut out = Vec::with_capacity(len + insert.len() + (end - start));
+            match kind {
+                0 => {
+                    out.extend_from_slice(&bytes[..start]);
+                    out.extend_from_slice(&bytes[end..]);
+                }
+                1 => {
+                    out.extend_from_slice(&bytes[..start]);
+                    out.extend_from_slice(insert.as_bytes());
+                    out.extend_from_slice(&bytes[start..]);
+                }
+                _ => {
+                    out.extend_from_slice(&bytes[..end]);
+                    out.extend_from_slice(&bytes[start..end]);
+                    out.extend_from_slice(&bytes[end..]);
+                }
             }
-            _ => {
-                out.extend_from_slice(&bytes[..end]);
-                out.extend_from_slice(&bytes[start..end]);
-                out.extend_from_slice(&bytes[end..]);
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    })
+            String::from_utf8_lossy(&out).into_owned()
+        })
 }
 
 fn file(path: &str, text: String) -> SourceFile {
@@ -43,11 +102,39 @@ fn file(path: &str, text: String) -> SourceFile {
     }
 }
 
+#[test]
+fn corpus_files_parse_as_their_names_say() {
+    for entry in read_corpus("schema") {
+        let path = format!("schema/{}", entry.name);
+        let parsed = parse_schemas(&[file(&path, entry.text)]);
+        assert_eq!(
+            parsed.is_ok(),
+            entry.name.starts_with("ok-"),
+            "{path}: {parsed:?}"
+        );
+        if let Err(error) = parsed {
+            assert!(error.to_string().contains(&entry.name), "{path}: {error}");
+        }
+    }
+    for entry in read_corpus("transfer") {
+        let path = format!("transfer/{}", entry.name);
+        let parsed = parse_transfers(&[file(&path, entry.text)]);
+        assert_eq!(
+            parsed.is_ok(),
+            entry.name.starts_with("ok-"),
+            "{path}: {parsed:?}"
+        );
+        if let Err(error) = parsed {
+            assert!(error.to_string().contains(&entry.name), "{path}: {error}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
 
     #[test]
-    fn damaged_schema_files_parse_or_name_the_file(text in damaged(SCHEMA)) {
+    fn damaged_schema_files_parse_or_name_the_file(text in damaged(&SCHEMA_SEEDS)) {
         if let Err(error) = parse_schemas(&[file("schema/damaged.schema.xml", text)]) {
             let message = error.to_string();
             prop_assert!(message.contains("damaged.schema.xml"), "{message}");
@@ -55,7 +142,7 @@ proptest! {
     }
 
     #[test]
-    fn damaged_transfer_files_parse_or_name_the_file(text in damaged(TRANSFER)) {
+    fn damaged_transfer_files_parse_or_name_the_file(text in damaged(&TRANSFER_SEEDS)) {
         if let Err(error) = parse_transfers(&[file("transfer/damaged.transfer.xml", text)]) {
             let message = error.to_string();
             prop_assert!(message.contains("damaged.transfer.xml"), "{message}");

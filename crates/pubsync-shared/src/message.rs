@@ -187,6 +187,31 @@ impl ErrorQueueMessage {
     }
 }
 
+/// Whether `value` is an object holding exactly a `write` and a `delete`.
+fn is_write_and_delete(value: &Value) -> bool {
+    value.as_object().is_some_and(|object| {
+        object.len() == 2 && object.contains_key("write") && object.contains_key("delete")
+    })
+}
+
+/// `{"write":…,"delete":…}` as the two messages `{"write":…}` and `{"delete":…}`; anything
+/// else as it is.
+fn split_write_and_delete(value: Value) -> Vec<Value> {
+    if !is_write_and_delete(&value) {
+        return vec![value];
+    }
+    let Value::Object(mut object) = value else {
+        unreachable!("checked to be an object")
+    };
+    ["write", "delete"]
+        .into_iter()
+        .filter_map(|operation| {
+            let payload = object.remove(operation)?;
+            Some(serde_json::json!({ operation: payload }))
+        })
+        .collect()
+}
+
 /// `bytes` as lowercase hexadecimal digits, two per byte.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -259,7 +284,9 @@ impl SyncMessage {
     }
 
     /// Reads a body carrying one message (the original's format) or a JSON array of them
-    /// (pubsync's batch format, many changes per queue message).
+    /// (pubsync's batch format, many changes per queue message). A body holding both a
+    /// `write` and a `delete` is read as the write and then the delete, as the original
+    /// reads it.
     pub fn decode_batch(body: &[u8]) -> Result<Vec<Self>, MessageError> {
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -267,11 +294,20 @@ impl SyncMessage {
             Many(Vec<SyncMessage>),
             One(SyncMessage),
         }
-        let value: Value =
+        let mut value: Value =
             serde_json::from_slice(body).map_err(|source| MessageError::Malformed {
                 kind: "sync",
                 source,
             })?;
+        // The original reads a body's `write` and then its `delete`, when it holds both.
+        if let Value::Array(messages) = &mut value {
+            *messages = std::mem::take(messages)
+                .into_iter()
+                .flat_map(split_write_and_delete)
+                .collect();
+        } else if is_write_and_delete(&value) {
+            value = Value::Array(split_write_and_delete(value));
+        }
         match serde_json::from_value::<OneOrMany>(value) {
             Ok(OneOrMany::Many(messages)) => Ok(messages),
             Ok(OneOrMany::One(message)) => Ok(vec![message]),
@@ -322,6 +358,25 @@ mod tests {
         assert_eq!(message.subject["data"], "{\"a\":1}");
         assert_eq!(message.subject["keyHex"], "6bff00");
         assert!(!message.subject.contains_key("key"));
+    }
+
+    #[test]
+    fn a_body_with_a_write_and_a_delete_is_the_write_then_the_delete() {
+        let body = br#"{"delete":{"key":"m:2","value":{"_timestamp":2}},"write":{"key":"m:1","value":{"_timestamp":1}}}"#;
+        let messages = SyncMessage::decode_batch(body).unwrap();
+        assert!(
+            matches!(&messages[..], [SyncMessage::Write(w), SyncMessage::Delete(d)] if w.key == "m:1" && d.key == "m:2"),
+            "{messages:?}"
+        );
+        let in_batch = format!("[{}]", std::str::from_utf8(body).unwrap());
+        assert_eq!(
+            SyncMessage::decode_batch(in_batch.as_bytes()).unwrap(),
+            messages
+        );
+        // A third field is no such body.
+        let three =
+            br#"{"write":{"key":"m:1","value":{}},"delete":{"key":"m:2","value":{}},"x":1}"#;
+        assert!(SyncMessage::decode_batch(three).is_err());
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! Bad input never panics: the decoders of outbox rows, event messages and sync messages, and
-//! the key builder, given arbitrary bytes, arbitrary JSON and near-misses of their formats,
-//! either decode or return an error that says what is wrong.
+//! the key builder, given arbitrary bytes, arbitrary JSON, near-misses of their formats and
+//! damaged entries of the corpus, either decode or return an error that says what is wrong.
+//!
+//! The corpus, `tests/corpus/<format>/`, holds real messages of each format (`ok-*`, which
+//! must decode: the original's spellings among them) and known bad ones (`bad-*`, which must
+//! not). A message that once got through wrongly belongs there.
+
+use std::path::Path;
+use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use pubsync_shared::event::EventEntityTransfer;
@@ -121,6 +128,154 @@ fn near_compact_outbox_row() -> impl Strategy<Value = String> {
         })
 }
 
+/// One corpus entry.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+impl Entry {
+    /// Whether the entry is a message that must decode (`ok-*`) rather than one that must not.
+    fn is_ok(&self) -> bool {
+        self.name.starts_with("ok-")
+    }
+}
+
+/// The entries of `tests/corpus/<format>`, by name.
+fn read_corpus(format: &str) -> Vec<Entry> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(format);
+    let mut entries: Vec<Entry> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            Entry {
+                name: path.file_name().unwrap().to_string_lossy().into_owned(),
+                bytes: std::fs::read(&path).unwrap(),
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        entries.iter().any(Entry::is_ok) && entries.iter().any(|entry| !entry.is_ok()),
+        "{}: good and bad entries",
+        dir.display()
+    );
+    entries
+}
+
+static OUTBOX: LazyLock<Vec<Entry>> = LazyLock::new(|| read_corpus("outbox"));
+static EVENT: LazyLock<Vec<Entry>> = LazyLock::new(|| read_corpus("event"));
+static SYNC: LazyLock<Vec<Entry>> = LazyLock::new(|| read_corpus("sync"));
+
+/// An entry of `corpus` damaged once, as a fuzzer would: a byte changed, a range cut out,
+/// bytes put in, a range repeated, or the tail of another entry spliced on.
+fn damaged(corpus: &'static LazyLock<Vec<Entry>>) -> impl Strategy<Value = Vec<u8>> {
+    (
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        0..5u8,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        prop::collection::vec(any::<u8>(), 1..8),
+    )
+        .prop_map(move |(entry, other, kind, a, b, bytes)| {
+            let text = &corpus[entry.index(corpus.len())].bytes;
+            let (a, b) = (a.index(text.len() + 1), b.index(text.len() + 1));
+            let (start, end) = (a.min(b), a.max(b));
+            let mut out = text[..start].to_vec();
+            match kind {
+                0 if start < text.len() => {
+                    out.push(text[start] ^ bytes[0]);
+                    out.extend_from_slice(&text[start + 1..]);
+                }
+                1 => out.extend_from_slice(&text[end..]),
+                2 => {
+                    out.extend_from_slice(&bytes);
+                    out.extend_from_slice(&text[start..]);
+                }
+                3 => {
+                    out.extend_from_slice(&text[start..end]);
+                    out.extend_from_slice(&text[start..]);
+                }
+                _ => {
+                    let other = &corpus[other.index(corpus.len())].bytes;
+                    out.extend_from_slice(&other[b.min(other.len())..]);
+                }
+            }
+            out
+        })
+}
+
+/// An outbox row decodes, or gives an error that says what is wrong; a row that is not UTF-8
+/// never reaches the decoder (the relay sends it to the error queue as bytes).
+fn outbox_row_decodes_or_says_why(body: &[u8]) -> Result<(), TestCaseError> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(());
+    };
+    if let Err(error) = EventEntityTransfer::from_outbox(text) {
+        prop_assert!(!error.to_string().is_empty());
+    }
+    Ok(())
+}
+
+/// An event message decodes, or gives an error that says it is an event message that is wrong.
+fn event_message_decodes_or_says_why(body: &[u8]) -> Result<(), TestCaseError> {
+    if let Err(error) = EventQueueMessage::decode(body) {
+        prop_assert!(error.to_string().contains("event"), "{error}");
+    }
+    Ok(())
+}
+
+#[test]
+fn corpus_entries_decode_as_their_names_say() {
+    for entry in OUTBOX.iter() {
+        let decoded = std::str::from_utf8(&entry.bytes)
+            .map_err(|error| error.to_string())
+            .and_then(|text| EventEntityTransfer::from_outbox(text).map_err(|e| e.to_string()));
+        assert_eq!(
+            decoded.is_ok(),
+            entry.is_ok(),
+            "outbox/{}: {decoded:?}",
+            entry.name
+        );
+    }
+    for entry in EVENT.iter() {
+        let decoded = EventQueueMessage::decode(&entry.bytes);
+        assert_eq!(
+            decoded.is_ok(),
+            entry.is_ok(),
+            "event/{}: {decoded:?}",
+            entry.name
+        );
+        if let Err(error) = decoded {
+            assert!(
+                error.to_string().contains("event"),
+                "event/{}: {error}",
+                entry.name
+            );
+        }
+    }
+    for entry in SYNC.iter() {
+        let decoded = SyncMessage::decode_batch(&entry.bytes);
+        assert_eq!(
+            decoded.is_ok(),
+            entry.is_ok(),
+            "sync/{}: {decoded:?}",
+            entry.name
+        );
+        if let Err(error) = decoded {
+            assert!(
+                error.to_string().contains("sync"),
+                "sync/{}: {error}",
+                entry.name
+            );
+        }
+    }
+}
+
 /// A sync body decodes into messages that can be asked for their version and encoded again,
 /// or gives an error that says it is a sync message that is wrong.
 fn decodes_or_says_why(body: &[u8]) -> Result<(), TestCaseError> {
@@ -155,9 +310,7 @@ proptest! {
 
     #[test]
     fn event_messages_decode_or_say_why(body in body()) {
-        if let Err(error) = EventQueueMessage::decode(&body) {
-            prop_assert!(error.to_string().contains("event"), "{error}");
-        }
+        event_message_decodes_or_says_why(&body)?;
     }
 
     #[test]
@@ -181,6 +334,21 @@ proptest! {
             let escaped = escape_key(&reference);
             prop_assert!(!escaped.contains([' ', '"', '\'', '\0', '\n', '\r']), "{escaped:?}");
         }
+    }
+
+    #[test]
+    fn damaged_outbox_rows_of_the_corpus_decode_or_say_why(body in damaged(&OUTBOX)) {
+        outbox_row_decodes_or_says_why(&body)?;
+    }
+
+    #[test]
+    fn damaged_event_messages_of_the_corpus_decode_or_say_why(body in damaged(&EVENT)) {
+        event_message_decodes_or_says_why(&body)?;
+    }
+
+    #[test]
+    fn damaged_sync_messages_of_the_corpus_decode_or_say_why(body in damaged(&SYNC)) {
+        decodes_or_says_why(&body)?;
     }
 
     #[test]

@@ -208,11 +208,12 @@ impl SyncRelay {
             queue.send(queue_name, self.bodies(&messages)).await?;
         }
         for (queue_name, bodies) in errors {
+            let count = bodies.len();
+            queue.send(&queue_name, bodies).await?;
             if let Some(main) = queue_name.strip_suffix(pubsync_queue_extension::ERROR_QUEUE_SUFFIX)
             {
-                crate::metrics::failed(main, bodies.len());
+                crate::metrics::failed(main, count);
             }
-            queue.send(&queue_name, bodies).await?;
         }
         claim.relayed().await?;
         Ok(pass)

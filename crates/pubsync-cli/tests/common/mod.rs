@@ -2,7 +2,9 @@
 //! database, Redis and a queue, each test's own names, and the shells.
 #![allow(dead_code)]
 
+use std::io::{Read as _, Write as _};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use pubsync_database::Dialect;
 use pubsync_database::testing::TestDatabase;
@@ -236,4 +238,36 @@ pub fn message(name: &str, message: Option<&str>) -> Option<Value> {
 #[cfg(feature = "rabbitmq")]
 pub fn amqp() -> Option<String> {
     require(Service::Rabbitmq)
+}
+
+/// `GET path` on `127.0.0.1:port`: the status code and the body; `None` while nothing
+/// answers (or not within 30 s).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The sum of the Prometheus counter `metric` over the series whose labels hold `label`
+/// (`table="t"`; `""` for every series) in `metrics`, the text of a `GET /metrics`.
+pub fn metric_sum(metrics: &str, metric: &str, label: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']) && rest.contains(label))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
