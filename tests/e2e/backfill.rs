@@ -497,3 +497,22 @@ async fn storage_rows_whose_key_is_not_utf8_are_orphans_that_repair_deletes() {
         assert!(report.is_clean(), "{storage:?}: {report:#?}");
     }
 }
+
+// The health check's storage rows are referenced by a text column (its key), not by the
+// source ids: `verify` looks them up by the keys it expects instead.
+pubsync_tests::on_every_database! {
+    async fn verify_checks_a_resource_whose_reference_column_is_text(t: TestApp) {
+        t.sql("INSERT INTO spy_publish_and_synchronize_health_check (health_check_key, health_check_data) VALUES ('health-check', '{\"written\":1}')");
+        t.work().await;
+        let worker = t.app.worker().await.unwrap();
+        let tables: Vec<_> = pubsync_health::generated::synchronization::ALL.iter().collect();
+        let (options, stop) = (VerifyOptions::default(), Stop::new());
+        let check = || verify(&worker, &pubsync_health::TRIGGER_SOURCE, &tables, &options, &NoProgress, &stop);
+        let report = check().await.expect("verify");
+        assert!(report.is_clean(), "{report:#?}");
+        assert_eq!((report.entities, report.expected), (1, 1));
+        t.sql("UPDATE spy_publish_and_synchronize_health_check_storage SET data = '{}'");
+        let report = check().await.expect("verify");
+        assert_eq!(report.storage.stale.count, 1, "{report:#?}");
+    }
+}

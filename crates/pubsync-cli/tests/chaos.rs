@@ -603,6 +603,14 @@ fn run(database: Database, plan: Plan) {
 
     let verified = pubsync(&["verify", "--sample", "1000000"]);
     let report = String::from_utf8_lossy(&verified.stdout).into_owned();
+    // Verify ran to its end: 0 when the read model equals the source, 1 when it differs.
+    assert!(
+        matches!(verified.status.code(), Some(0 | 1))
+            && report.lines().any(|line| line.starts_with("message: ")),
+        "pubsync verify: {}\n{report}\n{}",
+        verified.status,
+        String::from_utf8_lossy(&verified.stderr)
+    );
     let keys_of = |kind: &str| -> BTreeSet<String> {
         report
             .lines()

@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use pubsync_codegen::schema::{SourceFile, parse_schemas};
 use pubsync_codegen::transfer::parse_transfers;
+use pubsync_test_support::corpus::{self, Entry};
 
 /// Schema files of the repository's modules, beside the corpus.
 const SCHEMAS: [&str; 3] = [
@@ -24,35 +25,19 @@ const TRANSFERS: [&str; 2] = [
     include_str!("../../../examples/shop/crates/product/transfer/product.transfer.xml"),
 ];
 
-/// One corpus entry: its file name and text.
-struct Entry {
-    name: String,
-    text: String,
-}
-
-/// The entries of `tests/corpus/<kind>`, by name.
+/// The corpus of `kind`.
 fn read_corpus(kind: &str) -> Vec<Entry> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(kind);
-    let mut entries: Vec<Entry> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            Entry {
-                name: path.file_name().unwrap().to_string_lossy().into_owned(),
-                text: String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
-            }
-        })
-        .collect();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    entries
+    corpus::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus")
+            .join(kind),
+    )
 }
 
 /// Every seed of `kind`: the repository's files, then the corpus.
 fn seeds(repository: &[&str], kind: &str) -> Vec<String> {
     let mut seeds: Vec<String> = repository.iter().map(|text| (*text).to_owned()).collect();
-    seeds.extend(read_corpus(kind).into_iter().map(|entry| entry.text));
+    seeds.extend(read_corpus(kind).iter().map(Entry::text));
     seeds
 }
 
@@ -102,32 +87,27 @@ fn file(path: &str, text: String) -> SourceFile {
     }
 }
 
+/// Every file of the corpus of `kind` parses with `parse` when it is an `ok-*` one, and
+/// otherwise fails with an error naming it.
+fn parse_as_named(kind: &str, parse: impl Fn(&[SourceFile]) -> Result<(), String>) {
+    for entry in read_corpus(kind) {
+        let path = format!("{kind}/{}", entry.name);
+        let parsed = parse(&[file(&path, entry.text())]);
+        assert_eq!(parsed.is_ok(), entry.is_ok(), "{path}: {parsed:?}");
+        if let Err(error) = parsed {
+            assert!(error.contains(&entry.name), "{path}: {error}");
+        }
+    }
+}
+
 #[test]
 fn corpus_files_parse_as_their_names_say() {
-    for entry in read_corpus("schema") {
-        let path = format!("schema/{}", entry.name);
-        let parsed = parse_schemas(&[file(&path, entry.text)]);
-        assert_eq!(
-            parsed.is_ok(),
-            entry.name.starts_with("ok-"),
-            "{path}: {parsed:?}"
-        );
-        if let Err(error) = parsed {
-            assert!(error.to_string().contains(&entry.name), "{path}: {error}");
-        }
-    }
-    for entry in read_corpus("transfer") {
-        let path = format!("transfer/{}", entry.name);
-        let parsed = parse_transfers(&[file(&path, entry.text)]);
-        assert_eq!(
-            parsed.is_ok(),
-            entry.name.starts_with("ok-"),
-            "{path}: {parsed:?}"
-        );
-        if let Err(error) = parsed {
-            assert!(error.to_string().contains(&entry.name), "{path}: {error}");
-        }
-    }
+    parse_as_named("schema", |files| {
+        parse_schemas(files).map(drop).map_err(|e| e.to_string())
+    });
+    parse_as_named("transfer", |files| {
+        parse_transfers(files).map(drop).map_err(|e| e.to_string())
+    });
 }
 
 proptest! {

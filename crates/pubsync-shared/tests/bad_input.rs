@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::key::{KeyBuilder, KeyGenerator, SynchronizationData, escape_key};
 use pubsync_shared::message::{EventQueueMessage, SyncMessage};
+use pubsync_test_support::corpus::{self, Entry};
 use serde_json::Value;
 
 /// Arbitrary JSON, a few levels deep.
@@ -128,42 +129,13 @@ fn near_compact_outbox_row() -> impl Strategy<Value = String> {
         })
 }
 
-/// One corpus entry.
-#[derive(Debug)]
-struct Entry {
-    name: String,
-    bytes: Vec<u8>,
-}
-
-impl Entry {
-    /// Whether the entry is a message that must decode (`ok-*`) rather than one that must not.
-    fn is_ok(&self) -> bool {
-        self.name.starts_with("ok-")
-    }
-}
-
-/// The entries of `tests/corpus/<format>`, by name.
+/// The corpus of `format`.
 fn read_corpus(format: &str) -> Vec<Entry> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(format);
-    let mut entries: Vec<Entry> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            Entry {
-                name: path.file_name().unwrap().to_string_lossy().into_owned(),
-                bytes: std::fs::read(&path).unwrap(),
-            }
-        })
-        .collect();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(
-        entries.iter().any(Entry::is_ok) && entries.iter().any(|entry| !entry.is_ok()),
-        "{}: good and bad entries",
-        dir.display()
-    );
-    entries
+    corpus::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus")
+            .join(format),
+    )
 }
 
 static OUTBOX: LazyLock<Vec<Entry>> = LazyLock::new(|| read_corpus("outbox"));
@@ -229,51 +201,46 @@ fn event_message_decodes_or_says_why(body: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Every entry of `corpus` decodes with `decode` when it is an `ok-*` one, and otherwise
+/// fails with an error that holds `says`.
+fn decode_as_named(
+    format: &str,
+    corpus: &[Entry],
+    says: &str,
+    decode: impl Fn(&[u8]) -> Result<(), String>,
+) {
+    for entry in corpus {
+        let decoded = decode(&entry.bytes);
+        let name = &entry.name;
+        assert_eq!(
+            decoded.is_ok(),
+            entry.is_ok(),
+            "{format}/{name}: {decoded:?}"
+        );
+        if let Err(error) = decoded {
+            assert!(error.contains(says), "{format}/{name}: {error}");
+        }
+    }
+}
+
 #[test]
 fn corpus_entries_decode_as_their_names_say() {
-    for entry in OUTBOX.iter() {
-        let decoded = std::str::from_utf8(&entry.bytes)
+    decode_as_named("outbox", &OUTBOX, "", |bytes| {
+        let text = std::str::from_utf8(bytes).map_err(|error| error.to_string())?;
+        EventEntityTransfer::from_outbox(text)
+            .map(drop)
             .map_err(|error| error.to_string())
-            .and_then(|text| EventEntityTransfer::from_outbox(text).map_err(|e| e.to_string()));
-        assert_eq!(
-            decoded.is_ok(),
-            entry.is_ok(),
-            "outbox/{}: {decoded:?}",
-            entry.name
-        );
-    }
-    for entry in EVENT.iter() {
-        let decoded = EventQueueMessage::decode(&entry.bytes);
-        assert_eq!(
-            decoded.is_ok(),
-            entry.is_ok(),
-            "event/{}: {decoded:?}",
-            entry.name
-        );
-        if let Err(error) = decoded {
-            assert!(
-                error.to_string().contains("event"),
-                "event/{}: {error}",
-                entry.name
-            );
-        }
-    }
-    for entry in SYNC.iter() {
-        let decoded = SyncMessage::decode_batch(&entry.bytes);
-        assert_eq!(
-            decoded.is_ok(),
-            entry.is_ok(),
-            "sync/{}: {decoded:?}",
-            entry.name
-        );
-        if let Err(error) = decoded {
-            assert!(
-                error.to_string().contains("sync"),
-                "sync/{}: {error}",
-                entry.name
-            );
-        }
-    }
+    });
+    decode_as_named("event", &EVENT, "event", |bytes| {
+        EventQueueMessage::decode(bytes)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    });
+    decode_as_named("sync", &SYNC, "sync", |bytes| {
+        SyncMessage::decode_batch(bytes)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    });
 }
 
 /// A sync body decodes into messages that can be asked for their version and encoded again,

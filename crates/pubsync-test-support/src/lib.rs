@@ -13,6 +13,7 @@
 #![warn(unreachable_pub)]
 #![allow(clippy::disallowed_methods)] // reads the environment: not a library
 
+pub mod corpus;
 pub mod private;
 pub mod tls;
 

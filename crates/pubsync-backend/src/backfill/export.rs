@@ -92,6 +92,10 @@ pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
     let chunk_size = options.chunk_size.max(1);
     if let Some(ids) = ids {
         progress.start(table.resource, ids.len() as u64, 0);
+        let integer = worker
+            .database
+            .blocking(move |db| pages::integer_reference(db, table))
+            .await?;
         for chunk in ids.chunks(chunk_size) {
             if stop.requested() {
                 progress.finish();
@@ -101,7 +105,7 @@ pub async fn sync_data<Q: Queue, W: KeyValueWriter>(
             let (count, chunk) = (chunk.len() as u64, chunk.to_vec());
             let rows = worker
                 .database
-                .blocking(move |db| pages::storage_rows_of(db, table, &chunk))
+                .blocking(move |db| pages::storage_rows_of(db, table, &chunk, integer))
                 .await?;
             let keys = report.take_readable(table, rows);
             export_keys(worker, table, keys, &mut report).await?;

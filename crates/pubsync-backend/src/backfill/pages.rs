@@ -6,8 +6,8 @@ use diesel::RunQueryDsl as _;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use pubsync_database::names::{storage_alias, storage_table, sync_outbox};
 use pubsync_database::{
-    Bind, Database, DatabaseError, Dialect, FromRow, ListValue, Statement, WriteTransaction as _,
-    bind_list, stored_text, with_connection,
+    Bind, Database, DatabaseError, Dialect, FromRow, ListValue, Statement, TypeFamily,
+    WriteTransaction as _, bind_list, stored_text, with_connection,
 };
 use pubsync_shared::synchronization::SynchronizationDefinition;
 
@@ -289,14 +289,37 @@ pub(crate) fn storage_page(
     })
 }
 
-/// The rows of `table` whose reference is one of `references`.
+/// Whether `table`'s `key_suffix_column` is an integer column, so that its values are ids
+/// (the source ids, as a rule): a text reference column (the health check's holds a key) is
+/// compared as text, and its rows are never looked up by source ids.
+pub(crate) fn integer_reference(
+    database: &Database,
+    table: &SynchronizationDefinition,
+) -> Result<bool, DatabaseError> {
+    let Some(column) = table.key_suffix_column else {
+        return Ok(false);
+    };
+    Ok(database
+        .table_columns(table.table)?
+        .into_iter()
+        .flatten()
+        .any(|found| found.name == column && found.family == TypeFamily::Integer))
+}
+
+/// The rows of `table` whose reference is one of `references`; `integer` says whether the
+/// reference column is an integer one ([`integer_reference`]), else they are compared as text.
 pub(crate) fn storage_rows_of(
     database: &Database,
     table: &SynchronizationDefinition,
     references: &[i64],
+    integer: bool,
 ) -> Result<StoredRows, DatabaseError> {
     match table.key_suffix_column {
-        Some(column) => rows_where(database, table, column, references),
+        Some(column) if integer => rows_where(database, table, column, references),
+        Some(column) => {
+            let texts: Vec<String> = references.iter().map(i64::to_string).collect();
+            rows_where(database, table, column, &texts)
+        }
         None => Ok(StoredRows::default()),
     }
 }

@@ -5,11 +5,13 @@
 //! storage table and the key-value store should hold. The check then has three passes:
 //!
 //! 1. **By source id**: each expected key is looked up in the storage table (by the rows'
-//!    references) and the key-value store: absent is *missing*, different data is *stale*
-//!    (`_timestamp` aside), and a row of one of those references that no publisher wrote is
-//!    *orphaned*.
-//! 2. **By storage row**: the storage table is walked by key; a row whose reference is no id
-//!    of the source table is orphaned (its entity is gone).
+//!    references where the reference column is an integer one, holding source ids; else by
+//!    the expected keys) and the key-value store: absent is *missing*, different data is
+//!    *stale* (`_timestamp` aside), and a row of one of those references that no publisher
+//!    wrote is *orphaned*.
+//! 2. **By storage row** (tables whose references are source ids): the storage table is
+//!    walked by key; a row whose reference is no id of the source table is orphaned (its
+//!    entity is gone).
 //! 3. **By stored key** (a key-value store only): its keys of the resource are scanned; one
 //!    that is neither a storage row's key nor an alias key, nor expected, is orphaned.
 //!
@@ -220,6 +222,19 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
     };
     let by_table: HashMap<&str, &'static SynchronizationDefinition> =
         tables.iter().map(|table| (table.table, *table)).collect();
+    // The tables whose rows are found by their reference, an integer column of source ids;
+    // the others by the keys expected in them.
+    let mut by_reference: HashSet<&'static str> = HashSet::new();
+    for table in tables {
+        let table = *table;
+        if worker
+            .database
+            .blocking(move |db| pages::integer_reference(db, table))
+            .await?
+        {
+            by_reference.insert(table.table);
+        }
+    }
     let chunk_size = options.chunk_size.max(1);
     let (table, column) = (source.table, source.id_column);
     let (total, _) = worker
@@ -254,7 +269,7 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
         for table in tables {
             let table = *table;
             let references = ids.clone();
-            // A table without a reference column is looked up by the keys expected in it.
+            let by_reference = by_reference.contains(table.table);
             let keys: Vec<String> = expected
                 .iter()
                 .filter(|(_, (_, of, _))| of.table == table.table)
@@ -262,9 +277,9 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
                 .collect();
             let rows = worker
                 .database
-                .blocking(move |db| match table.key_suffix_column {
-                    Some(_) => pages::storage_rows_of(db, table, &references),
-                    None => pages::storage_rows_by_key(db, table, &keys),
+                .blocking(move |db| match by_reference {
+                    true => pages::storage_rows_of(db, table, &references, true),
+                    false => pages::storage_rows_by_key(db, table, &keys),
                 })
                 .await?;
             for row in rows.rows {
@@ -356,7 +371,10 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
         progress.advance(ids.len() as u64);
     }
     progress.finish();
-    for table in tables {
+    for table in tables
+        .iter()
+        .filter(|table| by_reference.contains(table.table))
+    {
         orphaned_rows(worker, source, table, options, &mut report, stop).await?;
     }
     if store.is_some() && !report.orphan_scan_skipped {
@@ -379,7 +397,8 @@ pub async fn verify<Q: Queue, W: KeyValueWriter>(
     Ok(report)
 }
 
-/// Pass 2: the rows of `table` whose reference is no id of the source table.
+/// Pass 2: the rows of `table` (one whose reference column holds source ids) whose reference
+/// is no id of the source table.
 async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
     worker: &Worker<Q, W>,
     source: &TriggerSource,
@@ -388,9 +407,6 @@ async fn orphaned_rows<Q: Queue, W: KeyValueWriter>(
     report: &mut VerifyReport,
     stop: &Stop,
 ) -> Result<(), VerifyError> {
-    if table.key_suffix_column.is_none() {
-        return Ok(());
-    }
     let (source_table, column) = (source.table, source.id_column);
     let mut after = Vec::new();
     let chunk_size = options.chunk_size.max(1);
