@@ -68,24 +68,30 @@ impl Outbox {
         &self.columns[1..]
     }
 
-    /// The first `limit` rows in id order; with `lock`, the clause that claims them.
-    fn chunk_statement(self, limit: usize, lock: &str) -> Statement {
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY {} LIMIT ?{lock}",
-            self.columns.join(", "),
-            self.table,
-            self.id_column
-        );
-        Statement::new(sql).bind(Bind::BigInt(limit as i64))
+    /// The first `limit` rows in id order, above `after` when it is given; with `lock`, the
+    /// clause that claims them.
+    fn chunk_statement(self, limit: usize, after: Option<i64>, lock: &str) -> Statement {
+        let (columns, table, id) = (self.columns.join(", "), self.table, self.id_column);
+        let statement = match after {
+            Some(after) => Statement::new(format!(
+                "SELECT {columns} FROM {table} WHERE {id} > ? ORDER BY {id} LIMIT ?{lock}"
+            ))
+            .bind(Bind::BigInt(after)),
+            None => Statement::new(format!(
+                "SELECT {columns} FROM {table} ORDER BY {id} LIMIT ?{lock}"
+            )),
+        };
+        statement.bind(Bind::BigInt(limit as i64))
     }
 
-    /// The first `limit` rows in id order.
-    pub(crate) fn read_chunk<R: FromRow>(
+    /// The first `limit` rows in id order, above `after` when it is given.
+    fn read_chunk<R: FromRow>(
         self,
         database: &Database,
         limit: usize,
+        after: Option<i64>,
     ) -> Result<Vec<R>, DatabaseError> {
-        let statement = self.chunk_statement(limit, "");
+        let statement = self.chunk_statement(limit, after, "");
         with_connection!(database, |conn| {
             statement
                 .load::<R>(conn)
@@ -96,10 +102,17 @@ impl Outbox {
     /// Claims the first `limit` rows in id order that no other relay holds (see the module
     /// documentation): they are this relay's until [`Claim::relayed`] deletes them, or until
     /// the claim is dropped, which hands them back untouched. `id_of` reads a row's id.
+    ///
+    /// `after`, when given, is the last id of a claim of this relay's that is still being
+    /// handed on, whose rows a claim taken beside it must not take again. PostgreSQL and MySQL
+    /// skip them as locked; SQLite, which does not lock them, reads above `after`: there rows
+    /// commit in the order of their ids (one writer at a time, ids never reused), so nothing
+    /// below it is left behind.
     pub(crate) async fn claim<R>(
         self,
         database: &Database,
         limit: usize,
+        after: Option<i64>,
         id_of: fn(&R) -> i64,
     ) -> Result<Claim<R>, DatabaseError>
     where
@@ -107,13 +120,13 @@ impl Outbox {
     {
         if database.dialect() == Dialect::Sqlite {
             let rows: Vec<R> = database
-                .blocking(move |db| self.read_chunk(db, limit))
+                .blocking(move |db| self.read_chunk(db, limit, after))
                 .await?;
             return Ok(Claim::new(self, database, rows, id_of, None));
         }
         let (rows_sent, rows_received) = oneshot::channel();
         let (relayed, relayed_received) = oneshot::channel::<()>();
-        let statement = self.chunk_statement(limit, " FOR UPDATE SKIP LOCKED");
+        let statement = self.chunk_statement(limit, None, " FOR UPDATE SKIP LOCKED");
         let db = database.clone();
         let holder = tokio::task::spawn_blocking(move || {
             let operation = format!("claim {} rows", self.name);

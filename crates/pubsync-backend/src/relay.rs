@@ -136,9 +136,12 @@ impl OutboxRelay {
     /// The next chunk of outbox rows in id order that no other relay holds.
     async fn claim_chunk(&self) -> Result<Claim<OutboxRow>, DatabaseError> {
         EVENT_OUTBOX
-            .claim(&self.database, self.config.chunk_size, |row: &OutboxRow| {
-                row.id_event_behavior_entity_change
-            })
+            .claim(
+                &self.database,
+                self.config.chunk_size,
+                None,
+                |row: &OutboxRow| row.id_event_behavior_entity_change,
+            )
             .await
     }
 

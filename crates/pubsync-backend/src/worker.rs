@@ -743,29 +743,24 @@ impl<Q: Queue, W: KeyValueWriter> Worker<Q, W> {
         };
         let mut relayed = 0;
         let mut failures = 0;
-        for _ in 0..MAX_RELAY_PASSES {
-            let pass = match sync
+        loop {
+            let writer = sync.writer.as_ref();
+            match sync
                 .relay
-                .relay_once(&self.queue, sync.writer.as_ref())
+                .relay_pending(&self.queue, writer, MAX_RELAY_PASSES, &mut relayed)
                 .await
             {
-                Ok(pass) => pass,
+                Ok(()) => return Ok(relayed),
                 // A claim that deadlocked with a writer (MySQL rolls one of them back) or a
                 // send cut short left the rows in the outbox: the next pass takes them again.
                 Err(error) if error.is_transient() && failures < RELAY_ATTEMPTS => {
                     failures += 1;
                     tracing::warn!(attempt = failures, error = %error, "relaying the sync outbox failed, trying again");
                     tokio::time::sleep(Duration::from_millis(50 * failures as u64)).await;
-                    continue;
                 }
                 Err(error) => return Err(error.into()),
-            };
-            relayed += pass.rows;
-            if pass.rows < sync.config.chunk_size {
-                break;
             }
         }
-        Ok(relayed)
     }
 
     /// Whether synchronization is switched on globally for this worker.

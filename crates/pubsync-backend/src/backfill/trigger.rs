@@ -2,8 +2,9 @@
 //!
 //! Each chunk of ids becomes events of the source's event, one per id, handed to the event's
 //! listeners as the worker's direct publishing hands them (failures take the retry and error
-//! queues), or sent to their event queues for the workers. After each chunk the sync outbox
-//! is relayed, so with direct synchronization the keys are written as the run goes. Without
+//! queues), or sent to their event queues for the workers. Beside the publishing, the sync
+//! outbox is relayed (a few chunks behind at most), so with direct synchronization the keys
+//! are written as the run goes, the database and the key-value store working at once. Without
 //! ids, the source table is walked by id; where the walk is, is recorded after every chunk,
 //! and a run that was stopped resumes after it.
 
@@ -13,6 +14,8 @@ use pubsync_queue_extension::{Queue, Settlement};
 use pubsync_shared::event::EventEntityTransfer;
 use pubsync_shared::message::EventQueueMessage;
 use pubsync_storage_extension::KeyValueWriter;
+
+use tokio::sync::watch;
 
 use super::{Cursor, Ending, Progress, SourcePages, Stop, TriggerSource, pages};
 use crate::consumer::{ChunkOutcome, EventBatch};
@@ -57,7 +60,9 @@ pub struct TriggerReport {
 }
 
 /// Re-publishes `source`'s entities: `ids` when given (in chunks, as given), otherwise every
-/// id of the source table, keyset-paged from where a stopped run left off.
+/// id of the source table, keyset-paged from where a stopped run left off. Unless the events
+/// are enqueued, the sync outbox is relayed beside the publishing, at most [`RELAY_LEAD`]
+/// chunks behind it, and once more at the end.
 pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
     worker: &Worker<Q, W>,
     source: &TriggerSource,
@@ -70,97 +75,187 @@ pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
         resource: source.resource.to_owned(),
         ..TriggerReport::default()
     };
-    let chunk_size = options.chunk_size.max(1);
-    if let Some(ids) = ids {
-        progress.start(source.resource, ids.len() as u64, 0);
-        for chunk in ids.chunks(chunk_size) {
-            if stop.requested() {
-                relay_rest(worker, options, &mut report).await?;
-                progress.finish();
-                report.ending = Some(Ending::Stopped);
-                return Ok(report);
-            }
-            publish_chunk(worker, source, chunk, options, &mut report).await?;
-            progress.advance(chunk.len() as u64);
-        }
-        relay_rest(worker, options, &mut report).await?;
-        progress.finish();
-        report.ending = Some(Ending::Complete);
+    let run = Run {
+        worker,
+        source,
+        options,
+        progress,
+        stop,
+    };
+    if options.enqueue {
+        report.ending = Some(run.publish(ids, &mut report, None).await?);
         return Ok(report);
     }
-    let cursor = Cursor::new("trigger-events", source.resource);
-    let resumed = cursor
-        .load(&worker.database, options.restart)
-        .await?
-        .and_then(|value| value.parse::<i64>().ok());
-    report.resumed_after = resumed;
-    let (table, column) = (source.table, source.id_column);
-    let (total, done) = worker
-        .database
-        .blocking(move |db| pages::count(db, table, column, resumed))
-        .await?;
-    progress.start(source.resource, total, done);
-    let mut pages = SourcePages::new(source, resumed, chunk_size);
-    loop {
-        if stop.requested() {
-            relay_rest(worker, options, &mut report).await?;
-            progress.finish();
-            report.ending = Some(Ending::Stopped);
-            return Ok(report);
-        }
-        let Some(ids) = pages.next(&worker.database).await? else {
-            break;
-        };
-        let last = ids[ids.len() - 1];
-        publish_chunk(worker, source, &ids, options, &mut report).await?;
-        cursor.save(&worker.database, last.to_string()).await?;
-        progress.advance(ids.len() as u64);
-    }
-    relay_rest(worker, options, &mut report).await?;
-    cursor.clear(&worker.database).await?;
-    progress.finish();
-    report.ending = Some(Ending::Complete);
+    let (published, published_seen) = watch::channel(0);
+    let (relayed_through, pace) = watch::channel(0);
+    let pace = Pace {
+        published,
+        relayed_through: pace,
+    };
+    let publishing = run.publish(ids, &mut report, Some(pace));
+    let relaying = relay_beside(worker, published_seen, relayed_through);
+    // Both run to their end: a chunk cut off in the middle could lose the retries of its
+    // failed events. A failed relay stops the publishing after its chunk; a failed
+    // publishing ends the relay after one more pass.
+    let (ending, relayed) = tokio::join!(publishing, relaying);
+    let (ending, relayed) = (ending?, relayed?);
+    report.ending = Some(ending);
+    report.sync_relayed = relayed;
     Ok(report)
 }
 
-/// Triggers `source`'s event for each of `ids`, while the sync outbox (what the chunks before
-/// changed) is relayed: publishing a chunk and waiting on the key-value store for the last
-/// one overlap, which made a backfill into Redis nearly twice as fast as one after the other.
-async fn publish_chunk<Q: Queue, W: KeyValueWriter>(
-    worker: &Worker<Q, W>,
-    source: &TriggerSource,
-    ids: &[i64],
-    options: &TriggerOptions,
-    report: &mut TriggerReport,
-) -> Result<(), WorkerError> {
-    let transfers = source.events(ids.iter().copied());
-    report.triggered += ids.len();
-    let publishing = dispatch(worker, source.event, transfers, options.enqueue);
-    let outcome = if options.enqueue {
-        publishing.await?
-    } else {
-        let (outcome, relayed) = tokio::join!(publishing, worker.relay_sync_outbox());
-        report.sync_relayed += relayed?;
-        outcome?
-    };
-    report.outcome.messages += outcome.messages;
-    report.outcome.handled += outcome.handled;
-    report.outcome.retried += outcome.retried;
-    report.outcome.failed += outcome.failed;
-    report.outcome.collapsed += outcome.collapsed;
-    Ok(())
+/// How many chunks the publishing may be ahead of the sync relay: enough for the two to work
+/// at once, few enough that a stopped run has little left to relay.
+pub const RELAY_LEAD: u64 = 2;
+
+/// One `publish:trigger-events` run over one source.
+struct Run<'a, Q: Queue, W: KeyValueWriter> {
+    worker: &'a Worker<Q, W>,
+    source: &'a TriggerSource,
+    options: &'a TriggerOptions,
+    progress: &'a dyn Progress,
+    stop: &'a Stop,
 }
 
-/// Relays what the last chunk changed (the others' is relayed beside the next chunk).
-async fn relay_rest<Q: Queue, W: KeyValueWriter>(
-    worker: &Worker<Q, W>,
-    options: &TriggerOptions,
-    report: &mut TriggerReport,
-) -> Result<(), WorkerError> {
-    if !options.enqueue {
-        report.sync_relayed += worker.relay_sync_outbox().await?;
+/// Between the publishing and the sync relay beside it: how many chunks were published, and
+/// through which of them the relay has relayed the sync outbox.
+struct Pace {
+    published: watch::Sender<u64>,
+    relayed_through: watch::Receiver<u64>,
+}
+
+impl Pace {
+    /// Waits until publishing one more chunk keeps the relay at most [`RELAY_LEAD`] behind;
+    /// `false` when the relay is gone, which only its failure ends.
+    async fn wait_for_relay(&mut self) -> bool {
+        // The chunk about to be published is number `next`.
+        let next = *self.published.borrow() + 1;
+        self.relayed_through
+            .wait_for(|relayed| relayed + RELAY_LEAD >= next)
+            .await
+            .is_ok()
     }
-    Ok(())
+
+    /// A chunk was published.
+    fn published(&self) {
+        self.published.send_modify(|published| *published += 1);
+    }
+}
+
+impl<Q: Queue, W: KeyValueWriter> Run<'_, Q, W> {
+    /// Publishes `ids`, or every id of the source table, chunk by chunk; with `pace`, never
+    /// more than [`RELAY_LEAD`] chunks ahead of the relay, which it tells of each chunk.
+    async fn publish(
+        &self,
+        ids: Option<&[i64]>,
+        report: &mut TriggerReport,
+        mut pace: Option<Pace>,
+    ) -> Result<Ending, WorkerError> {
+        let (worker, source) = (self.worker, self.source);
+        let chunk_size = self.options.chunk_size.max(1);
+        if let Some(ids) = ids {
+            self.progress.start(source.resource, ids.len() as u64, 0);
+            for chunk in ids.chunks(chunk_size) {
+                if self.stop.requested() {
+                    self.progress.finish();
+                    return Ok(Ending::Stopped);
+                }
+                if !self.publish_chunk(chunk, report, pace.as_mut()).await? {
+                    // The relay failed, and its error ends the run.
+                    self.progress.finish();
+                    return Ok(Ending::Stopped);
+                }
+                self.progress.advance(chunk.len() as u64);
+            }
+            self.progress.finish();
+            return Ok(Ending::Complete);
+        }
+        let cursor = Cursor::new("trigger-events", source.resource);
+        let resumed = cursor
+            .load(&worker.database, self.options.restart)
+            .await?
+            .and_then(|value| value.parse::<i64>().ok());
+        report.resumed_after = resumed;
+        let (table, column) = (source.table, source.id_column);
+        let (total, done) = worker
+            .database
+            .blocking(move |db| pages::count(db, table, column, resumed))
+            .await?;
+        self.progress.start(source.resource, total, done);
+        let mut pages = SourcePages::new(source, resumed, chunk_size);
+        loop {
+            if self.stop.requested() {
+                self.progress.finish();
+                return Ok(Ending::Stopped);
+            }
+            let Some(ids) = pages.next(&worker.database).await? else {
+                break;
+            };
+            let last = ids[ids.len() - 1];
+            if !self.publish_chunk(&ids, report, pace.as_mut()).await? {
+                // The relay failed, and its error ends the run; this chunk is the next run's.
+                self.progress.finish();
+                return Ok(Ending::Stopped);
+            }
+            cursor.save(&worker.database, last.to_string()).await?;
+            self.progress.advance(ids.len() as u64);
+        }
+        cursor.clear(&worker.database).await?;
+        self.progress.finish();
+        Ok(Ending::Complete)
+    }
+
+    /// Triggers the source's event for each of `ids`, first waiting for the relay when
+    /// `pace` holds it to the publishing; `false`, without publishing, when the relay failed.
+    async fn publish_chunk(
+        &self,
+        ids: &[i64],
+        report: &mut TriggerReport,
+        mut pace: Option<&mut Pace>,
+    ) -> Result<bool, WorkerError> {
+        if let Some(pace) = pace.as_deref_mut()
+            && !pace.wait_for_relay().await
+        {
+            return Ok(false);
+        }
+        let transfers = self.source.events(ids.iter().copied());
+        report.triggered += ids.len();
+        let outcome = dispatch(
+            self.worker,
+            self.source.event,
+            transfers,
+            self.options.enqueue,
+        )
+        .await?;
+        if let Some(pace) = pace {
+            pace.published();
+        }
+        report.outcome.messages += outcome.messages;
+        report.outcome.handled += outcome.handled;
+        report.outcome.retried += outcome.retried;
+        report.outcome.failed += outcome.failed;
+        report.outcome.collapsed += outcome.collapsed;
+        Ok(true)
+    }
+}
+
+/// Relays the sync outbox while the publishing beside it publishes, after each chunk it
+/// publishes, and once more when it is over (`published` closed): what the publishing
+/// changed is on its way to the key-value store as the run goes. Returns the rows relayed.
+async fn relay_beside<Q: Queue, W: KeyValueWriter>(
+    worker: &Worker<Q, W>,
+    mut published: watch::Receiver<u64>,
+    relayed_through: watch::Sender<u64>,
+) -> Result<usize, WorkerError> {
+    let mut relayed = 0;
+    loop {
+        let through = *published.borrow_and_update();
+        relayed += worker.relay_sync_outbox().await?;
+        relayed_through.send_replace(through);
+        if published.changed().await.is_err() {
+            return Ok(relayed + worker.relay_sync_outbox().await?);
+        }
+    }
 }
 
 /// Hands `transfers`, instances of `event`, to every listener of `event`: here, as direct

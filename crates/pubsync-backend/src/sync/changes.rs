@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 
 use pubsync_database::names::sync_outbox;
 
+use super::stamp::stamped;
+
 /// One row of the sync outbox.
 #[derive(Debug, Clone)]
 pub(crate) struct SyncRow {
@@ -175,12 +177,12 @@ impl RowChanges {
             locale: row.locale.clone(),
         };
         let aliases = |data: &Map<String, Value>| keys.alias_entries(definition, &key_data, data);
-        let previous = row
-            .previous_data
-            .as_deref()
-            .map(parse_object)
-            .transpose()?
-            .unwrap_or_default();
+        // The previous data only tells which alias keys go; a table without alias keys
+        // does not read it.
+        let previous = match row.previous_data.as_deref() {
+            Some(previous) if !definition.mappings.is_empty() => parse_object(previous)?,
+            _ => Map::new(),
+        };
         let stamp = |mut value: Map<String, Value>| {
             value.insert(TIMESTAMP_FIELD.to_owned(), json!(version.as_seconds()));
             value
@@ -236,6 +238,42 @@ impl RowChanges {
             params,
             resource: definition.resource,
         })
+    }
+
+    /// The changes `row` of `definition` makes, as the key-value store applies them: those of
+    /// [`RowChanges::of`] as [`storage_changes`](Self::storage_changes) gives them. A row of a
+    /// table without alias keys changes its own key alone, and a write stores its data as it
+    /// is with the version spliced in ([`stamped`]), which is most of direct synchronization
+    /// made cheap.
+    pub(crate) fn storage_changes_of(
+        definition: &SynchronizationDefinition,
+        row: &SyncRow,
+        keys: &KeyBuilders,
+    ) -> Result<Vec<StorageChange>, String> {
+        if definition.mappings.is_empty() {
+            let version = row.version();
+            let key = || row.storage_key.clone();
+            match row.operation.as_str() {
+                sync_outbox::WRITE => {
+                    if let Some(value) = row.data.as_deref().and_then(|data| stamped(data, version))
+                    {
+                        return Ok(vec![StorageChange::Write {
+                            key: key(),
+                            value,
+                            version,
+                        }]);
+                    }
+                }
+                sync_outbox::DELETE => {
+                    return Ok(vec![StorageChange::Delete {
+                        key: key(),
+                        version,
+                    }]);
+                }
+                _ => {}
+            }
+        }
+        Ok(Self::of(definition, row, keys)?.storage_changes().collect())
     }
 
     /// How many keys change.
@@ -448,6 +486,44 @@ pub(crate) mod tests {
             direct
                 .iter()
                 .all(|change| change.version().as_micros() == 1_599_741_494_267_689)
+        );
+    }
+
+    #[test]
+    fn a_table_without_alias_keys_changes_its_key_as_the_full_reading_does() {
+        const PLAIN: SynchronizationDefinition = SynchronizationDefinition {
+            mappings: &[],
+            ..PRODUCT
+        };
+        let data =
+            serde_json::to_string(&json!({"sku": "001", "name": "Shoe", "tags": ["ü"]})).unwrap();
+        let keys = KeyBuilders::default();
+        for row in [
+            row("write", Some(&data), Some("{\"sku\":\"000\"}")),
+            row("write", Some("{}"), None),
+            row("delete", None, Some(&data)),
+            row("delete", None, None),
+        ] {
+            let fast = RowChanges::storage_changes_of(&PLAIN, &row, &keys).unwrap();
+            let full: Vec<StorageChange> = RowChanges::of(&PLAIN, &row, &keys)
+                .unwrap()
+                .storage_changes()
+                .collect();
+            assert_eq!(fast, full, "{row:?}");
+        }
+        // Data with a `_timestamp` of its own has it replaced, as the full reading does.
+        let own_timestamp = row("write", Some("{\"_timestamp\":1,\"a\":2}"), None);
+        let fast = RowChanges::storage_changes_of(&PLAIN, &own_timestamp, &keys).unwrap();
+        let full: Vec<StorageChange> = RowChanges::of(&PLAIN, &own_timestamp, &keys)
+            .unwrap()
+            .storage_changes()
+            .collect();
+        assert_eq!(fast, full);
+        // And data that is not an object is refused with the full reading's reason.
+        let array = row("write", Some("[1]"), None);
+        assert_eq!(
+            RowChanges::storage_changes_of(&PLAIN, &array, &keys).unwrap_err(),
+            "storage data is not a JSON object"
         );
     }
 

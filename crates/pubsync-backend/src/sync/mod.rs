@@ -10,6 +10,8 @@
 //! - [`changes`]: what one outbox row means: the changes of its key and of its alias keys,
 //!   as storage changes (direct mode) or as the original's `{"write":…}` / `{"delete":…}`
 //!   messages (the queue).
+//!   A table without alias keys has its data written as it is, the version spliced in
+//!   ([`stamp`]), instead of being taken apart and written out again.
 //! - [`guard`]: the [`SyncGuard`] checks each sync message (resource, key, `_timestamp`)
 //!   before it is applied.
 //! - [`consumer`]: the [`SyncConsumer`] applies a chunk of sync messages in one versioned call,
@@ -29,6 +31,7 @@ pub mod error;
 pub mod guard;
 pub mod marker;
 pub mod relay;
+mod stamp;
 pub mod switch;
 
 pub use consumer::{SyncConsumer, SyncOutcome};

@@ -8,12 +8,13 @@ use pubsync_database::{Database, DatabaseError};
 use pubsync_queue_extension::{Queue, error_queue_name};
 use pubsync_shared::key::KeyBuilders;
 use pubsync_shared::message::SyncMessage;
+use pubsync_shared::synchronization::SynchronizationDefinition;
 use pubsync_shared::version::Version;
 use pubsync_storage_extension::{KeyValueWriter, StorageChange};
 
 use super::changes::{RowChanges, StoredSyncRow, SyncRow};
 use super::{SyncConfig, SyncError, SyncTables, UNROUTABLE_QUEUE};
-use crate::outbox::SYNC_OUTBOX;
+use crate::outbox::{Claim, SYNC_OUTBOX};
 
 /// What one sync relay pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,30 +110,77 @@ impl SyncRelay {
         queue: &Q,
         writer: Option<&W>,
     ) -> Result<SyncPass, SyncError> {
-        let limit = self.config.chunk_size;
-        let mut claim = SYNC_OUTBOX
-            .claim(&self.database, limit, |row: &StoredSyncRow| {
-                row.id_sync_outbox
-            })
-            .await?;
-        if claim.rows.is_empty() {
-            return Ok(SyncPass::default());
+        self.prepare(writer.is_some(), None)
+            .await?
+            .deliver(queue, writer)
+            .await
+    }
+
+    /// Relays chunk after chunk until one is short of a full chunk, or `max_passes` were
+    /// relayed, adding each chunk's rows to `relayed` once it is handed on. Each chunk is
+    /// read and turned into changes while the one before is being handed on, so that the
+    /// database and the queue or key-value store work at once; they are handed on in order.
+    pub async fn relay_pending<Q: Queue, W: KeyValueWriter>(
+        &self,
+        queue: &Q,
+        writer: Option<&W>,
+        max_passes: usize,
+        relayed: &mut usize,
+    ) -> Result<(), SyncError> {
+        let direct = writer.is_some();
+        let mut current = self.prepare(direct, None).await?;
+        for _ in 1..max_passes {
+            if current.pass.rows < self.config.chunk_size {
+                break;
+            }
+            let after = current.claim.ids().last().copied();
+            let (delivered, next) =
+                tokio::join!(current.deliver(queue, writer), self.prepare(direct, after));
+            // When handing on failed, the chunk read beside it is given back untouched.
+            *relayed += delivered?.rows;
+            current = next?;
         }
-        let mut pass = SyncPass {
-            rows: claim.rows.len(),
-            ..SyncPass::default()
+        *relayed += current.deliver(queue, writer).await?.rows;
+        Ok(())
+    }
+
+    /// Reads the next chunk of the sync outbox (above `after`, see [`crate::outbox::Outbox::claim`])
+    /// and turns it into what is handed on: changes for the key-value store with `direct`,
+    /// messages for the sync queues otherwise, and the rows that cannot be synchronized for
+    /// the error queues.
+    async fn prepare(&self, direct: bool, after: Option<i64>) -> Result<Prepared<'_>, SyncError> {
+        let mut claim = SYNC_OUTBOX
+            .claim(
+                &self.database,
+                self.config.chunk_size,
+                after,
+                |row: &StoredSyncRow| row.id_sync_outbox,
+            )
+            .await?;
+        let stored = std::mem::take(&mut claim.rows);
+        let mut prepared = Prepared {
+            claim,
+            relay: self,
+            pass: SyncPass {
+                rows: stored.len(),
+                ..SyncPass::default()
+            },
+            errors: BTreeMap::new(),
+            by_queue: BTreeMap::new(),
+            direct: Vec::new(),
+            direct_rows: Vec::new(),
         };
-        let mut errors: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        let mut rows = Vec::with_capacity(claim.rows.len());
-        for stored in std::mem::take(&mut claim.rows) {
+        let mut rows = Vec::with_capacity(stored.len());
+        for stored in stored {
             match stored.decode() {
                 Ok(row) => rows.push(row),
                 Err((table, message)) => {
-                    pass.failed += 1;
+                    prepared.pass.failed += 1;
                     let group = table
                         .and_then(|table| self.tables.get(&table))
                         .map_or(UNROUTABLE_QUEUE, |definition| definition.queue_group);
-                    errors
+                    prepared
+                        .errors
                         .entry(error_queue_name(group))
                         .or_default()
                         .push(message);
@@ -140,17 +188,16 @@ impl SyncRelay {
             }
         }
         self.order_versions(&mut rows);
-        let mut by_queue: BTreeMap<&'static str, Vec<SyncMessage>> = BTreeMap::new();
-        let mut direct: Vec<(&'static str, RowChanges)> = Vec::new();
         for row in rows {
             let Some(definition) = self.tables.get(&row.storage_table) else {
-                pass.failed += 1;
+                prepared.pass.failed += 1;
                 let reason = format!(
                     "no linked module declares storage table {:?}",
                     row.storage_table
                 );
                 tracing::error!(table = %row.storage_table, key = %row.storage_key, "{reason}");
-                errors
+                prepared
+                    .errors
                     .entry(error_queue_name(UNROUTABLE_QUEUE))
                     .or_default()
                     .push(row.error_message(&reason));
@@ -159,64 +206,30 @@ impl SyncRelay {
             if !definition.is_synchronization_enabled(self.config.enabled) {
                 continue;
             }
-            match RowChanges::of(definition, &row, &self.keys) {
-                Ok(changes) => {
-                    pass.changes += changes.len();
-                    if self.config.direct && !definition.direct_sync_disabled && writer.is_some() {
-                        direct.push((definition.queue_group, changes));
-                    } else {
-                        by_queue
+            if direct && self.config.direct && !definition.direct_sync_disabled {
+                match RowChanges::storage_changes_of(definition, &row, &self.keys) {
+                    Ok(changes) => {
+                        prepared.pass.changes += changes.len();
+                        prepared.direct.extend(changes);
+                        prepared.direct_rows.push((definition, row));
+                    }
+                    Err(reason) => prepared.unusable(definition, &row, &reason),
+                }
+            } else {
+                match RowChanges::of(definition, &row, &self.keys) {
+                    Ok(changes) => {
+                        prepared.pass.changes += changes.len();
+                        prepared
+                            .by_queue
                             .entry(definition.queue_group)
                             .or_default()
                             .extend(changes.into_messages());
                     }
-                }
-                Err(reason) => {
-                    pass.failed += 1;
-                    tracing::error!(table = %row.storage_table, key = %row.storage_key, reason, "sync outbox row is unusable");
-                    errors
-                        .entry(error_queue_name(definition.queue_group))
-                        .or_default()
-                        .push(row.error_message(&reason));
+                    Err(reason) => prepared.unusable(definition, &row, &reason),
                 }
             }
         }
-        if let (Some(writer), false) = (writer, direct.is_empty()) {
-            let changes: Vec<StorageChange> = direct
-                .iter()
-                .flat_map(|(_, changes)| changes.storage_changes())
-                .collect();
-            let count = changes.len();
-            let synced = crate::metrics::Synced::of(&changes);
-            match writer.apply(changes).await {
-                Ok(_) => {
-                    synced.record();
-                    pass.direct += count;
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error, changes = count, "direct synchronization failed, sending through the sync queue");
-                    for (queue_name, changes) in direct {
-                        by_queue
-                            .entry(queue_name)
-                            .or_default()
-                            .extend(changes.into_messages());
-                    }
-                }
-            }
-        }
-        for (queue_name, messages) in by_queue {
-            queue.send(queue_name, self.bodies(&messages)).await?;
-        }
-        for (queue_name, bodies) in errors {
-            let count = bodies.len();
-            queue.send(&queue_name, bodies).await?;
-            if let Some(main) = queue_name.strip_suffix(pubsync_queue_extension::ERROR_QUEUE_SUFFIX)
-            {
-                crate::metrics::failed(main, count);
-            }
-        }
-        claim.relayed().await?;
-        Ok(pass)
+        Ok(prepared)
     }
 
     /// Whether the sync outbox holds no row.
@@ -233,6 +246,83 @@ impl SyncRelay {
                 .map(SyncMessage::encode_batch)
                 .collect()
         }
+    }
+}
+
+/// A chunk of the sync outbox read and turned into what is handed on, not handed on yet:
+/// dropping it gives the rows back untouched.
+struct Prepared<'a> {
+    claim: Claim<StoredSyncRow>,
+    relay: &'a SyncRelay,
+    pass: SyncPass,
+    /// Error-queue messages by error queue.
+    errors: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Sync messages by sync queue.
+    by_queue: BTreeMap<&'static str, Vec<SyncMessage>>,
+    /// The changes of direct mode, in outbox order.
+    direct: Vec<StorageChange>,
+    /// The rows behind `direct`, turned into messages only when the store fails.
+    direct_rows: Vec<(&'a SynchronizationDefinition, SyncRow)>,
+}
+
+impl Prepared<'_> {
+    /// Sends `row`, which cannot be synchronized for `reason`, to its table's error queue.
+    fn unusable(&mut self, definition: &SynchronizationDefinition, row: &SyncRow, reason: &str) {
+        self.pass.failed += 1;
+        tracing::error!(table = %row.storage_table, key = %row.storage_key, reason, "sync outbox row is unusable");
+        self.errors
+            .entry(error_queue_name(definition.queue_group))
+            .or_default()
+            .push(row.error_message(reason));
+    }
+
+    /// Hands the chunk on: the changes to `writer` (to the sync queues when it fails), the
+    /// messages to their queues, the unusable rows to the error queues; then deletes the rows.
+    async fn deliver<Q: Queue, W: KeyValueWriter>(
+        mut self,
+        queue: &Q,
+        writer: Option<&W>,
+    ) -> Result<SyncPass, SyncError> {
+        if self.pass.rows == 0 {
+            return Ok(self.pass);
+        }
+        let direct = std::mem::take(&mut self.direct);
+        if let (Some(writer), false) = (writer, direct.is_empty()) {
+            let count = direct.len();
+            let synced = crate::metrics::Synced::of(&direct);
+            match writer.apply(direct).await {
+                Ok(_) => {
+                    synced.record();
+                    self.pass.direct += count;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, changes = count, "direct synchronization failed, sending through the sync queue");
+                    for (definition, row) in std::mem::take(&mut self.direct_rows) {
+                        match RowChanges::of(definition, &row, &self.relay.keys) {
+                            Ok(changes) => self
+                                .by_queue
+                                .entry(definition.queue_group)
+                                .or_default()
+                                .extend(changes.into_messages()),
+                            Err(reason) => self.unusable(definition, &row, &reason),
+                        }
+                    }
+                }
+            }
+        }
+        for (queue_name, messages) in std::mem::take(&mut self.by_queue) {
+            queue.send(queue_name, self.relay.bodies(&messages)).await?;
+        }
+        for (queue_name, bodies) in std::mem::take(&mut self.errors) {
+            let count = bodies.len();
+            queue.send(&queue_name, bodies).await?;
+            if let Some(main) = queue_name.strip_suffix(pubsync_queue_extension::ERROR_QUEUE_SUFFIX)
+            {
+                crate::metrics::failed(main, count);
+            }
+        }
+        self.claim.relayed().await?;
+        Ok(self.pass)
     }
 }
 
