@@ -2,9 +2,11 @@
 //! [`crate::relay`]) and the sync outbox of storage-row changes (relayed by [`crate::sync`]).
 //!
 //! A relay reads a chunk of rows in id order, hands them on, and only then deletes the rows it
-//! read, by id. A crash in between hands them on again, which idempotent consumers shrug off.
-//! Rows are deleted by their ids, never by a range: a row with a lower id that commits later
-//! is not skipped.
+//! read. A crash in between hands them on again, which idempotent consumers shrug off. On
+//! PostgreSQL and MySQL rows are deleted by their ids, never by a range: a row with a lower id
+//! that commits later is not skipped. On SQLite rows commit in the order of their ids (one
+//! writer at a time, ids never reused), so a chunk read there is the whole range of its ids,
+//! and is deleted as that range.
 //!
 //! On PostgreSQL and MySQL a relay *claims* its chunk ([`Outbox::claim`]): it reads the rows
 //! `FOR UPDATE SKIP LOCKED` in a transaction that stays open until they are handed on and
@@ -12,7 +14,7 @@
 //! of all of them relaying the same oldest rows. The locks hold back no writer: capture only
 //! inserts, and MySQL reads at `READ COMMITTED`, which takes no gap locks. SQLite has one
 //! writer at a time, and a transaction held open there would hold back every writer (the
-//! database queue's too), so there a relay reads and deletes as before.
+//! database queue's too), so there a relay reads and deletes without a claim.
 
 use diesel::Connection as _;
 use diesel::RunQueryDsl as _;
@@ -199,20 +201,31 @@ impl Outbox {
         })
     }
 
-    /// Deletes the rows whose ids are `ids`, in one transaction.
-    pub(crate) fn delete(self, database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
+    /// Deletes the rows of a chunk SQLite read, whose ids are `ids` (in order), in one
+    /// transaction: the range from the first to the last, which is those rows and no other
+    /// (a row written since has a higher id, see [`Outbox::claim`]) and costs SQLite one
+    /// walk along the table instead of a look-up per id.
+    fn delete_read(self, database: &Database, ids: &[i64]) -> Result<(), DatabaseError> {
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+            return Ok(());
+        };
+        let sql = format!(
+            "DELETE FROM {} WHERE {id} >= ? AND {id} <= ?",
+            self.table,
+            id = self.id_column
+        );
+        let statement = Statement::new(sql)
+            .bind(Bind::BigInt(*first))
+            .bind(Bind::BigInt(*last));
         let operation = format!("delete relayed {} rows", self.name);
-        let statements = self.delete_statements(database.dialect(), ids);
         with_connection!(database, |conn| {
             conn.write_transaction(|conn| {
-                for statement in statements {
-                    statement
-                        .execute(conn)
-                        .map_err(DatabaseError::query(operation.as_str()))?;
-                }
-                Ok(())
+                statement
+                    .execute(conn)
+                    .map_err(DatabaseError::query(operation.as_str()))
             })
         })
+        .map(drop)
     }
 
     /// The statements that delete the rows whose ids are `ids`.
@@ -282,10 +295,11 @@ impl<R> Claim<R> {
                     Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
                 }
             }
+            // Only SQLite reads without holding: its chunk is deleted as the range it was.
             None => {
                 let (outbox, ids) = (self.outbox, self.ids);
                 self.database
-                    .blocking(move |db| outbox.delete(db, &ids))
+                    .blocking(move |db| outbox.delete_read(db, &ids))
                     .await
             }
         }
