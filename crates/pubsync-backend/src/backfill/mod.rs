@@ -81,7 +81,7 @@ pub enum Ending {
     Stopped,
 }
 
-/// Where a run over a table is, kept in `pubsync_setting` after every chunk, so that a run
+/// Where a run over a table is, kept in `pubsync_setting` as the run goes, so that a run
 /// that was stopped resumes there.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor {

@@ -5,10 +5,12 @@
 //! queues), or sent to their event queues for the workers. Beside the publishing, the sync
 //! outbox is relayed (a few chunks behind at most), so with direct synchronization the keys
 //! are written as the run goes, the database and the key-value store working at once. Without
-//! ids, the source table is walked by id; where the walk is, is recorded after every chunk,
-//! and a run that was stopped resumes after it.
+//! ids, the source table is walked by id; where the walk is, is recorded every second and
+//! when the run stops, and a run that was stopped resumes after it (one that died resumes a
+//! little earlier, which re-publishes what did not change).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use pubsync_queue_extension::{Queue, Settlement};
 use pubsync_shared::event::EventEntityTransfer;
@@ -104,6 +106,9 @@ pub async fn trigger_events<Q: Queue, W: KeyValueWriter>(
     Ok(report)
 }
 
+/// How often a walk over the source table records where it is, at most.
+const CURSOR_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How many chunks the publishing may be ahead of the sync relay: enough for the two to work
 /// at once, few enough that a stopped run has little left to relay.
 pub const RELAY_LEAD: u64 = 2;
@@ -183,26 +188,45 @@ impl<Q: Queue, W: KeyValueWriter> Run<'_, Q, W> {
             .await?;
         self.progress.start(source.resource, total, done);
         let mut pages = SourcePages::new(source, resumed, chunk_size);
+        // The last id published and not recorded yet, and when the cursor was last recorded:
+        // recording it is a write, which on SQLite waits for the database's one writer, so it
+        // is recorded every `CURSOR_INTERVAL` and when the run stops. A run that dies in
+        // between publishes the chunks since again when resumed, which changes nothing.
+        let mut unsaved = None;
+        let mut saved_at = Instant::now();
         loop {
             if self.stop.requested() {
-                self.progress.finish();
-                return Ok(Ending::Stopped);
+                return self.stopped(&cursor, unsaved).await;
             }
             let Some(ids) = pages.next(&worker.database).await? else {
                 break;
             };
-            let last = ids[ids.len() - 1];
             if !self.publish_chunk(&ids, report, pace.as_mut()).await? {
                 // The relay failed, and its error ends the run; this chunk is the next run's.
-                self.progress.finish();
-                return Ok(Ending::Stopped);
+                return self.stopped(&cursor, unsaved).await;
             }
-            cursor.save(&worker.database, last.to_string()).await?;
+            unsaved = Some(ids[ids.len() - 1]);
+            if saved_at.elapsed() >= CURSOR_INTERVAL
+                && let Some(last) = unsaved.take()
+            {
+                cursor.save(&worker.database, last.to_string()).await?;
+                saved_at = Instant::now();
+            }
             self.progress.advance(ids.len() as u64);
         }
         cursor.clear(&worker.database).await?;
         self.progress.finish();
         Ok(Ending::Complete)
+    }
+
+    /// Ends a walk that stops before its end: records `unsaved`, the last id published, so
+    /// that the next run resumes after it.
+    async fn stopped(&self, cursor: &Cursor, unsaved: Option<i64>) -> Result<Ending, WorkerError> {
+        if let Some(last) = unsaved {
+            cursor.save(&self.worker.database, last.to_string()).await?;
+        }
+        self.progress.finish();
+        Ok(Ending::Stopped)
     }
 
     /// Triggers the source's event for each of `ids`, first waiting for the relay when
