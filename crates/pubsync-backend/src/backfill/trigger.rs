@@ -161,14 +161,11 @@ impl<Q: Queue, W: KeyValueWriter> Run<'_, Q, W> {
         if let Some(ids) = ids {
             self.progress.start(source.resource, ids.len() as u64, 0);
             for chunk in ids.chunks(chunk_size) {
-                if self.stop.requested() {
-                    self.progress.finish();
-                    return Ok(Ending::Stopped);
-                }
-                if !self.publish_chunk(chunk, report, pace.as_mut()).await? {
-                    // The relay failed, and its error ends the run.
-                    self.progress.finish();
-                    return Ok(Ending::Stopped);
+                // Stopped, or the relay failed (its error ends the run).
+                if self.stop.requested()
+                    || !self.publish_chunk(chunk, report, pace.as_mut()).await?
+                {
+                    return self.stopped(None).await;
                 }
                 self.progress.advance(chunk.len() as u64);
             }
@@ -196,14 +193,14 @@ impl<Q: Queue, W: KeyValueWriter> Run<'_, Q, W> {
         let mut saved_at = Instant::now();
         loop {
             if self.stop.requested() {
-                return self.stopped(&cursor, unsaved).await;
+                return self.stopped(unsaved.map(|last| (&cursor, last))).await;
             }
             let Some(ids) = pages.next(&worker.database).await? else {
                 break;
             };
             if !self.publish_chunk(&ids, report, pace.as_mut()).await? {
                 // The relay failed, and its error ends the run; this chunk is the next run's.
-                return self.stopped(&cursor, unsaved).await;
+                return self.stopped(unsaved.map(|last| (&cursor, last))).await;
             }
             unsaved = Some(ids[ids.len() - 1]);
             if saved_at.elapsed() >= CURSOR_INTERVAL
@@ -219,10 +216,10 @@ impl<Q: Queue, W: KeyValueWriter> Run<'_, Q, W> {
         Ok(Ending::Complete)
     }
 
-    /// Ends a walk that stops before its end: records `unsaved`, the last id published, so
-    /// that the next run resumes after it.
-    async fn stopped(&self, cursor: &Cursor, unsaved: Option<i64>) -> Result<Ending, WorkerError> {
-        if let Some(last) = unsaved {
+    /// Ends a run that stops before its end; a walk records `unsaved`, the last id it
+    /// published and has not recorded yet, so that the next run resumes after it.
+    async fn stopped(&self, unsaved: Option<(&Cursor, i64)>) -> Result<Ending, WorkerError> {
+        if let Some((cursor, last)) = unsaved {
             cursor.save(&self.worker.database, last.to_string()).await?;
         }
         self.progress.finish();
